@@ -1,0 +1,47 @@
+# holdfast — see README.md. `make run` and `make test` are the two commands.
+GO ?= go
+BIN := bin
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X github.com/holdfast/holdfast.Version=$(VERSION)
+STATICCHECK_VERSION := 2025.1.1
+TEST_TIMEOUT ?= 12m
+FUZZTIME ?= 5s
+
+.PHONY: all build run test test-short fuzz bench proto lint clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/holdfast ./cmd/holdfast
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/holdctl ./cmd/holdctl
+
+run: build
+	./$(BIN)/holdfast serve --data-dir ./data
+
+test:
+	$(GO) vet ./...
+	$(GO) test -race -timeout $(TEST_TIMEOUT) ./...
+	$(MAKE) fuzz
+
+# A short run of every fuzz target; the seed corpora live in testdata/fuzz.
+fuzz:
+	@set -e; for spec in $$($(GO) run ./test/cmd/fuzzlist); do \
+		pkg=$${spec%%:*}; fn=$${spec##*:}; \
+		echo "fuzz $$pkg $$fn"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done
+
+bench:
+	$(GO) run ./test/cmd/benchreport -out docs/BENCHMARKS.md
+
+proto:
+	protoc -I proto --go_out=proto --go_opt=paths=source_relative \
+		--go-grpc_out=proto --go-grpc_opt=paths=source_relative \
+		proto/holdfast/v1/*.proto
+
+lint:
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+clean:
+	rm -rf $(BIN)

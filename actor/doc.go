@@ -1,0 +1,52 @@
+// Package actor is holdfast's single-node actor runtime: turns, storage,
+// the output gate, group commit, idempotency, alarms and eviction.
+//
+// # Contract
+//
+// An actor is named by an ID (namespace, key, shard). Calls to one actor run
+// as turns, one at a time. Inside a turn the handler reads and writes the
+// actor's storage through its Turn; the writes are one transaction,
+// committed when the handler returns nil and rolled back when it returns an
+// error or panics. A reply of any kind leaves the runtime only after
+// everything the turn could have observed is durable to the namespace's
+// durability (the output gate): for `local`, the node's durable write
+// sequence has reached the actor's last write. Writes of many turns and
+// actors are coalesced into one bbolt commit by the committer goroutine.
+// A mutating call's request ID is recorded with its reply in the same
+// transaction; a duplicate within the idempotency window gets the recorded
+// reply and is not applied again.
+//
+// # Thread model
+//
+//   - A call runs on the caller's goroutine: it takes the actor's turn lock
+//     (cell.sem, a 1-slot channel, so waiting honours the deadline), runs
+//     the handler, enqueues the writes, releases the turn lock, and only
+//     then waits for durability. The next turn of the same actor may run
+//     while an earlier one's writes are being committed: it reads them from
+//     the actor's overlay, and its own reply waits for them too.
+//   - One committer goroutine owns Store.Commit. Readers call Store.Get and
+//     Store.Scan concurrently (bbolt read transactions).
+//   - The alarm scheduler fires due alarms on goroutines started with
+//     Runtime.goFunc; a fire is an ordinary turn.
+//   - The janitor (a clock timer) evicts idle actors.
+//   - Every goroutine is started by Runtime.goFunc and waited for by
+//     Shutdown, which is idempotent.
+//
+// # Lock order
+//
+// turn lock (cell.sem) → registry shard mutex → alarm scheduler mutex →
+// committer mutex. No lock is held across Store I/O except the turn lock
+// (a turn's reads); the committer holds no lock while it commits. Waiting
+// for durability happens after the turn lock is released.
+//
+// # Storage layout
+//
+// See Store. Inside an actor's bucket, user keys carry the prefix 'd';
+// idempotency records 'r' and 't'; the alarm 's'.
+//
+// # Failure
+//
+// A failed commit is sticky (see committer): the node refuses turns on
+// local namespaces until restarted, so nothing is ever acknowledged that
+// is not durable.
+package actor

@@ -1,0 +1,419 @@
+package ratelimit
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/holdfast/holdfast/actor"
+	holdfastv1 "github.com/holdfast/holdfast/proto/holdfast/v1"
+	"google.golang.org/protobuf/proto"
+)
+
+// Kind is the kind name used in configuration.
+const Kind = "ratelimit"
+
+// Defaults are a namespace's limits, used where a key has none of its own.
+type Defaults struct {
+	Buckets map[string]Limit
+	// DailyBudgetNanos is the daily spend budget; 0: none.
+	DailyBudgetNanos int64
+	// SpendRetentionDays is how many days of spend counters to keep.
+	SpendRetentionDays int
+}
+
+// Storage keys of one ratelimit actor.
+const (
+	keyLimitPrefix  = "limit/"  // + bucket name -> Limit (per-key override)
+	keyBucketPrefix = "bucket/" // + bucket name -> Bucket
+	keySpendPrefix  = "spend/"  // + YYYY-MM-DD -> 8B nano-dollars
+	keyBudget       = "budget"  // 8B nano-dollars (per-key override)
+)
+
+// New returns the handler constructor of a ratelimit namespace.
+func New(d Defaults) func(actor.ID) actor.Handler {
+	if d.SpendRetentionDays <= 0 {
+		d.SpendRetentionDays = 7
+	}
+	return func(actor.ID) actor.Handler { return &handler{d: d} }
+}
+
+// handler is one ratelimit actor. It caches nothing: every turn loads the
+// few keys it needs, so an evicted, reset or rolled-back actor can never
+// act on stale state.
+type handler struct {
+	d Defaults
+}
+
+// Error wraps an arithmetic error with its wire reason; it is an
+// actor.ErrInvalidArgument.
+type Error struct {
+	reason string
+	meta   map[string]string
+	err    error
+}
+
+func (e *Error) Error() string               { return e.err.Error() }
+func (e *Error) Unwrap() error               { return e.err }
+func (e *Error) Is(t error) bool             { return t == actor.ErrInvalidArgument }
+func (e *Error) Reason() string              { return e.reason }
+func (e *Error) Metadata() map[string]string { return e.meta }
+
+func wrap(err error) error {
+	var ub *UnknownBucketError
+	var le *LimitError
+	switch {
+	case errors.As(err, &ub):
+		return &Error{reason: "UNKNOWN_BUCKET", meta: map[string]string{"bucket": ub.Name},
+			err: fmt.Errorf("bucket %q has neither a per-key nor a namespace limit (set one with `holdctl ratelimit set`)", ub.Name)}
+	case errors.As(err, &le):
+		return &Error{reason: "INVALID_LIMIT", meta: map[string]string{"bucket": le.Name}, err: err}
+	case errors.Is(err, ErrNegativeAmount):
+		return &Error{reason: "NEGATIVE_AMOUNT", err: err}
+	case errors.Is(err, ErrCorrupt):
+		return fmt.Errorf("%w: %v", actor.ErrStorage, err)
+	}
+	return &Error{reason: "INVALID_ARGUMENT", err: err}
+}
+
+// Receive implements actor.Handler.
+func (h *handler) Receive(t *actor.Turn, msg proto.Message) (proto.Message, error) {
+	switch m := msg.(type) {
+	case *holdfastv1.RateLimitTakeRequest:
+		return h.take(t, m)
+	case *holdfastv1.RateLimitAdjustRequest:
+		return h.adjust(t, m)
+	case *holdfastv1.RateLimitGetRequest:
+		return h.state(t)
+	case *holdfastv1.RateLimitSetRequest:
+		return h.set(t, m)
+	}
+	return nil, fmt.Errorf("ratelimit: %w %T", actor.ErrUnknownOperation, msg)
+}
+
+// load reads limits and bucket state for names (all configured names when
+// names is nil) into a Set, plus which limits are per-key.
+func (h *handler) load(t *actor.Turn, names []string) (*Set, map[string]bool, error) {
+	s := &Set{Limits: map[string]Limit{}, Buckets: map[string]Bucket{}}
+	perKey := map[string]bool{}
+	own, _, err := t.List(actor.ListOptions{Prefix: keyLimitPrefix})
+	if err != nil {
+		return nil, nil, err
+	}
+	for name, l := range h.d.Buckets {
+		s.Limits[name] = l
+	}
+	for _, kv := range own {
+		var l Limit
+		if err := l.UnmarshalBinary(kv.Value); err != nil {
+			return nil, nil, wrap(err)
+		}
+		name := strings.TrimPrefix(kv.Key, keyLimitPrefix)
+		s.Limits[name], perKey[name] = l, true
+	}
+	if names == nil {
+		names = slices.Sorted(maps.Keys(s.Limits))
+	}
+	for _, name := range names {
+		v, ok, err := t.Get(keyBucketPrefix + name)
+		if err != nil {
+			return nil, nil, err
+		}
+		if ok {
+			var b Bucket
+			if err := b.UnmarshalBinary(v); err != nil {
+				return nil, nil, wrap(err)
+			}
+			s.Buckets[name] = b
+		}
+	}
+	return s, perKey, nil
+}
+
+func (h *handler) saveBuckets(t *actor.Turn, s *Set, names []string) error {
+	for _, name := range names {
+		b, ok := s.Buckets[name]
+		if !ok {
+			continue
+		}
+		v, err := b.MarshalBinary()
+		if err != nil {
+			return wrap(err)
+		}
+		if err := t.Put(keyBucketPrefix+name, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (h *handler) budget(t *actor.Turn) (int64, error) {
+	v, ok, err := t.Get(keyBudget)
+	if err != nil {
+		return 0, err
+	}
+	if ok && len(v) == 8 {
+		return int64(binary.BigEndian.Uint64(v)), nil
+	}
+	return h.d.DailyBudgetNanos, nil
+}
+
+func (h *handler) ledger(t *actor.Turn, day string) (Ledger, error) {
+	l := Ledger{}
+	v, ok, err := t.Get(keySpendPrefix + day)
+	if err != nil {
+		return nil, err
+	}
+	if ok && len(v) == 8 {
+		l[day] = int64(binary.BigEndian.Uint64(v))
+	}
+	return l, nil
+}
+
+func micros(m int64) float64 { return float64(m) / float64(Micro) }
+
+func untilMidnight(now int64) int64 {
+	day := time.Unix(0, now).UTC().Truncate(24 * time.Hour)
+	next := day.Add(24 * time.Hour)
+	return (next.UnixNano() - now + int64(time.Millisecond) - 1) / int64(time.Millisecond)
+}
+
+func (h *handler) take(t *actor.Turn, m *holdfastv1.RateLimitTakeRequest) (*holdfastv1.RateLimitTakeResponse, error) {
+	if len(m.GetAmounts()) == 0 {
+		return nil, wrap(errors.New("take names no bucket"))
+	}
+	if m.GetSpendEstimateNanos() < 0 {
+		return nil, wrap(fmt.Errorf("%w: spend_estimate_nanos", ErrNegativeSpend))
+	}
+	now := t.Now().UnixNano()
+	names := slices.Sorted(maps.Keys(m.GetAmounts()))
+	s, _, err := h.load(t, names)
+	if err != nil {
+		return nil, err
+	}
+	resp := &holdfastv1.RateLimitTakeResponse{Remaining: map[string]float64{}, BudgetRemainingNanos: -1}
+	budget, err := h.budget(t)
+	if err != nil {
+		return nil, err
+	}
+	budgetOK := true
+	if budget > 0 {
+		led, err := h.ledger(t, DayKey(now))
+		if err != nil {
+			return nil, err
+		}
+		fits, remaining, err := led.Check(now, budget, m.GetSpendEstimateNanos())
+		if err != nil {
+			return nil, wrap(err)
+		}
+		budgetOK = fits
+		resp.BudgetRemainingNanos = remaining
+	}
+	amounts := m.GetAmounts()
+	if !budgetOK {
+		amounts = make(map[string]int64, len(names)) // look, don't take
+		for _, n := range names {
+			amounts[n] = 0
+		}
+	}
+	res, err := s.Take(now, amounts)
+	var ce *CapacityError
+	if errors.As(err, &ce) {
+		// Can never succeed: refused, with retry_after_ms = -1.
+		look, lerr := s.Take(now, zeroes(names))
+		if lerr != nil {
+			return nil, wrap(lerr)
+		}
+		for n, v := range look.Remaining {
+			resp.Remaining[n] = micros(v)
+		}
+		resp.RetryAfterMs, resp.RefusedBy = -1, ce.Name
+		return resp, nil
+	}
+	if err != nil {
+		return nil, wrap(err)
+	}
+	for n, v := range res.Remaining {
+		resp.Remaining[n] = micros(v)
+	}
+	switch {
+	case !budgetOK:
+		resp.RefusedBy, resp.RetryAfterMs = "daily_budget", untilMidnight(now)
+	case !res.Allowed:
+		resp.RefusedBy, resp.RetryAfterMs = res.RefusedBy, res.RetryAfter.Milliseconds()
+	default:
+		resp.Allowed = true
+		if err := h.saveBuckets(t, s, names); err != nil {
+			return nil, err
+		}
+	}
+	return resp, nil
+}
+
+func zeroes(names []string) map[string]int64 {
+	z := make(map[string]int64, len(names))
+	for _, n := range names {
+		z[n] = 0
+	}
+	return z
+}
+
+func (h *handler) adjust(t *actor.Turn, m *holdfastv1.RateLimitAdjustRequest) (*holdfastv1.RateLimitState, error) {
+	now := t.Now().UnixNano()
+	names := slices.Sorted(maps.Keys(m.GetDeltas()))
+	s, _, err := h.load(t, names)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range names {
+		if _, err := s.Adjust(now, n, m.GetDeltas()[n]); err != nil {
+			return nil, wrap(err)
+		}
+	}
+	if err := h.saveBuckets(t, s, names); err != nil {
+		return nil, err
+	}
+	if d := m.GetSpendNanos(); d != 0 {
+		day := DayKey(now)
+		led, err := h.ledger(t, day)
+		if err != nil {
+			return nil, err
+		}
+		total, err := led.Add(day, d)
+		if err != nil {
+			return nil, wrap(err)
+		}
+		if err := t.Put(keySpendPrefix+day, binary.BigEndian.AppendUint64(nil, uint64(total))); err != nil {
+			return nil, err
+		}
+		if _, ok := t.Alarm(); !ok {
+			// Tidy old days a little after the next midnight.
+			t.SetAlarm(time.Unix(0, now).UTC().Truncate(24 * time.Hour).Add(24*time.Hour + time.Minute))
+		}
+	}
+	return h.state(t)
+}
+
+func (h *handler) set(t *actor.Turn, m *holdfastv1.RateLimitSetRequest) (*holdfastv1.RateLimitState, error) {
+	now := t.Now().UnixNano()
+	s, perKey, err := h.load(t, nil)
+	if err != nil {
+		return nil, err
+	}
+	if m.GetReplace() {
+		for name := range perKey {
+			if _, err := t.Delete(keyLimitPrefix + name); err != nil {
+				return nil, err
+			}
+			if d, ok := h.d.Buckets[name]; ok {
+				s.Limits[name] = d
+			} else {
+				s.RemoveLimit(name)
+			}
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(m.GetBuckets())) {
+		if name == "" || strings.ContainsAny(name, "/\x00") || len(name) > 128 {
+			return nil, wrap(fmt.Errorf("invalid bucket name %q (1-128 bytes, no '/')", name))
+		}
+		bl := m.GetBuckets()[name]
+		l, err := LimitFromFloat(bl.GetCapacity(), bl.GetRefillPerSecond())
+		if err != nil {
+			var le *LimitError
+			if errors.As(err, &le) {
+				le.Name = name
+			}
+			return nil, wrap(err)
+		}
+		if err := s.SetLimit(now, name, l); err != nil {
+			return nil, wrap(err)
+		}
+		v, err := l.MarshalBinary()
+		if err != nil {
+			return nil, wrap(err)
+		}
+		if err := t.Put(keyLimitPrefix+name, v); err != nil {
+			return nil, err
+		}
+	}
+	if err := h.saveBuckets(t, s, slices.Collect(maps.Keys(s.Buckets))); err != nil {
+		return nil, err
+	}
+	switch b := m.GetDailyBudgetNanos(); {
+	case b > 0:
+		if err := t.Put(keyBudget, binary.BigEndian.AppendUint64(nil, uint64(b))); err != nil {
+			return nil, err
+		}
+	case b == -1:
+		if _, err := t.Delete(keyBudget); err != nil {
+			return nil, err
+		}
+	case b < -1:
+		return nil, wrap(fmt.Errorf("%w: daily_budget_nanos %d (use -1 to clear)", ErrInvalidBudget, b))
+	}
+	return h.state(t)
+}
+
+func (h *handler) state(t *actor.Turn) (*holdfastv1.RateLimitState, error) {
+	now := t.Now().UnixNano()
+	s, perKey, err := h.load(t, nil)
+	if err != nil {
+		return nil, err
+	}
+	st := &holdfastv1.RateLimitState{Day: DayKey(now)}
+	names := slices.Sorted(maps.Keys(s.Limits))
+	look, err := s.Take(now, zeroes(names))
+	if err != nil {
+		return nil, wrap(err)
+	}
+	for _, name := range names {
+		l := s.Limits[name]
+		src := "namespace"
+		if perKey[name] {
+			src = "key"
+		}
+		st.Buckets = append(st.Buckets, &holdfastv1.BucketState{
+			Name: name, Capacity: micros(l.Capacity), RefillPerSecond: micros(l.Refill),
+			Level: micros(look.Remaining[name]), Source: src,
+		})
+	}
+	led, err := h.ledger(t, st.Day)
+	if err != nil {
+		return nil, err
+	}
+	st.SpendTodayNanos = led[st.Day]
+	if st.DailyBudgetNanos, err = h.budget(t); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// Alarm tidies spend counters older than the retention window, and re-arms
+// itself while any remain.
+func (h *handler) Alarm(t *actor.Turn) error {
+	now := t.Now().UnixNano()
+	days, _, err := t.List(actor.ListOptions{Prefix: keySpendPrefix})
+	if err != nil {
+		return err
+	}
+	led := Ledger{}
+	for _, kv := range days {
+		if len(kv.Value) == 8 {
+			led[strings.TrimPrefix(kv.Key, keySpendPrefix)] = int64(binary.BigEndian.Uint64(kv.Value))
+		}
+	}
+	for _, day := range led.Tidy(now, h.d.SpendRetentionDays) {
+		if _, err := t.Delete(keySpendPrefix + day); err != nil {
+			return err
+		}
+		delete(led, day)
+	}
+	if len(led) > 0 {
+		return t.SetAlarm(time.Unix(0, now).UTC().Truncate(24 * time.Hour).Add(24*time.Hour + time.Minute))
+	}
+	return nil
+}

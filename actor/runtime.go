@@ -1,0 +1,426 @@
+package actor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/holdfast/holdfast/actor/clock"
+	"google.golang.org/protobuf/proto"
+)
+
+type namespace struct {
+	cfg  NamespaceConfig
+	idle time.Duration
+}
+
+// Runtime runs the actors of one node. Create it with New, stop it with
+// Shutdown. All methods are safe for concurrent use.
+type Runtime struct {
+	cfg        Config
+	clock      clock.Clock
+	log        *slog.Logger
+	metrics    *metrics
+	store      Store     // local durability
+	mem        *MemStore // memory durability
+	committer  *committer
+	namespaces map[string]*namespace
+	cells      *registry
+	alarms     *alarmScheduler
+	started    time.Time
+
+	lifecycle struct {
+		sync.RWMutex
+		closed bool
+	}
+	inflight     sync.WaitGroup // calls in progress
+	stop         chan struct{}
+	goroutines   sync.WaitGroup
+	shutdownOnce sync.Once
+	shutdownErr  error
+}
+
+// New starts a runtime over store (the `local` durability store; nil gives
+// every local namespace an in-memory store, for tests). It schedules every
+// alarm found in store's alarm index.
+func New(cfg Config, store Store, namespaces []NamespaceConfig) (*Runtime, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("actor config: %w", err)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if store == nil {
+		store = NewMemStore()
+	}
+	r := &Runtime{
+		cfg:        cfg,
+		clock:      cfg.Clock,
+		log:        cfg.Logger,
+		metrics:    newMetrics(cfg.Registerer),
+		store:      store,
+		mem:        NewMemStore(),
+		namespaces: make(map[string]*namespace),
+		cells:      newRegistry(),
+		stop:       make(chan struct{}),
+	}
+	r.started = r.clock.Now()
+	for _, ns := range namespaces {
+		if err := ns.validate(); err != nil {
+			return nil, err
+		}
+		if _, dup := r.namespaces[ns.Name]; dup {
+			return nil, fmt.Errorf("namespace %q declared twice", ns.Name)
+		}
+		idle := ns.IdleTimeout
+		if idle <= 0 {
+			idle = cfg.IdleTimeout
+		}
+		r.namespaces[ns.Name] = &namespace{cfg: ns, idle: idle}
+	}
+	r.committer = newCommitter(store, cfg.CommitMaxBatch, r.clock, r.metrics)
+	r.alarms = newAlarmScheduler(r)
+	if err := r.alarms.load(); err != nil {
+		return nil, fmt.Errorf("loading alarm index: %w", err)
+	}
+	r.goFunc(func() { r.committer.run(r.stop) })
+	r.scheduleJanitor()
+	return r, nil
+}
+
+// goFunc starts every goroutine of the runtime, so Shutdown can wait for all.
+func (r *Runtime) goFunc(f func()) {
+	r.goroutines.Add(1)
+	go func() {
+		defer r.goroutines.Done()
+		f()
+	}()
+}
+
+func (r *Runtime) storeFor(ns *namespace) Store {
+	if ns.cfg.Durability == Memory {
+		return r.mem
+	}
+	return r.store
+}
+
+// enter registers a call in flight; it fails once Shutdown began.
+func (r *Runtime) enter() error {
+	r.lifecycle.RLock()
+	defer r.lifecycle.RUnlock()
+	if r.lifecycle.closed {
+		return ErrShuttingDown
+	}
+	r.inflight.Add(1)
+	return nil
+}
+
+// Call delivers msg to the actor id as one turn and returns its reply, after
+// the output gate: the reply leaves only when everything the turn could
+// have observed is durable. Messages the runtime handles itself (alarm get,
+// set, delete) work on every namespace; the rest go to the kind's Handler.
+// A call for an actor on this node runs in-process on the caller's
+// goroutine.
+func (r *Runtime) Call(ctx context.Context, id ID, msg proto.Message) (proto.Message, error) {
+	reqID := ""
+	if m, ok := msg.(requestIDer); ok {
+		reqID = m.GetRequestId()
+	}
+	return r.turn(ctx, id, reqID, func(t *Turn, c *cell) (proto.Message, error) {
+		if resp, ok, err := r.alarmOp(t, msg); ok {
+			return resp, err
+		}
+		return c.handler.Receive(t, msg)
+	})
+}
+
+type turnBody func(t *Turn, c *cell) (proto.Message, error)
+
+func (r *Runtime) turn(ctx context.Context, id ID, reqID string, body turnBody) (proto.Message, error) {
+	if err := r.enter(); err != nil {
+		return nil, err
+	}
+	defer r.inflight.Done()
+	ns := r.namespaces[id.Namespace]
+	if ns == nil {
+		return nil, fmt.Errorf("%w %q", ErrUnknownNamespace, id.Namespace)
+	}
+	if len(id.Key) > r.cfg.Limits.MaxKeyBytes {
+		return nil, &LimitError{Limit: "max_key_bytes", Max: int64(r.cfg.Limits.MaxKeyBytes), Got: int64(len(id.Key)), What: "the actor key"}
+	}
+	if len(reqID) > 256 {
+		return nil, &LimitError{Limit: "max_request_id_bytes", Max: 256, Got: int64(len(reqID)), What: "the request id"}
+	}
+	start := r.clock.Now()
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.Limits.TurnDeadline)
+	defer cancel()
+
+	enc := id.Encode()
+	c, created := r.cells.acquire(id, enc, PartitionOf(enc, r.cfg.Partitions), ns)
+	if created {
+		r.metrics.actorsInMemory.Set(float64(r.cells.count.Load()))
+	}
+	defer r.cells.release(c)
+
+	depth := c.waiting.Add(1)
+	r.metrics.mailboxDepth.Observe(float64(depth - 1))
+	if int(depth) > r.cfg.Limits.MailboxDepth {
+		c.waiting.Add(-1)
+		r.metrics.overloaded.Inc()
+		return nil, fmt.Errorf("actor %s: %w: %d calls queued (limit mailbox_depth = %d)", id, ErrOverloaded, depth-1, r.cfg.Limits.MailboxDepth)
+	}
+	select {
+	case c.sem <- struct{}{}:
+		c.waiting.Add(-1)
+	case <-ctx.Done():
+		c.waiting.Add(-1)
+		return nil, fmt.Errorf("actor %s: waiting in the mailbox: %w (%v)", id, ErrTurnDeadline, ctx.Err())
+	}
+	resp, err, wrote := r.runLocked(ctx, c, reqID, body)
+	target := c.lastWriteSeq
+	c.lastUsed.Store(r.clock.Now().UnixNano())
+	<-c.sem
+
+	// The output gate: no reply of any kind before what the turn could
+	// observe is durable.
+	if ns.cfg.Durability == Local {
+		if werr := r.committer.wait(ctx, target); werr != nil {
+			if errors.Is(werr, ErrStorage) {
+				return nil, werr
+			}
+			if wrote && reqID != "" {
+				return nil, &UnknownOutcomeError{RequestID: reqID, Err: werr}
+			}
+			return nil, fmt.Errorf("actor %s: waiting for durability: %w (%v)", id, ErrTurnDeadline, werr)
+		}
+	}
+	r.metrics.turnSeconds.WithLabelValues(id.Namespace).Observe(r.clock.Now().Sub(start).Seconds())
+	return resp, err
+}
+
+// runLocked runs one turn with the turn lock held. wrote reports that the
+// turn enqueued a write.
+func (r *Runtime) runLocked(ctx context.Context, c *cell, reqID string, body turnBody) (resp proto.Message, err error, wrote bool) {
+	if err := r.committer.failed(); err != nil && c.ns.cfg.Durability == Local {
+		return nil, err, false
+	}
+	store := r.storeFor(c.ns)
+	if c.overlay != nil {
+		c.overlay.prune(r.committer.durable.Load())
+	}
+	t := &Turn{
+		ctx:    ctx,
+		id:     c.id,
+		now:    r.clock.Now(),
+		limits: &r.cfg.Limits,
+		writes: newLayer(),
+		log:    r.log,
+	}
+	t.read.base = func(k []byte) ([]byte, bool, error) { return store.Get(c.part, c.enc, k) }
+	t.read.scan = func(start, end []byte, reverse bool, fn func(k, v []byte) bool) error {
+		return store.Scan(c.part, c.enc, start, end, reverse, fn)
+	}
+	if c.overlay != nil {
+		t.read.layers = []*layer{c.overlay}
+	}
+	if !c.alarmLoaded {
+		a, err := loadAlarm(t)
+		if err != nil {
+			return nil, fmt.Errorf("actor %s: loading alarm: %w", c.id, err), false
+		}
+		c.alarm, c.alarmLoaded = a, true
+	}
+	t.alarm = c.alarm
+	if c.handler == nil {
+		c.handler = c.ns.cfg.New(c.id)
+	}
+
+	if reqID != "" {
+		if resp, ok, err := r.replay(t, reqID); err != nil || ok {
+			if ok {
+				r.metrics.duplicates.Inc()
+			}
+			return resp, err, false
+		}
+	}
+
+	resp, err, panicked := r.safeRun(t, c, body)
+	if panicked {
+		c.handler = nil // reset the actor
+		return nil, &PanicError{Actor: c.id}, false
+	}
+	if err != nil {
+		var abort *AbortError
+		if errors.As(err, &abort) {
+			return abort.Reply, nil, false // rolled back, answered normally
+		}
+		return nil, err, false
+	}
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("actor %s: turn ran past its deadline (rolled back): %w", c.id, ErrTurnDeadline), false
+	}
+	if reqID != "" {
+		if err := r.record(t, reqID, resp); err != nil {
+			return nil, err, false
+		}
+	}
+	if t.writes.empty() && !t.alarmChanged {
+		return resp, nil, false
+	}
+	if err := r.commitTurn(c, t); err != nil {
+		return nil, err, false
+	}
+	return resp, nil, true
+}
+
+func (r *Runtime) safeRun(t *Turn, c *cell, body turnBody) (resp proto.Message, err error, panicked bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			r.metrics.panics.Inc()
+			r.log.Error("actor turn panicked; writes rolled back, actor reset",
+				"actor", c.id.String(), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			resp, err, panicked = nil, nil, true
+		}
+	}()
+	resp, err = body(t, c)
+	return resp, err, false
+}
+
+// commitTurn makes the turn's writes visible to later turns and hands them
+// to the committer (local) or applies them at once (memory).
+func (r *Runtime) commitTurn(c *cell, t *Turn) error {
+	w := &Write{Partition: c.part, Actor: c.enc, Ops: t.writes.ops()}
+	if t.alarmChanged && c.alarm.at != t.alarm.at {
+		if c.alarm.at != 0 {
+			w.AlarmIndex = append(w.AlarmIndex, Op{Kind: OpDelete, Key: alarmIndexKey(c.alarm.at, c.enc)})
+		}
+		if t.alarm.at != 0 {
+			w.AlarmIndex = append(w.AlarmIndex, Op{Kind: OpPut, Key: alarmIndexKey(t.alarm.at, c.enc)})
+		}
+	}
+	if c.ns.cfg.Durability == Memory {
+		if err := r.mem.Commit([]*Write{w}); err != nil {
+			return fmt.Errorf("%w: %v", ErrStorage, err)
+		}
+	} else {
+		seq, err := r.committer.enqueue(w)
+		if err != nil {
+			return err
+		}
+		c.overlay.mergeFrom(t.writes, seq)
+		c.lastWriteSeq = seq
+	}
+	if c.alarm.at != t.alarm.at {
+		if t.alarm.at != 0 {
+			r.alarms.schedule(c.enc, t.alarm.at)
+		} else {
+			r.alarms.cancel(c.enc)
+		}
+	}
+	c.alarm = t.alarm
+	return nil
+}
+
+// Shutdown stops taking calls, lets the calls in flight finish, commits
+// what is queued, and closes the store. Idempotent; later calls return the
+// first result.
+func (r *Runtime) Shutdown(ctx context.Context) error {
+	r.shutdownOnce.Do(func() {
+		r.lifecycle.Lock()
+		r.lifecycle.closed = true
+		r.lifecycle.Unlock()
+		done := make(chan struct{})
+		go func() { r.inflight.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			r.shutdownErr = fmt.Errorf("shutdown: calls still in flight: %w", ctx.Err())
+		}
+		r.alarms.stop()
+		close(r.stop)
+		r.goroutines.Wait()
+		if err := r.store.Close(); err != nil && r.shutdownErr == nil {
+			r.shutdownErr = err
+		}
+	})
+	return r.shutdownErr
+}
+
+// scheduleJanitor arms the idle-eviction pass.
+func (r *Runtime) scheduleJanitor() {
+	every := r.cfg.IdleTimeout / 2
+	for _, ns := range r.namespaces {
+		if ns.idle/2 < every {
+			every = ns.idle / 2
+		}
+	}
+	if every < 10*time.Millisecond {
+		every = 10 * time.Millisecond
+	}
+	var arm func()
+	arm = func() {
+		r.clock.AfterFunc(every, func() {
+			select {
+			case <-r.stop:
+				return
+			default:
+			}
+			r.EvictIdle()
+			arm()
+		})
+	}
+	arm()
+}
+
+// EvictIdle removes from memory every actor idle for longer than its
+// namespace's idle timeout whose writes are all durable. Its state stays in
+// the store. Returns how many were evicted.
+func (r *Runtime) EvictIdle() int {
+	now := r.clock.Now().UnixNano()
+	durable := r.committer.durable.Load()
+	n := r.cells.evictIdle(func(c *cell) bool {
+		// refs == 0: no turn holds or waits for the turn lock, and the last
+		// one's writes to these fields happened before its release.
+		return now-c.lastUsed.Load() >= int64(c.ns.idle) && c.lastWriteSeq <= durable
+	})
+	if n > 0 {
+		r.metrics.evictions.Add(float64(n))
+		r.metrics.actorsInMemory.Set(float64(r.cells.count.Load()))
+	}
+	return n
+}
+
+// ActorsInMemory returns how many actors are activated.
+func (r *Runtime) ActorsInMemory() int64 { return r.cells.count.Load() }
+
+// DurableSeq returns the last write sequence made durable.
+func (r *Runtime) DurableSeq() uint64 { return r.committer.durable.Load() }
+
+// Commits returns how many group commits ran.
+func (r *Runtime) Commits() int64 { return r.committer.commits.Load() }
+
+// Healthy returns the sticky storage error, if the store failed.
+func (r *Runtime) Healthy() error { return r.committer.failed() }
+
+// Config returns the runtime's configuration.
+func (r *Runtime) Config() Config { return r.cfg }
+
+// Started returns when the runtime started.
+func (r *Runtime) Started() time.Time { return r.started }
+
+// MailboxDepth returns how many calls wait for the actor's turn lock (0 if
+// it is not activated).
+func (r *Runtime) MailboxDepth(id ID) int {
+	c := r.cells.lookup(id.Encode())
+	if c == nil {
+		return 0
+	}
+	return int(c.waiting.Load())
+}

@@ -1,0 +1,275 @@
+package actor
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Turn is one message being handled by one actor. Its storage methods read
+// the actor's state (including this turn's own writes) and buffer writes
+// that commit atomically when the turn ends. A Turn is used by one goroutine
+// and is invalid after the handler returns.
+type Turn struct {
+	ctx    context.Context
+	id     ID
+	now    time.Time
+	limits *Limits
+	read   layeredRead
+	writes *layer
+	log    *slog.Logger
+
+	alarm        alarmState // alarm as of this turn (with its own changes)
+	alarmChanged bool
+}
+
+// ID of the actor.
+func (t *Turn) ID() ID { return t.id }
+
+// Now is the time the turn started, from the runtime's clock. Handlers use it
+// instead of time.Now so they can be tested with a fake clock.
+func (t *Turn) Now() time.Time { return t.now }
+
+// Context carries the turn's deadline.
+func (t *Turn) Context() context.Context { return t.ctx }
+
+// Logger for the actor's code.
+func (t *Turn) Logger() *slog.Logger { return t.log }
+
+func dataKey(k string) []byte {
+	b := make([]byte, 1+len(k))
+	b[0] = prefixData
+	copy(b[1:], k)
+	return b
+}
+
+func (t *Turn) checkKey(k string) error {
+	if len(k) > t.limits.MaxKeyBytes {
+		return &LimitError{Limit: "max_key_bytes", Max: int64(t.limits.MaxKeyBytes), Got: int64(len(k)), What: "a key"}
+	}
+	return nil
+}
+
+func (t *Turn) checkCount(n int) error {
+	if n > t.limits.MaxKeysPerCall {
+		return &LimitError{Limit: "max_keys_per_call", Max: int64(t.limits.MaxKeysPerCall), Got: int64(n), What: "the keys of one call"}
+	}
+	return nil
+}
+
+// Get returns the value of key.
+func (t *Turn) Get(key string) ([]byte, bool, error) {
+	if err := t.checkKey(key); err != nil {
+		return nil, false, err
+	}
+	return t.getRaw(dataKey(key))
+}
+
+func (t *Turn) getRaw(k []byte) ([]byte, bool, error) {
+	if v, found, hit := t.writes.lookup(k); hit {
+		return v, found, nil
+	}
+	return t.read.get(k)
+}
+
+// GetMany returns the values of the keys that exist.
+func (t *Turn) GetMany(keys []string) (map[string][]byte, error) {
+	if err := t.checkCount(len(keys)); err != nil {
+		return nil, err
+	}
+	out := make(map[string][]byte, len(keys))
+	for _, k := range keys {
+		v, ok, err := t.Get(k)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out[k] = v
+		}
+	}
+	return out, nil
+}
+
+// Put sets key to value (the slice is kept: do not modify it afterwards).
+func (t *Turn) Put(key string, value []byte) error {
+	if err := t.checkKey(key); err != nil {
+		return err
+	}
+	if len(value) > t.limits.MaxValueBytes {
+		return &LimitError{Limit: "max_value_bytes", Max: int64(t.limits.MaxValueBytes), Got: int64(len(value)), What: fmt.Sprintf("the value of key %q", truncate(key, 64))}
+	}
+	if value == nil {
+		value = []byte{}
+	}
+	t.writes.put(dataKey(key), value, 0)
+	return nil
+}
+
+// PutMany sets several keys, all or none (limits are checked first).
+func (t *Turn) PutMany(entries map[string][]byte) error {
+	if err := t.checkCount(len(entries)); err != nil {
+		return err
+	}
+	for k, v := range entries {
+		if err := t.checkKey(k); err != nil {
+			return err
+		}
+		if len(v) > t.limits.MaxValueBytes {
+			return &LimitError{Limit: "max_value_bytes", Max: int64(t.limits.MaxValueBytes), Got: int64(len(v)), What: fmt.Sprintf("the value of key %q", truncate(k, 64))}
+		}
+	}
+	for k, v := range entries {
+		if err := t.Put(k, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Delete removes key and reports whether it existed.
+func (t *Turn) Delete(key string) (bool, error) {
+	_, ok, err := t.Get(key)
+	if err != nil || !ok {
+		return false, err
+	}
+	t.writes.del(dataKey(key), 0)
+	return true, nil
+}
+
+// DeleteMany removes keys and returns how many existed.
+func (t *Turn) DeleteMany(keys []string) (int, error) {
+	if err := t.checkCount(len(keys)); err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, k := range keys {
+		ok, err := t.Delete(k)
+		if err != nil {
+			return n, err
+		}
+		if ok {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// ListOptions selects keys for List, as Durable Objects' list(): Start
+// inclusive, End exclusive, Prefix, Limit (0: the node's max_list_limit),
+// Reverse.
+type ListOptions struct {
+	Prefix  string
+	Start   string
+	End     string
+	Limit   int
+	Reverse bool
+}
+
+// KV is one key and its value.
+type KV struct {
+	Key   string
+	Value []byte
+}
+
+// List returns keys in order with their values, and whether Limit cut the
+// listing short.
+func (t *Turn) List(o ListOptions) ([]KV, bool, error) {
+	limit := o.Limit
+	if limit <= 0 || limit > t.limits.MaxListLimit {
+		if limit > t.limits.MaxListLimit {
+			return nil, false, &LimitError{Limit: "max_list_limit", Max: int64(t.limits.MaxListLimit), Got: int64(limit), What: "the list limit"}
+		}
+		limit = t.limits.MaxListLimit
+	}
+	start := dataKey(o.Start)
+	if p := dataKey(o.Prefix); string(p) > string(start) {
+		start = p
+	}
+	end := prefixEnd(dataKey(o.Prefix))
+	if o.End != "" {
+		if e := dataKey(o.End); end == nil || string(e) < string(end) {
+			end = e
+		}
+	}
+	var out []KV
+	truncated := false
+	rd := layeredRead{layers: append([]*layer{t.writes}, t.read.layers...), base: t.read.base, scan: t.read.scan}
+	err := rd.list(start, end, o.Reverse, func(k, v []byte) bool {
+		if len(out) == limit {
+			truncated = true
+			return false
+		}
+		out = append(out, KV{Key: string(k[1:]), Value: v})
+		return true
+	})
+	return out, truncated, err
+}
+
+// DeleteAll removes every key of the actor (its alarm stays, as in DO) and
+// returns how many there were.
+func (t *Turn) DeleteAll() (int, error) {
+	n := 0
+	rd := layeredRead{layers: append([]*layer{t.writes}, t.read.layers...), base: t.read.base, scan: t.read.scan}
+	err := rd.list([]byte{prefixData}, []byte{prefixData + 1}, false, func(k, v []byte) bool {
+		n++
+		return true
+	})
+	if err != nil {
+		return 0, err
+	}
+	t.writes.clearData(0)
+	return n, nil
+}
+
+// Alarm returns the actor's scheduled alarm, if any.
+func (t *Turn) Alarm() (time.Time, bool) {
+	if t.alarm.at == 0 {
+		return time.Time{}, false
+	}
+	return time.Unix(0, t.alarm.at), true
+}
+
+// SetAlarm schedules the actor's one alarm at at (replacing any other). A
+// time in the past fires as soon as the turn commits.
+func (t *Turn) SetAlarm(at time.Time) error {
+	n := at.UnixNano()
+	if n <= 0 {
+		n = 1
+	}
+	t.alarm.at = n
+	t.alarmChanged = true
+	t.writes.put(keyAlarm, binary.BigEndian.AppendUint64(nil, uint64(n)), 0)
+	return nil
+}
+
+// DeleteAlarm cancels the actor's alarm.
+func (t *Turn) DeleteAlarm() error {
+	if t.alarm.at == 0 && !t.alarmChanged {
+		return nil
+	}
+	t.alarm.at = 0
+	t.alarmChanged = true
+	t.writes.del(keyAlarm, 0)
+	return nil
+}
+
+// AlarmInfo returns the runtime's record of the alarm: last fired time and
+// count.
+func (t *Turn) AlarmInfo() (lastFired time.Time, firedCount int64) {
+	if t.alarm.lastFired > 0 {
+		lastFired = time.Unix(0, t.alarm.lastFired)
+	}
+	return lastFired, t.alarm.fired
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// Limits returns the node's limits, for kinds that enforce their own.
+func (t *Turn) Limits() Limits { return *t.limits }

@@ -1,0 +1,15 @@
+// Package api is the network front of a node's actors: the gRPC
+// ActorService and AdminService (proto/holdfast/v1), the same actor
+// operations over HTTP/JSON under /v1/actors/{namespace}/{key}/..., and the
+// mapping of the runtime's typed errors to gRPC status codes with
+// google.rpc.ErrorInfo details and to JSON error bodies.
+//
+// Calls reach actors through a Caller (today the local runtime; with a
+// cluster, the router that forwards to the owner). Every mutating request
+// gets a request ID: the client's (request_id, or the Idempotency-Key HTTP
+// header) or a fresh random one, so the node's own retries are safe.
+//
+// Authentication: when a token is configured every API here needs it
+// (`authorization: Bearer TOKEN` metadata or header); health endpoints never
+// do. The node refuses to start beyond loopback without one.
+package api

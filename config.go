@@ -1,0 +1,268 @@
+package holdfast
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/holdfast/holdfast/actor"
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole configuration of a node. Every field has a default
+// (DefaultConfig); a YAML file overrides what it names; flags override the
+// file. Unknown keys in the file are an error, so a typo never silently
+// leaves a default in force.
+type Config struct {
+	NodeID   string `yaml:"node_id"`
+	DataDir  string `yaml:"data_dir"`
+	HTTPAddr string `yaml:"http_addr"`
+	GRPCAddr string `yaml:"grpc_addr"`
+
+	Auth AuthConfig `yaml:"auth"`
+	Log  LogConfig  `yaml:"log"`
+
+	Runtime RuntimeConfig `yaml:"runtime"`
+	Limits  actor.Limits  `yaml:"limits"`
+
+	// Namespaces by name. The built-in ones (kv, ratelimit) are always
+	// present; the file may change their options or add namespaces of the
+	// built-in kinds.
+	Namespaces map[string]NamespaceConfig `yaml:"namespaces"`
+
+	// ShutdownTimeout bounds the graceful stop on SIGTERM.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// ReadHeaderTimeout bounds how long a client may take to send request
+	// headers (slow-loris protection).
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+}
+
+// AuthConfig says how clients of the actor and admin APIs authenticate.
+type AuthConfig struct {
+	// Token required as `authorization: Bearer TOKEN`. Required when the
+	// node binds beyond loopback.
+	Token string `yaml:"token"`
+	// TokenFile holds the token (a Kubernetes Secret mount); wins over
+	// Token.
+	TokenFile string `yaml:"token_file"`
+}
+
+// LogConfig configures the node's slog logger.
+type LogConfig struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // json, text
+}
+
+// RuntimeConfig tunes the actor runtime.
+type RuntimeConfig struct {
+	Partitions        int           `yaml:"partitions"`
+	IdleTimeout       time.Duration `yaml:"idle_timeout"`
+	IdempotencyWindow time.Duration `yaml:"idempotency_window"`
+	CommitMaxBatch    int           `yaml:"commit_max_batch"`
+	AlarmRetryBase    time.Duration `yaml:"alarm_retry_base"`
+	AlarmMaxRetries   int           `yaml:"alarm_max_retries"`
+}
+
+// NamespaceConfig declares a namespace: its kind and options.
+type NamespaceConfig struct {
+	// Kind: kv or ratelimit.
+	Kind string `yaml:"kind"`
+	// Durability: memory or local (default).
+	Durability string `yaml:"durability"`
+	// IdleTimeout before an idle actor leaves memory (default:
+	// runtime.idle_timeout).
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// Buckets are the namespace-default token buckets (ratelimit).
+	Buckets map[string]BucketConfig `yaml:"buckets"`
+	// DailyBudgetUSD is the namespace-default daily spend budget in
+	// dollars, as decimal text ("12.50"); empty or "0": none (ratelimit).
+	DailyBudgetUSD string `yaml:"daily_budget_usd"`
+	// SpendRetentionDays is how many days of spend counters a ratelimit
+	// actor keeps (its alarm tidies older ones).
+	SpendRetentionDays int `yaml:"spend_retention_days"`
+}
+
+// BucketConfig is one token bucket's limit.
+type BucketConfig struct {
+	Capacity        float64 `yaml:"capacity"`
+	RefillPerSecond float64 `yaml:"refill_per_second"`
+}
+
+// DefaultConfig is the configuration of `holdfast serve` with no file.
+func DefaultConfig() Config {
+	rc := actor.DefaultConfig()
+	return Config{
+		NodeID:   "node-1",
+		DataDir:  "./data",
+		HTTPAddr: "127.0.0.1:8080",
+		GRPCAddr: "127.0.0.1:7070",
+		Log:      LogConfig{Level: "info", Format: "json"},
+		Runtime: RuntimeConfig{
+			Partitions:        rc.Partitions,
+			IdleTimeout:       rc.IdleTimeout,
+			IdempotencyWindow: rc.IdempotencyWindow,
+			CommitMaxBatch:    rc.CommitMaxBatch,
+			AlarmRetryBase:    rc.AlarmRetryBase,
+			AlarmMaxRetries:   rc.AlarmMaxRetries,
+		},
+		Limits: actor.DefaultLimits(),
+		Namespaces: map[string]NamespaceConfig{
+			"kv":        {Kind: "kv", Durability: "local"},
+			"ratelimit": {Kind: "ratelimit", Durability: "local", SpendRetentionDays: 7},
+		},
+		ShutdownTimeout:   30 * time.Second,
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+}
+
+// LoadConfig reads a YAML file over DefaultConfig.
+func LoadConfig(path string) (Config, error) {
+	cfg := DefaultConfig()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	if err := cfg.UnmarshalYAMLBytes(b); err != nil {
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// UnmarshalYAMLBytes decodes YAML over the current values, refusing
+// unknown keys. Namespaces named in the file merge over the defaults.
+func (c *Config) UnmarshalYAMLBytes(b []byte) error {
+	defaults := c.Namespaces
+	c.Namespaces = nil
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		c.Namespaces = defaults
+		return err
+	}
+	merged := make(map[string]NamespaceConfig, len(defaults)+len(c.Namespaces))
+	for k, v := range defaults {
+		merged[k] = v
+	}
+	for k, v := range c.Namespaces {
+		if d, ok := defaults[k]; ok {
+			if v.Kind == "" {
+				v.Kind = d.Kind
+			}
+			if v.Durability == "" {
+				v.Durability = d.Durability
+			}
+			if v.SpendRetentionDays == 0 {
+				v.SpendRetentionDays = d.SpendRetentionDays
+			}
+		}
+		merged[k] = v
+	}
+	c.Namespaces = merged
+	return nil
+}
+
+// Validate reports every invalid setting, each naming its config key.
+func (c Config) Validate() error {
+	var errs []error
+	if c.NodeID == "" {
+		errs = append(errs, errors.New("node_id must not be empty"))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data_dir must not be empty"))
+	}
+	for name, addr := range map[string]string{"http_addr": c.HTTPAddr, "grpc_addr": c.GRPCAddr} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: %v", name, addr, err))
+		}
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log.level %q: want debug, info, warn or error", c.Log.Level))
+	}
+	switch c.Log.Format {
+	case "json", "text":
+	default:
+		errs = append(errs, fmt.Errorf("log.format %q: want json or text", c.Log.Format))
+	}
+	if err := c.actorConfig().Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	for name, ns := range c.Namespaces {
+		if err := ns.validate(name); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.ShutdownTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("shutdown_timeout %v must be positive", c.ShutdownTimeout))
+	}
+	if c.ReadHeaderTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("read_header_timeout %v must be positive", c.ReadHeaderTimeout))
+	}
+	if c.token() == "" && (!isLoopback(c.HTTPAddr) || !isLoopback(c.GRPCAddr)) {
+		errs = append(errs, fmt.Errorf("auth.token or auth.token_file is required when binding beyond loopback (http_addr %s, grpc_addr %s)", c.HTTPAddr, c.GRPCAddr))
+	}
+	return errors.Join(errs...)
+}
+
+func (ns NamespaceConfig) validate(name string) error {
+	switch ns.Kind {
+	case "kv", "ratelimit":
+	default:
+		return fmt.Errorf("namespaces.%s.kind %q: want kv or ratelimit", name, ns.Kind)
+	}
+	switch ns.Durability {
+	case "", "local", "memory":
+	default:
+		return fmt.Errorf("namespaces.%s.durability %q: want memory or local", name, ns.Durability)
+	}
+	if ns.Kind != "ratelimit" && (len(ns.Buckets) > 0 || ns.DailyBudgetUSD != "") {
+		return fmt.Errorf("namespaces.%s: buckets and daily_budget_usd apply to kind ratelimit only", name)
+	}
+	if ns.IdleTimeout < 0 {
+		return fmt.Errorf("namespaces.%s.idle_timeout %v must not be negative", name, ns.IdleTimeout)
+	}
+	return nil
+}
+
+// token returns the configured API token (the file wins), trimmed.
+func (c Config) token() string {
+	if c.Auth.TokenFile != "" {
+		b, err := os.ReadFile(c.Auth.TokenFile)
+		if err != nil {
+			return ""
+		}
+		return strings.TrimSpace(string(b))
+	}
+	return c.Auth.Token
+}
+
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func (c Config) actorConfig() actor.Config {
+	rc := actor.DefaultConfig()
+	rc.NodeID = c.NodeID
+	rc.Partitions = c.Runtime.Partitions
+	rc.IdleTimeout = c.Runtime.IdleTimeout
+	rc.IdempotencyWindow = c.Runtime.IdempotencyWindow
+	rc.CommitMaxBatch = c.Runtime.CommitMaxBatch
+	rc.AlarmRetryBase = c.Runtime.AlarmRetryBase
+	rc.AlarmMaxRetries = c.Runtime.AlarmMaxRetries
+	rc.Limits = c.Limits
+	return rc
+}

@@ -1,0 +1,170 @@
+package usage
+
+import "encoding/json"
+
+// Anthropic accumulates usage from an Anthropic Messages stream. The zero
+// value is ready to use.
+//
+// Mapping: InputTokens is usage.input_tokens as reported (Anthropic already
+// excludes cache reads and writes from it); CacheCreationInputTokens is
+// cache_creation_input_tokens, split by cache_creation.ephemeral_5m/1h;
+// CacheReadInputTokens is cache_read_input_tokens; OutputTokens is
+// output_tokens.
+//
+// message_start sets every figure. message_delta figures are cumulative
+// totals: each one present replaces the earlier value and is never added to
+// it (adding them double-counts cache reads, bifrost #5354). Complete is set
+// by a message_delta carrying usage.
+type Anthropic struct {
+	u         Usage
+	split5m   int64
+	split1h   int64
+	haveSplit bool
+}
+
+// anthropicUsage uses pointers to tell an absent or null field (keep the
+// earlier figure) from a present one (replace it).
+type anthropicUsage struct {
+	InputTokens              *int64 `json:"input_tokens"`
+	CacheCreationInputTokens *int64 `json:"cache_creation_input_tokens"`
+	CacheReadInputTokens     *int64 `json:"cache_read_input_tokens"`
+	OutputTokens             *int64 `json:"output_tokens"`
+	CacheCreation            *struct {
+		Ephemeral5m int64 `json:"ephemeral_5m_input_tokens"`
+		Ephemeral1h int64 `json:"ephemeral_1h_input_tokens"`
+	} `json:"cache_creation"`
+}
+
+type anthropicError struct {
+	Type string `json:"type"`
+}
+
+// Observe implements Accumulator.
+func (a *Anthropic) Observe(raw []byte) EventInfo {
+	ev := ParseEvent(raw)
+	name := ev.Name
+	if len(name) == 0 && hasKey(ev.Data, keyType) {
+		// Anthropic always names events; a relay that drops the event line
+		// still leaves the same name in data.type.
+		var t struct {
+			Type string `json:"type"`
+		}
+		if json.Unmarshal(ev.Data, &t) == nil {
+			name = []byte(t.Type)
+		}
+	}
+	switch string(name) {
+	case "message_start":
+		var m struct {
+			Message struct {
+				ID    string          `json:"id"`
+				Model string          `json:"model"`
+				Usage *anthropicUsage `json:"usage"`
+			} `json:"message"`
+		}
+		if json.Unmarshal(ev.Data, &m) != nil {
+			return EventInfo{}
+		}
+		a.u.ID, a.u.Model = m.Message.ID, m.Message.Model
+		if m.Message.Usage != nil {
+			a.apply(m.Message.Usage)
+		}
+	case "message_delta":
+		var m struct {
+			Delta struct {
+				StopReason *string `json:"stop_reason"`
+			} `json:"delta"`
+			Usage *anthropicUsage `json:"usage"`
+		}
+		if json.Unmarshal(ev.Data, &m) != nil {
+			return EventInfo{}
+		}
+		if m.Delta.StopReason != nil {
+			a.u.StopReason = *m.Delta.StopReason
+		}
+		if m.Usage != nil {
+			a.apply(m.Usage)
+			a.u.Complete = true
+		}
+	case "message_stop":
+		return EventInfo{Terminal: true}
+	case "error":
+		var m struct {
+			Error anthropicError `json:"error"`
+		}
+		_ = json.Unmarshal(ev.Data, &m) // an unreadable error is still an error
+		a.u.ErrorType = orDefault(m.Error.Type, "error")
+		return EventInfo{Terminal: true}
+	}
+	return EventInfo{}
+}
+
+func (a *Anthropic) apply(u *anthropicUsage) {
+	set := func(dst *int64, src *int64) {
+		if src != nil {
+			*dst = nonNegative(*src)
+		}
+	}
+	set(&a.u.InputTokens, u.InputTokens)
+	set(&a.u.CacheCreationInputTokens, u.CacheCreationInputTokens)
+	set(&a.u.CacheReadInputTokens, u.CacheReadInputTokens)
+	set(&a.u.OutputTokens, u.OutputTokens)
+	if u.CacheCreation != nil {
+		a.split5m = nonNegative(u.CacheCreation.Ephemeral5m)
+		a.split1h = nonNegative(u.CacheCreation.Ephemeral1h)
+		a.haveSplit = true
+	}
+}
+
+// Usage implements Accumulator. The cache-creation split always sums to
+// CacheCreationInputTokens, so pricing can rely on it: without a reported
+// split every write counts as 5-minute (the default TTL; older API versions
+// report no split); with one, the 1h figure is trusted and any unattributed
+// remainder counts as 5-minute; a split larger than the total raises the
+// total to the split's sum.
+func (a *Anthropic) Usage() Usage {
+	u := a.u
+	total := u.CacheCreationInputTokens
+	switch {
+	case !a.haveSplit:
+		u.CacheCreation5mInputTokens, u.CacheCreation1hInputTokens = total, 0
+	case a.split5m+a.split1h > total:
+		u.CacheCreationInputTokens = a.split5m + a.split1h
+		u.CacheCreation5mInputTokens, u.CacheCreation1hInputTokens = a.split5m, a.split1h
+	default:
+		u.CacheCreation5mInputTokens, u.CacheCreation1hInputTokens = total-a.split1h, a.split1h
+	}
+	return u
+}
+
+// AnthropicBody extracts usage from a non-streaming Messages response or an
+// Anthropic error envelope.
+func AnthropicBody(body []byte) (Usage, error) {
+	var m struct {
+		ID         string          `json:"id"`
+		Model      string          `json:"model"`
+		StopReason string          `json:"stop_reason"`
+		Usage      *anthropicUsage `json:"usage"`
+		Error      *anthropicError `json:"error"`
+	}
+	if err := json.Unmarshal(body, &m); err != nil {
+		return Usage{}, err
+	}
+	var a Anthropic
+	a.u.ID, a.u.Model, a.u.StopReason = m.ID, m.Model, m.StopReason
+	if m.Usage != nil {
+		a.apply(m.Usage)
+		a.u.Complete = true
+	}
+	if m.Error != nil {
+		a.u.ErrorType = orDefault(m.Error.Type, "error")
+	}
+	return a.Usage(), nil
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

@@ -1,0 +1,26 @@
+// Package usage reads token usage from provider responses while they pass
+// through the gateway, without delaying or altering them.
+//
+// Contract:
+//
+//   - Splitter cuts a byte stream, fed in chunks split anywhere, into SSE
+//     events: each event is yielded as its exact raw bytes including the
+//     terminating blank line, so the proxy forwards it unchanged and flushes
+//     per event. Concatenating the events and the bytes returned at End gives
+//     the input back. The result never depends on how the input was chunked.
+//     Events are bounded (DefaultMaxEventSize); a larger one is an
+//     *EventTooLargeError, which also bounds memory per stream.
+//   - Accumulators (Anthropic, OpenAI, Gemini) are fed complete events and
+//     keep a provider-neutral Usage. They parse only events that can carry
+//     usage, errors or the stop reason; content deltas are rejected by a byte
+//     pre-filter. A malformed usage event is ignored rather than breaking the
+//     stream, and leaves Usage.Complete false if no later event completes it.
+//   - Anthropic usage in message_delta is cumulative: figures present there
+//     replace earlier ones and are never added to them.
+//   - Tee combines a Splitter and an Accumulator behind an io.Writer for the
+//     proxy loop, optionally dropping the OpenAI usage-only chunk that the
+//     gateway itself requested.
+//   - FromBody extracts the same Usage from a whole non-streaming response.
+//
+// Nothing here does I/O of its own or starts goroutines.
+package usage

@@ -1,0 +1,95 @@
+package holdfast
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/holdfast/holdfast/actor"
+	"github.com/holdfast/holdfast/actor/kv"
+	"github.com/holdfast/holdfast/actor/ratelimit"
+)
+
+// buildNamespaces turns the configured namespaces into runtime namespaces
+// with their kinds' handlers.
+func buildNamespaces(cfg Config) ([]actor.NamespaceConfig, error) {
+	names := make([]string, 0, len(cfg.Namespaces))
+	for name := range cfg.Namespaces {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var out []actor.NamespaceConfig
+	for _, name := range names {
+		ns := cfg.Namespaces[name]
+		d := actor.Local
+		if ns.Durability == "memory" {
+			d = actor.Memory
+		}
+		nc := actor.NamespaceConfig{Name: name, Durability: d, IdleTimeout: ns.IdleTimeout}
+		switch ns.Kind {
+		case "kv":
+			nc.New = kv.New()
+		case "ratelimit":
+			f, err := ratelimitKind(name, ns)
+			if err != nil {
+				return nil, err
+			}
+			nc.New = f
+		default:
+			return nil, fmt.Errorf("namespaces.%s.kind %q: unknown kind", name, ns.Kind)
+		}
+		out = append(out, nc)
+	}
+	return out, nil
+}
+
+// ratelimitKind builds a ratelimit namespace's handler from its defaults.
+func ratelimitKind(name string, ns NamespaceConfig) (func(actor.ID) actor.Handler, error) {
+	d := ratelimit.Defaults{Buckets: map[string]ratelimit.Limit{}, SpendRetentionDays: ns.SpendRetentionDays}
+	for bname, b := range ns.Buckets {
+		l, err := ratelimit.LimitFromFloat(b.Capacity, b.RefillPerSecond)
+		if err != nil {
+			return nil, fmt.Errorf("namespaces.%s.buckets.%s: %w", name, bname, err)
+		}
+		d.Buckets[bname] = l
+	}
+	if ns.DailyBudgetUSD != "" {
+		n, err := ParseUSD(ns.DailyBudgetUSD)
+		if err != nil {
+			return nil, fmt.Errorf("namespaces.%s.daily_budget_usd: %w", name, err)
+		}
+		d.DailyBudgetNanos = n
+	}
+	return ratelimit.New(d), nil
+}
+
+// ParseUSD parses a decimal dollar amount ("12.5", "0.000000001") into
+// nano-dollars exactly, refusing more than nine decimals.
+func ParseUSD(s string) (int64, error) {
+	s = strings.TrimPrefix(strings.TrimSpace(s), "$")
+	whole, frac, _ := strings.Cut(s, ".")
+	if whole == "" && frac == "" {
+		return 0, fmt.Errorf("%q is not a dollar amount", s)
+	}
+	if len(frac) > 9 {
+		return 0, fmt.Errorf("%q has more than nine decimals (one nano-dollar)", s)
+	}
+	for _, part := range []string{whole, frac} {
+		for _, c := range part {
+			if c < '0' || c > '9' {
+				return 0, fmt.Errorf("%q is not a non-negative decimal dollar amount", s)
+			}
+		}
+	}
+	if whole == "" {
+		whole = "0"
+	}
+	w, err := strconv.ParseInt(whole, 10, 64)
+	if err != nil || w > (1<<63-1)/1_000_000_000 {
+		return 0, fmt.Errorf("%q is too large", s)
+	}
+	frac += strings.Repeat("0", 9-len(frac))
+	f, _ := strconv.ParseInt(frac, 10, 64)
+	return w*1e9 + f, nil
+}

@@ -1,0 +1,246 @@
+package holdfast
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sort"
+	"sync"
+
+	"github.com/holdfast/holdfast/actor"
+	"github.com/holdfast/holdfast/actor/clock"
+	"github.com/holdfast/holdfast/api"
+	holdfastv1 "github.com/holdfast/holdfast/proto/holdfast/v1"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// Node is one running holdfast node: its store, actor runtime, gRPC and
+// HTTP servers. Start it with Start, stop it with Shutdown (idempotent).
+type Node struct {
+	cfg      Config
+	log      *slog.Logger
+	clock    clock.Clock
+	registry *prometheus.Registry
+	store    *actor.BoltStore
+	runtime  *actor.Runtime
+
+	grpcServer *grpc.Server
+	httpServer *http.Server
+	grpcLis    net.Listener
+	httpLis    net.Listener
+
+	state        stateFlag
+	shutdownOnce sync.Once
+	shutdownErr  error
+	serveErr     chan error
+}
+
+type stateFlag struct {
+	mu sync.Mutex
+	s  string
+}
+
+func (f *stateFlag) set(s string) { f.mu.Lock(); f.s = s; f.mu.Unlock() }
+func (f *stateFlag) get() string  { f.mu.Lock(); defer f.mu.Unlock(); return f.s }
+
+// Options are what a caller may inject into a node (tests: a fake clock).
+type Options struct {
+	Logger *slog.Logger
+	Clock  clock.Clock
+}
+
+// NewNode validates cfg, opens the data directory and builds the node. It
+// binds nothing until Start. A data directory that cannot be used is
+// refused at once with an *actor.DataDirError naming the path and reason.
+func NewNode(cfg Config, opts Options) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid configuration: %w", err)
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = NewLogger(cfg.Log, os.Stderr)
+	}
+	clk := opts.Clock
+	if clk == nil {
+		clk = clock.Real{}
+	}
+	n := &Node{cfg: cfg, log: logger, clock: clk, registry: prometheus.NewRegistry(), serveErr: make(chan error, 2)}
+	n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	store, err := actor.OpenBoltStore(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	n.store = store
+	namespaces, err := buildNamespaces(cfg)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	rc := cfg.actorConfig()
+	rc.Clock = clk
+	rc.Logger = logger
+	rc.Registerer = n.registry
+	rt, err := actor.New(rc, store, namespaces)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	n.runtime = rt
+	n.state.set("starting")
+	return n, nil
+}
+
+// Start binds the gRPC and HTTP listeners and serves in the background.
+func (n *Node) Start() error {
+	var err error
+	if n.grpcLis, err = net.Listen("tcp", n.cfg.GRPCAddr); err != nil {
+		return fmt.Errorf("grpc_addr %s: %w", n.cfg.GRPCAddr, err)
+	}
+	if n.httpLis, err = net.Listen("tcp", n.cfg.HTTPAddr); err != nil {
+		n.grpcLis.Close()
+		return fmt.Errorf("http_addr %s: %w", n.cfg.HTTPAddr, err)
+	}
+	auth := api.TokenAuth{Token: n.cfg.token()}
+	n.grpcServer = grpc.NewServer(grpc.ChainUnaryInterceptor(auth.Unary), grpc.ChainStreamInterceptor(auth.Stream))
+	holdfastv1.RegisterActorServiceServer(n.grpcServer, &api.ActorServer{Caller: n.runtime})
+	holdfastv1.RegisterAdminServiceServer(n.grpcServer, &api.AdminServer{Admin: n})
+	reflection.Register(n.grpcServer)
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	mux.HandleFunc("/readyz", n.readyz)
+	mux.Handle("/metrics", auth.HTTP(promhttp.HandlerFor(n.registry, promhttp.HandlerOpts{})))
+	mux.Handle("/v1/actors/", auth.HTTP(&api.HTTPHandler{Caller: n.runtime}))
+	n.httpServer = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: n.cfg.ReadHeaderTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelWarn),
+	}
+	go func() { n.serveErr <- n.grpcServer.Serve(n.grpcLis) }()
+	go func() {
+		if err := n.httpServer.Serve(n.httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.serveErr <- err
+		}
+	}()
+	n.state.set("serving")
+	n.log.Info("holdfast node serving", "node_id", n.cfg.NodeID, "version", Version,
+		"grpc_addr", n.grpcLis.Addr().String(), "http_addr", n.httpLis.Addr().String(), "data_dir", n.cfg.DataDir)
+	return nil
+}
+
+// GRPCAddr returns the bound gRPC address (after Start).
+func (n *Node) GRPCAddr() string { return n.grpcLis.Addr().String() }
+
+// HTTPAddr returns the bound HTTP address (after Start).
+func (n *Node) HTTPAddr() string { return n.httpLis.Addr().String() }
+
+// Runtime returns the node's actor runtime (in-process calls).
+func (n *Node) Runtime() *actor.Runtime { return n.runtime }
+
+// Errors delivers a fatal server error, if one happens.
+func (n *Node) Errors() <-chan error { return n.serveErr }
+
+func (n *Node) readyz(w http.ResponseWriter, r *http.Request) {
+	if st := n.state.get(); st != "serving" {
+		http.Error(w, "not ready: "+st, http.StatusServiceUnavailable)
+		return
+	}
+	if err := n.runtime.Healthy(); err != nil {
+		http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	w.Write([]byte("ready\n"))
+}
+
+// Shutdown stops taking new requests, lets in-flight turns finish, flushes
+// the committer and closes the store. Idempotent.
+func (n *Node) Shutdown(ctx context.Context) error {
+	n.shutdownOnce.Do(func() {
+		n.state.set("stopping")
+		var errs []error
+		if n.httpServer != nil {
+			if err := n.httpServer.Shutdown(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("http: %w", err))
+			}
+		}
+		if n.grpcServer != nil {
+			done := make(chan struct{})
+			go func() { n.grpcServer.GracefulStop(); close(done) }()
+			select {
+			case <-done:
+			case <-ctx.Done():
+				n.grpcServer.Stop()
+				errs = append(errs, fmt.Errorf("grpc: %w", ctx.Err()))
+			}
+		}
+		if err := n.runtime.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+		n.shutdownErr = errors.Join(errs...)
+		n.log.Info("holdfast node stopped", "node_id", n.cfg.NodeID, "err", n.shutdownErr)
+	})
+	return n.shutdownErr
+}
+
+// Status implements api.Admin.
+func (n *Node) Status(ctx context.Context) (*holdfastv1.StatusResponse, error) {
+	st := &holdfastv1.StatusResponse{
+		NodeId: n.cfg.NodeID, Version: Version, Started: timestamppb.New(n.runtime.Started()),
+		DataDir: n.cfg.DataDir, Partitions: int64(n.cfg.Runtime.Partitions),
+		ActorsInMemory: n.runtime.ActorsInMemory(), DurableSeq: n.runtime.DurableSeq(),
+		Commits: n.runtime.Commits(), AlarmsPending: int64(n.runtime.AlarmsPending()), State: n.state.get(),
+	}
+	if n.grpcLis != nil {
+		st.GrpcAddr, st.HttpAddr = n.GRPCAddr(), n.HTTPAddr()
+	}
+	names := make([]string, 0, len(n.cfg.Namespaces))
+	for name := range n.cfg.Namespaces {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		ns := n.cfg.Namespaces[name]
+		d := ns.Durability
+		if d == "" {
+			d = "local"
+		}
+		st.Namespaces = append(st.Namespaces, &holdfastv1.NamespaceInfo{Name: name, Kind: ns.Kind, Durability: d})
+	}
+	return st, nil
+}
+
+// ListActors implements api.Admin.
+func (n *Node) ListActors(ctx context.Context, namespace, prefix string, limit int) ([]actor.ActorInfo, bool, error) {
+	return n.runtime.ListActors(ctx, namespace, prefix, limit)
+}
+
+// GetActor implements api.Admin.
+func (n *Node) GetActor(ctx context.Context, id actor.ID, limit int) (actor.ActorDump, error) {
+	return n.runtime.GetActor(ctx, id, limit)
+}
+
+// DeleteActor implements api.Admin.
+func (n *Node) DeleteActor(ctx context.Context, id actor.ID) (int, error) {
+	return n.runtime.DeleteActor(ctx, id)
+}
+
+// NewLogger builds the node's slog logger from its config.
+func NewLogger(c LogConfig, w *os.File) *slog.Logger {
+	var level slog.Level
+	level.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}

@@ -1,0 +1,4 @@
+package holdfast
+
+// Version is set at build time with -ldflags -X.
+var Version = "dev"
