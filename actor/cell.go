@@ -1,6 +1,7 @@
 package actor
 
 import (
+	"runtime"
 	"sync"
 	"sync/atomic"
 )
@@ -27,6 +28,21 @@ type cell struct {
 	lastWriteSeq uint64 // seq of this actor's last enqueued write
 	alarm        alarmState
 	alarmLoaded  bool
+}
+
+// trySpin takes the turn lock if it is free or frees within a short spin.
+func (c *cell) trySpin() bool {
+	for i := 0; i < 64; i++ {
+		select {
+		case c.sem <- struct{}{}:
+			return true
+		default:
+		}
+		if i >= 4 {
+			runtime.Gosched()
+		}
+	}
+	return false
 }
 
 // registry maps encoded actor IDs to their cells, sharded to keep lock
@@ -59,17 +75,21 @@ func (r *registry) shard(enc []byte) *registryShard {
 
 // acquire returns the cell of id, activating it if needed, with a reference
 // that release drops. Never blocks on I/O.
-func (r *registry) acquire(id ID, enc []byte, part int, ns *namespace) (*cell, bool) {
+//
+// enc may be a caller's scratch buffer: it is copied only when the cell is
+// created.
+func (r *registry) acquire(id ID, enc []byte, partitions int, ns *namespace) (*cell, bool) {
 	s := r.shard(enc)
 	s.mu.Lock()
 	c := s.cells[string(enc)]
 	created := false
 	if c == nil {
-		c = &cell{id: id, enc: enc, part: part, ns: ns, sem: make(chan struct{}, 1)}
+		own := append([]byte(nil), enc...)
+		c = &cell{id: id, enc: own, part: PartitionOf(own, partitions), ns: ns, sem: make(chan struct{}, 1)}
 		if ns.cfg.Durability == Local {
 			c.overlay = newLayer()
 		}
-		s.cells[string(enc)] = c
+		s.cells[string(own)] = c
 		r.count.Add(1)
 		created = true
 	}

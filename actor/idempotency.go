@@ -78,8 +78,7 @@ func (r *Runtime) record(t *Turn, reqID string, resp proto.Message) error {
 		return nil
 	}
 	var expired [][]byte
-	rd := layeredRead{layers: append([]*layer{t.writes}, t.read.layers...), base: t.read.base, scan: t.read.scan}
-	err := rd.list([]byte{prefixRecordAge}, recordAgeKey(cutoff, ""), false, func(k, _ []byte) bool {
+	err := t.reader().list([]byte{prefixRecordAge}, recordAgeKey(cutoff, ""), false, func(k, _ []byte) bool {
 		expired = append(expired, k)
 		return len(expired) < prunePerTurn
 	})

@@ -47,10 +47,16 @@ func (l *layer) hides(key []byte) bool {
 }
 
 func (l *layer) put(key, val []byte, seq uint64) {
+	if l.entries == nil {
+		l.entries = make(map[string]layerEntry, 4)
+	}
 	l.entries[string(key)] = layerEntry{val: val, seq: seq}
 }
 
 func (l *layer) del(key []byte, seq uint64) {
+	if l.entries == nil {
+		l.entries = make(map[string]layerEntry, 4)
+	}
 	l.entries[string(key)] = layerEntry{del: true, seq: seq}
 }
 
@@ -73,6 +79,14 @@ func (l *layer) clearAll(seq uint64) {
 // ops returns the store operations equivalent to this layer, for a commit.
 func (l *layer) ops() []Op {
 	ops := make([]Op, 0, len(l.entries)+1)
+	if len(l.entries) == 1 && !l.clearedAll && !l.clearedData {
+		for k, e := range l.entries {
+			if e.del {
+				return append(ops, Op{Kind: OpDelete, Key: []byte(k)})
+			}
+			return append(ops, Op{Kind: OpPut, Key: []byte(k), Value: e.val})
+		}
+	}
 	if l.clearedAll {
 		ops = append(ops, Op{Kind: OpDeleteActor})
 	} else if l.clearedData {
@@ -102,6 +116,9 @@ func (l *layer) mergeFrom(w *layer, seq uint64) {
 		l.clearAll(seq)
 	} else if w.clearedData {
 		l.clearData(seq)
+	}
+	if len(w.entries) > 0 && l.entries == nil {
+		l.entries = make(map[string]layerEntry, len(w.entries))
 	}
 	for k, e := range w.entries {
 		e.seq = seq

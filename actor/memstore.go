@@ -34,8 +34,11 @@ func memKey(partition int, actor []byte) string {
 }
 
 func (s *MemStore) actor(partition int, actor []byte) *memActor {
+	var buf [64]byte
+	b := binary.BigEndian.AppendUint16(buf[:0], uint16(partition))
+	b = append(b, actor...)
 	s.mu.RLock()
-	a := s.actors[memKey(partition, actor)]
+	a := s.actors[string(b)] // no allocation: the compiler elides the conversion
 	s.mu.RUnlock()
 	return a
 }
@@ -109,15 +112,26 @@ func (s *MemStore) Scan(partition int, actor, start, end []byte, reverse bool, f
 // Commit implements Store.
 func (s *MemStore) Commit(writes []*Write) error {
 	for _, w := range writes {
+		s.apply(w)
+	}
+	return nil
+}
+
+// apply applies one write at once (memory durability needs no committer).
+func (s *MemStore) apply(w *Write) {
+	{
 		s.applyAlarmIndex(w.Partition, w.AlarmIndex)
-		key := memKey(w.Partition, w.Actor)
-		s.mu.Lock()
-		a := s.actors[key]
+		a := s.actor(w.Partition, w.Actor)
+		var key string
 		if a == nil {
-			a = &memActor{part: w.Partition, id: append([]byte{}, w.Actor...), data: make(map[string][]byte)}
-			s.actors[key] = a
+			key = memKey(w.Partition, w.Actor)
+			s.mu.Lock()
+			if a = s.actors[key]; a == nil {
+				a = &memActor{part: w.Partition, id: append([]byte{}, w.Actor...), data: make(map[string][]byte)}
+				s.actors[key] = a
+			}
+			s.mu.Unlock()
 		}
-		s.mu.Unlock()
 		a.mu.Lock()
 		for _, op := range w.Ops {
 			switch op.Kind {
@@ -146,6 +160,7 @@ func (s *MemStore) Commit(writes []*Write) error {
 		empty := len(a.data) == 0
 		a.mu.Unlock()
 		if empty {
+			key = memKey(w.Partition, w.Actor)
 			s.mu.Lock()
 			if cur := s.actors[key]; cur == a {
 				a.mu.RLock()
@@ -157,7 +172,6 @@ func (s *MemStore) Commit(writes []*Write) error {
 			s.mu.Unlock()
 		}
 	}
-	return nil
 }
 
 func (s *MemStore) applyAlarmIndex(partition int, ops []Op) {

@@ -10,12 +10,14 @@ import (
 	"time"
 
 	"github.com/holdfast/holdfast/actor/clock"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 )
 
 type namespace struct {
-	cfg  NamespaceConfig
-	idle time.Duration
+	cfg         NamespaceConfig
+	idle        time.Duration
+	turnSeconds prometheus.Observer
 }
 
 // Runtime runs the actors of one node. Create it with New, stop it with
@@ -83,7 +85,7 @@ func New(cfg Config, store Store, namespaces []NamespaceConfig) (*Runtime, error
 		if idle <= 0 {
 			idle = cfg.IdleTimeout
 		}
-		r.namespaces[ns.Name] = &namespace{cfg: ns, idle: idle}
+		r.namespaces[ns.Name] = &namespace{cfg: ns, idle: idle, turnSeconds: r.metrics.turnSeconds.WithLabelValues(ns.Name)}
 	}
 	r.committer = newCommitter(store, cfg.CommitMaxBatch, r.clock, r.metrics)
 	r.alarms = newAlarmScheduler(r)
@@ -159,39 +161,51 @@ func (r *Runtime) turn(ctx context.Context, id ID, reqID string, body turnBody) 
 		return nil, &LimitError{Limit: "max_request_id_bytes", Max: 256, Got: int64(len(reqID)), What: "the request id"}
 	}
 	start := r.clock.Now()
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.Limits.TurnDeadline)
-	defer cancel()
+	deadline := start.Add(r.cfg.Limits.TurnDeadline)
+	if d, ok := ctx.Deadline(); ok {
+		if left := time.Until(d); left < r.cfg.Limits.TurnDeadline {
+			deadline = start.Add(left)
+		}
+	}
 
-	enc := id.Encode()
-	c, created := r.cells.acquire(id, enc, PartitionOf(enc, r.cfg.Partitions), ns)
+	var encBuf [128]byte
+	enc := id.AppendEncode(encBuf[:0])
+	c, created := r.cells.acquire(id, enc, r.cfg.Partitions, ns)
 	if created {
 		r.metrics.actorsInMemory.Set(float64(r.cells.count.Load()))
 	}
 	defer r.cells.release(c)
 
-	depth := c.waiting.Add(1)
-	r.metrics.mailboxDepth.Observe(float64(depth - 1))
-	if int(depth) > r.cfg.Limits.MailboxDepth {
+	// The mailbox: fast path when the turn lock is free or frees within a
+	// short spin (turns are short: parking costs more than they do);
+	// otherwise wait, bounded by depth and by the deadline (a timer is
+	// armed only here).
+	if c.trySpin() {
+		r.metrics.mailboxDepth.Observe(0)
+	} else {
+		depth := c.waiting.Add(1)
+		r.metrics.mailboxDepth.Observe(float64(depth))
+		if int(depth) > r.cfg.Limits.MailboxDepth {
+			c.waiting.Add(-1)
+			r.metrics.overloaded.Inc()
+			return nil, fmt.Errorf("actor %s: %w: %d calls queued (limit mailbox_depth = %d)", id, ErrOverloaded, depth-1, r.cfg.Limits.MailboxDepth)
+		}
+		if err := r.acquireSlow(ctx, c, deadline); err != nil {
+			c.waiting.Add(-1)
+			return nil, fmt.Errorf("actor %s: waiting in the mailbox: %w (%v)", id, ErrTurnDeadline, err)
+		}
 		c.waiting.Add(-1)
-		r.metrics.overloaded.Inc()
-		return nil, fmt.Errorf("actor %s: %w: %d calls queued (limit mailbox_depth = %d)", id, ErrOverloaded, depth-1, r.cfg.Limits.MailboxDepth)
 	}
-	select {
-	case c.sem <- struct{}{}:
-		c.waiting.Add(-1)
-	case <-ctx.Done():
-		c.waiting.Add(-1)
-		return nil, fmt.Errorf("actor %s: waiting in the mailbox: %w (%v)", id, ErrTurnDeadline, ctx.Err())
-	}
-	resp, err, wrote := r.runLocked(ctx, c, reqID, body)
+	resp, err, wrote := r.runLocked(ctx, c, reqID, deadline, body)
 	target := c.lastWriteSeq
-	c.lastUsed.Store(r.clock.Now().UnixNano())
+	now := r.clock.Now()
+	c.lastUsed.Store(now.UnixNano())
 	<-c.sem
 
 	// The output gate: no reply of any kind before what the turn could
 	// observe is durable.
-	if ns.cfg.Durability == Local {
-		if werr := r.committer.wait(ctx, target); werr != nil {
+	if ns.cfg.Durability == Local && r.committer.durable.Load() < target {
+		if werr := r.waitDurable(ctx, target, deadline); werr != nil {
 			if errors.Is(werr, ErrStorage) {
 				return nil, werr
 			}
@@ -200,35 +214,54 @@ func (r *Runtime) turn(ctx context.Context, id ID, reqID string, body turnBody) 
 			}
 			return nil, fmt.Errorf("actor %s: waiting for durability: %w (%v)", id, ErrTurnDeadline, werr)
 		}
+		now = r.clock.Now()
 	}
-	r.metrics.turnSeconds.WithLabelValues(id.Namespace).Observe(r.clock.Now().Sub(start).Seconds())
+	ns.turnSeconds.Observe(now.Sub(start).Seconds())
 	return resp, err
+}
+
+// acquireSlow waits for the turn lock until ctx ends or the deadline.
+//
+// The deadline is on the runtime's clock, which may be a fake: the context
+// timer gets the remaining duration, not the absolute time.
+func (r *Runtime) acquireSlow(ctx context.Context, c *cell, deadline time.Time) error {
+	tctx, cancel := context.WithTimeout(ctx, deadline.Sub(r.clock.Now()))
+	defer cancel()
+	select {
+	case c.sem <- struct{}{}:
+		return nil
+	case <-tctx.Done():
+		return tctx.Err()
+	}
+}
+
+func (r *Runtime) waitDurable(ctx context.Context, target uint64, deadline time.Time) error {
+	tctx, cancel := context.WithTimeout(ctx, deadline.Sub(r.clock.Now()))
+	defer cancel()
+	return r.committer.wait(tctx, target)
 }
 
 // runLocked runs one turn with the turn lock held. wrote reports that the
 // turn enqueued a write.
-func (r *Runtime) runLocked(ctx context.Context, c *cell, reqID string, body turnBody) (resp proto.Message, err error, wrote bool) {
-	if err := r.committer.failed(); err != nil && c.ns.cfg.Durability == Local {
-		return nil, err, false
+func (r *Runtime) runLocked(ctx context.Context, c *cell, reqID string, deadline time.Time, body turnBody) (resp proto.Message, err error, wrote bool) {
+	if c.ns.cfg.Durability == Local {
+		if err := r.committer.failed(); err != nil {
+			return nil, err, false
+		}
 	}
-	store := r.storeFor(c.ns)
-	if c.overlay != nil {
+	if c.overlay != nil && !c.overlay.empty() {
 		c.overlay.prune(r.committer.durable.Load())
 	}
 	t := &Turn{
-		ctx:    ctx,
-		id:     c.id,
-		now:    r.clock.Now(),
-		limits: &r.cfg.Limits,
-		writes: newLayer(),
-		log:    r.log,
-	}
-	t.read.base = func(k []byte) ([]byte, bool, error) { return store.Get(c.part, c.enc, k) }
-	t.read.scan = func(start, end []byte, reverse bool, fn func(k, v []byte) bool) error {
-		return store.Scan(c.part, c.enc, start, end, reverse, fn)
-	}
-	if c.overlay != nil {
-		t.read.layers = []*layer{c.overlay}
+		ctx:     ctx,
+		id:      c.id,
+		now:     r.clock.Now(),
+		limits:  &r.cfg.Limits,
+		store:   r.storeFor(c.ns),
+		part:    c.part,
+		enc:     c.enc,
+		overlay: c.overlay,
+		log:     r.log,
 	}
 	if !c.alarmLoaded {
 		a, err := loadAlarm(t)
@@ -263,7 +296,7 @@ func (r *Runtime) runLocked(ctx context.Context, c *cell, reqID string, body tur
 		}
 		return nil, err, false
 	}
-	if ctx.Err() != nil {
+	if ctx.Err() != nil || r.clock.Now().After(deadline) {
 		return nil, fmt.Errorf("actor %s: turn ran past its deadline (rolled back): %w", c.id, ErrTurnDeadline), false
 	}
 	if reqID != "" {
@@ -306,15 +339,13 @@ func (r *Runtime) commitTurn(c *cell, t *Turn) error {
 		}
 	}
 	if c.ns.cfg.Durability == Memory {
-		if err := r.mem.Commit([]*Write{w}); err != nil {
-			return fmt.Errorf("%w: %v", ErrStorage, err)
-		}
+		r.mem.apply(w)
 	} else {
 		seq, err := r.committer.enqueue(w)
 		if err != nil {
 			return err
 		}
-		c.overlay.mergeFrom(t.writes, seq)
+		c.overlay.mergeFrom(&t.writes, seq)
 		c.lastWriteSeq = seq
 	}
 	if c.alarm.at != t.alarm.at {

@@ -13,13 +13,16 @@ import (
 // that commit atomically when the turn ends. A Turn is used by one goroutine
 // and is invalid after the handler returns.
 type Turn struct {
-	ctx    context.Context
-	id     ID
-	now    time.Time
-	limits *Limits
-	read   layeredRead
-	writes *layer
-	log    *slog.Logger
+	ctx     context.Context
+	id      ID
+	now     time.Time
+	limits  *Limits
+	store   Store
+	part    int
+	enc     []byte
+	overlay *layer // writes not yet durable (local durability), or nil
+	writes  layer
+	log     *slog.Logger
 
 	alarm        alarmState // alarm as of this turn (with its own changes)
 	alarmChanged bool
@@ -71,7 +74,25 @@ func (t *Turn) getRaw(k []byte) ([]byte, bool, error) {
 	if v, found, hit := t.writes.lookup(k); hit {
 		return v, found, nil
 	}
-	return t.read.get(k)
+	if t.overlay != nil {
+		if v, found, hit := t.overlay.lookup(k); hit {
+			return v, found, nil
+		}
+	}
+	return t.store.Get(t.part, t.enc, k)
+}
+
+// reader reads through this turn's writes, the overlay and the store.
+func (t *Turn) reader() *layeredRead {
+	rd := &layeredRead{layers: []*layer{&t.writes}}
+	if t.overlay != nil {
+		rd.layers = append(rd.layers, t.overlay)
+	}
+	rd.base = func(k []byte) ([]byte, bool, error) { return t.store.Get(t.part, t.enc, k) }
+	rd.scan = func(start, end []byte, reverse bool, fn func(k, v []byte) bool) error {
+		return t.store.Scan(t.part, t.enc, start, end, reverse, fn)
+	}
+	return rd
 }
 
 // GetMany returns the values of the keys that exist.
@@ -195,8 +216,7 @@ func (t *Turn) List(o ListOptions) ([]KV, bool, error) {
 	}
 	var out []KV
 	truncated := false
-	rd := layeredRead{layers: append([]*layer{t.writes}, t.read.layers...), base: t.read.base, scan: t.read.scan}
-	err := rd.list(start, end, o.Reverse, func(k, v []byte) bool {
+	err := t.reader().list(start, end, o.Reverse, func(k, v []byte) bool {
 		if len(out) == limit {
 			truncated = true
 			return false
@@ -211,8 +231,7 @@ func (t *Turn) List(o ListOptions) ([]KV, bool, error) {
 // returns how many there were.
 func (t *Turn) DeleteAll() (int, error) {
 	n := 0
-	rd := layeredRead{layers: append([]*layer{t.writes}, t.read.layers...), base: t.read.base, scan: t.read.scan}
-	err := rd.list([]byte{prefixData}, []byte{prefixData + 1}, false, func(k, v []byte) bool {
+	err := t.reader().list([]byte{prefixData}, []byte{prefixData + 1}, false, func(k, v []byte) bool {
 		n++
 		return true
 	})

@@ -95,7 +95,7 @@ func anthropicPlan(sc Script, req Recorded) plan {
 	a := resolve(sc, req, model, fmt.Sprintf("msg_01Fake%014d", req.Seq))
 	h := anthropicHeaders(req.Seq)
 	if sc.isError() {
-		return anthropicErrorPlan(sc, h, req.Seq)
+		return anthropicErrorPlan(sc, h)
 	}
 	if !ri.Stream {
 		h.Set("Content-Type", "application/json")
@@ -206,7 +206,7 @@ type anthropicErrorDetail struct {
 	Message string `json:"message"`
 }
 
-func anthropicErrorPlan(sc Script, h http.Header, seq int) plan {
+func anthropicErrorPlan(sc Script, h http.Header) plan {
 	h.Set("Content-Type", "application/json")
 	body := sc.ErrorBody
 	if body == nil {
@@ -236,7 +236,7 @@ func anthropicStreamError(sc Script) []byte {
 func anthropicCountPlan(sc Script, req Recorded) plan {
 	h := anthropicHeaders(req.Seq)
 	if sc.isError() {
-		return anthropicErrorPlan(sc, h, req.Seq)
+		return anthropicErrorPlan(sc, h)
 	}
 	h.Set("Content-Type", "application/json")
 	n := EstimateInputTokens(req.Body)

@@ -38,12 +38,13 @@ func New(opts Options) *Server {
 // Use it as the Anthropic SDK base URL, and URL()+"/v1" as the OpenAI one.
 func (s *Server) URL() string { return s.ts.URL }
 
-// Close releases every gated or stalled response, closes the client
-// connections and waits for the handlers to return.
+// Close drops every client connection (an unfinished response ends in a
+// connection error, not a clean end), releases gated and stalled handlers
+// and waits for them to return.
 func (s *Server) Close() {
 	s.closeOnce.Do(func() {
-		close(s.done)
 		s.ts.CloseClientConnections()
+		close(s.done)
 		s.ts.Close()
 	})
 }
