@@ -3,7 +3,7 @@ GO ?= go
 BIN := bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/holdfast/holdfast.Version=$(VERSION)
-STATICCHECK_VERSION := 2025.1.1
+STATICCHECK_VERSION := v0.8.2
 TEST_TIMEOUT ?= 12m
 FUZZTIME ?= 5s
 

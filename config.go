@@ -28,7 +28,7 @@ type Config struct {
 	Log  LogConfig  `yaml:"log"`
 
 	Runtime RuntimeConfig `yaml:"runtime"`
-	Limits  actor.Limits  `yaml:"limits"`
+	Limits  LimitsConfig  `yaml:"limits"`
 
 	// Namespaces by name. The built-in ones (kv, ratelimit) are always
 	// present; the file may change their options or add namespaces of the
@@ -68,9 +68,25 @@ type RuntimeConfig struct {
 	AlarmMaxRetries   int           `yaml:"alarm_max_retries"`
 }
 
+// LimitsConfig holds the runtime's per-call limits (max_key_bytes, ...) and,
+// under `default`, the gateway's default per-user limits.
+type LimitsConfig struct {
+	actor.Limits `yaml:",inline"`
+	// Default are the limits of a gateway user with none of its own.
+	Default UserLimits `yaml:"default"`
+}
+
+// UserLimits are a gateway user's limits; 0 or empty means none.
+type UserLimits struct {
+	RequestsPerMinute     int64  `yaml:"requests_per_minute"`
+	InputTokensPerMinute  int64  `yaml:"input_tokens_per_minute"`
+	OutputTokensPerMinute int64  `yaml:"output_tokens_per_minute"`
+	DailyBudgetUSD        string `yaml:"daily_budget_usd"`
+}
+
 // NamespaceConfig declares a namespace: its kind and options.
 type NamespaceConfig struct {
-	// Kind: kv or ratelimit.
+	// Kind: kv, ratelimit or account.
 	Kind string `yaml:"kind"`
 	// Durability: memory or local (default).
 	Durability string `yaml:"durability"`
@@ -110,10 +126,14 @@ func DefaultConfig() Config {
 			AlarmRetryBase:    rc.AlarmRetryBase,
 			AlarmMaxRetries:   rc.AlarmMaxRetries,
 		},
-		Limits: actor.DefaultLimits(),
+		Limits: LimitsConfig{Limits: actor.DefaultLimits()},
 		Namespaces: map[string]NamespaceConfig{
 			"kv":        {Kind: "kv", Durability: "local"},
 			"ratelimit": {Kind: "ratelimit", Durability: "local", SpendRetentionDays: 7},
+			// The gateway's users (keys, limits, spend, usage) and the
+			// key-ID index: never memory, a user's money is never reset.
+			"account":       {Kind: "account", Durability: "local"},
+			"account_index": {Kind: "kv", Durability: "local"},
 		},
 		ShutdownTimeout:   30 * time.Second,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -193,6 +213,9 @@ func (c Config) Validate() error {
 	if err := c.actorConfig().Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if _, err := c.accountDefaults(); err != nil {
+		errs = append(errs, err)
+	}
 	for name, ns := range c.Namespaces {
 		if err := ns.validate(name); err != nil {
 			errs = append(errs, err)
@@ -212,9 +235,12 @@ func (c Config) Validate() error {
 
 func (ns NamespaceConfig) validate(name string) error {
 	switch ns.Kind {
-	case "kv", "ratelimit":
+	case "kv", "ratelimit", "account":
 	default:
-		return fmt.Errorf("namespaces.%s.kind %q: want kv or ratelimit", name, ns.Kind)
+		return fmt.Errorf("namespaces.%s.kind %q: want kv, ratelimit or account", name, ns.Kind)
+	}
+	if ns.Kind == "account" && ns.Durability == "memory" {
+		return fmt.Errorf("namespaces.%s.durability memory: an account namespace holds money and keys and must be local", name)
 	}
 	switch ns.Durability {
 	case "", "local", "memory":
@@ -263,6 +289,6 @@ func (c Config) actorConfig() actor.Config {
 	rc.CommitMaxBatch = c.Runtime.CommitMaxBatch
 	rc.AlarmRetryBase = c.Runtime.AlarmRetryBase
 	rc.AlarmMaxRetries = c.Runtime.AlarmMaxRetries
-	rc.Limits = c.Limits
+	rc.Limits = c.Limits.Limits
 	return rc
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/holdfast/holdfast/actor"
 	"github.com/holdfast/holdfast/actor/kv"
 	"github.com/holdfast/holdfast/actor/ratelimit"
+	"github.com/holdfast/holdfast/gateway/account"
 )
 
 // buildNamespaces turns the configured namespaces into runtime namespaces
@@ -30,6 +31,12 @@ func buildNamespaces(cfg Config) ([]actor.NamespaceConfig, error) {
 		switch ns.Kind {
 		case "kv":
 			nc.New = kv.New()
+		case "account":
+			d, err := cfg.accountDefaults()
+			if err != nil {
+				return nil, err
+			}
+			nc.New = account.New(d)
 		case "ratelimit":
 			f, err := ratelimitKind(name, ns)
 			if err != nil {
@@ -92,4 +99,21 @@ func ParseUSD(s string) (int64, error) {
 	frac += strings.Repeat("0", 9-len(frac))
 	f, _ := strconv.ParseInt(frac, 10, 64)
 	return w*1e9 + f, nil
+}
+
+// accountDefaults converts limits.default into the account kind's defaults.
+func (c Config) accountDefaults() (account.Defaults, error) {
+	d := account.Defaults{
+		RequestsPerMinute:     c.Limits.Default.RequestsPerMinute,
+		InputTokensPerMinute:  c.Limits.Default.InputTokensPerMinute,
+		OutputTokensPerMinute: c.Limits.Default.OutputTokensPerMinute,
+	}
+	if s := c.Limits.Default.DailyBudgetUSD; s != "" {
+		n, err := ParseUSD(s)
+		if err != nil {
+			return d, fmt.Errorf("limits.default.daily_budget_usd: %w", err)
+		}
+		d.DailyBudgetNanos = n
+	}
+	return d, d.Validate()
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/holdfast/holdfast/actor"
 	"github.com/holdfast/holdfast/actor/clock"
 	"github.com/holdfast/holdfast/api"
+	"github.com/holdfast/holdfast/gateway/account"
 	holdfastv1 "github.com/holdfast/holdfast/proto/holdfast/v1"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -113,6 +114,7 @@ func (n *Node) Start() error {
 	n.grpcServer = grpc.NewServer(grpc.ChainUnaryInterceptor(auth.Unary), grpc.ChainStreamInterceptor(auth.Stream))
 	holdfastv1.RegisterActorServiceServer(n.grpcServer, &api.ActorServer{Caller: n.runtime})
 	holdfastv1.RegisterAdminServiceServer(n.grpcServer, &api.AdminServer{Admin: n})
+	holdfastv1.RegisterAccountServiceServer(n.grpcServer, &account.Service{Caller: n.runtime, Lister: n, Logger: n.log})
 	reflection.Register(n.grpcServer)
 
 	mux := http.NewServeMux()

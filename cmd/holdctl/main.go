@@ -48,7 +48,7 @@ type command struct {
 }
 
 // groups are the commands that take a subcommand, in help order.
-var groups = []string{"kv", "ratelimit", "alarm", "actors"}
+var groups = []string{"kv", "ratelimit", "alarm", "actors", "keys", "limits"}
 
 // commands returns every leaf command in help order.
 func commands() []*command {
@@ -58,6 +58,9 @@ func commands() []*command {
 	cs = append(cs, ratelimitCommands()...)
 	cs = append(cs, alarmCommands()...)
 	cs = append(cs, actorsCommands()...)
+	cs = append(cs, keysCommands()...)
+	cs = append(cs, limitsCommands()...)
+	cs = append(cs, usageCommand())
 	cs = append(cs, versionCommand(), helpCommand())
 	return cs
 }
