@@ -10,6 +10,7 @@ import (
 	"os"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/holdfast/holdfast/actor"
 	"github.com/holdfast/holdfast/actor/clock"
@@ -39,6 +40,7 @@ type Node struct {
 	grpcLis    net.Listener
 	httpLis    net.Listener
 
+	drain        chan struct{} // closed when shutdown begins
 	state        stateFlag
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -74,7 +76,7 @@ func NewNode(cfg Config, opts Options) (*Node, error) {
 	if clk == nil {
 		clk = clock.Real{}
 	}
-	n := &Node{cfg: cfg, log: logger, clock: clk, registry: prometheus.NewRegistry(), serveErr: make(chan error, 2)}
+	n := &Node{cfg: cfg, log: logger, clock: clk, registry: prometheus.NewRegistry(), serveErr: make(chan error, 2), drain: make(chan struct{})}
 	n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	store, err := actor.OpenBoltStore(cfg.DataDir)
 	if err != nil {
@@ -112,7 +114,7 @@ func (n *Node) Start() error {
 	}
 	auth := api.TokenAuth{Token: n.cfg.token()}
 	n.grpcServer = grpc.NewServer(grpc.ChainUnaryInterceptor(auth.Unary), grpc.ChainStreamInterceptor(auth.Stream))
-	holdfastv1.RegisterActorServiceServer(n.grpcServer, &api.ActorServer{Caller: n.runtime})
+	holdfastv1.RegisterActorServiceServer(n.grpcServer, &api.ActorServer{Caller: n.runtime, Drain: n.drain})
 	holdfastv1.RegisterAdminServiceServer(n.grpcServer, &api.AdminServer{Admin: n})
 	holdfastv1.RegisterAccountServiceServer(n.grpcServer, &account.Service{Caller: n.runtime, Lister: n, Logger: n.log})
 	reflection.Register(n.grpcServer)
@@ -169,6 +171,7 @@ func (n *Node) readyz(w http.ResponseWriter, r *http.Request) {
 func (n *Node) Shutdown(ctx context.Context) error {
 	n.shutdownOnce.Do(func() {
 		n.state.set("stopping")
+		close(n.drain)
 		var errs []error
 		if n.httpServer != nil {
 			if err := n.httpServer.Shutdown(ctx); err != nil {
@@ -185,7 +188,11 @@ func (n *Node) Shutdown(ctx context.Context) error {
 				errs = append(errs, fmt.Errorf("grpc: %w", ctx.Err()))
 			}
 		}
-		if err := n.runtime.Shutdown(ctx); err != nil {
+		// The runtime gets its own bound: even when the servers used up
+		// ctx, turns in flight must finish before the store closes.
+		rctx, cancel := context.WithTimeout(context.Background(), max(time.Until(deadlineOr(ctx)), 5*time.Second))
+		defer cancel()
+		if err := n.runtime.Shutdown(rctx); err != nil {
 			errs = append(errs, err)
 		}
 		n.shutdownErr = errors.Join(errs...)
@@ -210,13 +217,14 @@ func (n *Node) Status(ctx context.Context) (*holdfastv1.StatusResponse, error) {
 		names = append(names, name)
 	}
 	sort.Strings(names)
+	inMemory := n.runtime.ActorsInMemoryByNamespace()
 	for _, name := range names {
 		ns := n.cfg.Namespaces[name]
 		d := ns.Durability
 		if d == "" {
 			d = "local"
 		}
-		st.Namespaces = append(st.Namespaces, &holdfastv1.NamespaceInfo{Name: name, Kind: ns.Kind, Durability: d})
+		st.Namespaces = append(st.Namespaces, &holdfastv1.NamespaceInfo{Name: name, Kind: ns.Kind, Durability: d, ActorsInMemory: inMemory[name]})
 	}
 	return st, nil
 }
@@ -245,4 +253,11 @@ func NewLogger(c LogConfig, w *os.File) *slog.Logger {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+func deadlineOr(ctx context.Context) time.Time {
+	if d, ok := ctx.Deadline(); ok {
+		return d
+	}
+	return time.Now().Add(30 * time.Second)
 }

@@ -63,6 +63,10 @@ func withRequestID(m proto.Message) {
 type ActorServer struct {
 	holdfastv1.UnimplementedActorServiceServer
 	Caller Caller
+	// Drain, when closed, ends open streams: they answer what they already
+	// received and close with UNAVAILABLE so clients reconnect elsewhere
+	// (a graceful stop would otherwise wait for clients to hang up).
+	Drain <-chan struct{}
 }
 
 type actorRequest interface {
@@ -136,7 +140,9 @@ func (s *ActorServer) AlarmDelete(ctx context.Context, r *holdfastv1.AlarmDelete
 const streamWindow = 128
 
 // RateLimitTakeStream answers a stream of takes in order. A failed take
-// ends the stream with its status.
+// ends the stream with its status. On Drain the stream answers every take
+// it already started and ends with UNAVAILABLE; takes it had not started
+// were never applied.
 func (s *ActorServer) RateLimitTakeStream(stream holdfastv1.ActorService_RateLimitTakeStreamServer) error {
 	ctx := stream.Context()
 	type pending struct {
@@ -146,6 +152,14 @@ func (s *ActorServer) RateLimitTakeStream(stream holdfastv1.ActorService_RateLim
 	}
 	queue := make(chan *pending, streamWindow)
 	recvErr := make(chan error, 1)
+	draining := func() bool {
+		select {
+		case <-s.Drain:
+			return true
+		default:
+			return false
+		}
+	}
 	go func() {
 		defer close(queue)
 		for {
@@ -154,6 +168,9 @@ func (s *ActorServer) RateLimitTakeStream(stream holdfastv1.ActorService_RateLim
 				if err != io.EOF {
 					recvErr <- err
 				}
+				return
+			}
+			if draining() {
 				return
 			}
 			p := &pending{done: make(chan struct{})}
@@ -168,20 +185,45 @@ func (s *ActorServer) RateLimitTakeStream(stream holdfastv1.ActorService_RateLim
 			}()
 		}
 	}()
-	for p := range queue {
+	send := func(p *pending) error {
 		<-p.done
 		if p.err != nil {
 			return p.err
 		}
-		if err := stream.Send(p.resp); err != nil {
-			return err
-		}
+		return stream.Send(p.resp)
 	}
-	select {
-	case err := <-recvErr:
-		return err
-	default:
-		return nil
+	for {
+		select {
+		case p, ok := <-queue:
+			if !ok {
+				select {
+				case err := <-recvErr:
+					return err
+				default:
+					if draining() {
+						return GRPCError(actor.ErrShuttingDown)
+					}
+					return nil
+				}
+			}
+			if err := send(p); err != nil {
+				return err
+			}
+		case <-s.Drain:
+			for {
+				select {
+				case p, ok := <-queue:
+					if !ok {
+						return GRPCError(actor.ErrShuttingDown)
+					}
+					if err := send(p); err != nil {
+						return err
+					}
+				default:
+					return GRPCError(actor.ErrShuttingDown)
+				}
+			}
+		}
 	}
 }
 

@@ -60,7 +60,6 @@ var Ops = map[string]struct {
 	"alarm.delete":     {func() actorRequest { return &holdfastv1.AlarmDeleteRequest{} }, false},
 }
 
-
 // ServeHTTP implements http.Handler.
 func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rest, ok := strings.CutPrefix(r.URL.EscapedPath(), "/v1/actors/")
