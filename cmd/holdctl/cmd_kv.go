@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"os"
 
 	holdfastv1 "github.com/holdfast/holdfast/proto/holdfast/v1"
 )
@@ -29,18 +30,30 @@ func (t kvTarget) ref(actor string) (*holdfastv1.ActorRef, error) {
 func kvCommands() []*command {
 	return []*command{
 		{
-			name: "kv put", args: "ACTOR KEY VALUE", minArgs: 3, maxArgs: 3, remote: true,
-			summary: "store VALUE (UTF-8 text) under KEY of a kv actor",
-			flags:   kvNamespaceHelp + shardHelp + requestIDHelp,
+			name: "kv put", args: "ACTOR KEY [VALUE]", minArgs: 2, maxArgs: 3, remote: true,
+			summary: "store VALUE (UTF-8 text), or the bytes of --file, under KEY of a kv actor",
+			flags:   kvNamespaceHelp + shardHelp + requestIDHelp + "  --file PATH   read the value from PATH (binary-safe, any size up to the node's limit)\n",
 			setup: func(fs *flag.FlagSet) action {
 				t := newKVTarget(fs)
 				reqID := fs.String("request-id", "", "")
+				file := fs.String("file", "", "")
 				return func(inv *invocation, args []string) error {
 					ref, err := t.ref(args[0])
 					if err != nil {
 						return err
 					}
-					key, value := args[1], []byte(args[2])
+					if (len(args) == 3) == (*file != "") {
+						return usagef("give the value as an argument or with --file, not both or neither")
+					}
+					key := args[1]
+					var value []byte
+					if *file != "" {
+						if value, err = os.ReadFile(*file); err != nil {
+							return usagef("--file: %v", err)
+						}
+					} else {
+						value = []byte(args[2])
+					}
 					id := inv.newRequestID(*reqID)
 					_, err = call(inv, inv.actor.KvPut, &holdfastv1.KvPutRequest{
 						Actor: ref, RequestId: id,
