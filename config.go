@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/holdfast/holdfast/actor"
+	"github.com/holdfast/holdfast/gateway"
+	"github.com/holdfast/holdfast/gateway/pricing"
 	"gopkg.in/yaml.v3"
 )
 
@@ -34,6 +36,15 @@ type Config struct {
 	// present; the file may change their options or add namespaces of the
 	// built-in kinds.
 	Namespaces map[string]NamespaceConfig `yaml:"namespaces"`
+
+	// Gateway is the LLM gateway's section; Providers replaces the built-in
+	// provider map (only `mock`) when present; Pricing merges over the
+	// built-in price table; Models lists retired models over the built-in
+	// ones.
+	Gateway   gateway.Config                    `yaml:"gateway"`
+	Providers map[string]gateway.ProviderConfig `yaml:"providers"`
+	Pricing   map[string]pricing.ModelPrice     `yaml:"pricing"`
+	Models    []pricing.Retirement              `yaml:"models"`
 
 	// ShutdownTimeout bounds the graceful stop on SIGTERM.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
@@ -135,6 +146,7 @@ func DefaultConfig() Config {
 			"account":       {Kind: "account", Durability: "local"},
 			"account_index": {Kind: "kv", Durability: "local"},
 		},
+		Gateway:           gateway.DefaultConfig(),
 		ShutdownTimeout:   30 * time.Second,
 		ReadHeaderTimeout: 10 * time.Second,
 	}
@@ -214,6 +226,20 @@ func (c Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if _, err := c.accountDefaults(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Gateway.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Providers != nil {
+		if err := gateway.ValidateProviders(c.Providers, c.Gateway.Auth != gateway.AuthBYOK); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if _, err := pricing.NewTable(c.Pricing); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := pricing.NewRetirements(c.Models); err != nil {
 		errs = append(errs, err)
 	}
 	for name, ns := range c.Namespaces {

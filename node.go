@@ -15,7 +15,9 @@ import (
 	"github.com/holdfast/holdfast/actor"
 	"github.com/holdfast/holdfast/actor/clock"
 	"github.com/holdfast/holdfast/api"
+	"github.com/holdfast/holdfast/gateway"
 	"github.com/holdfast/holdfast/gateway/account"
+	"github.com/holdfast/holdfast/gateway/pricing"
 	holdfastv1 "github.com/holdfast/holdfast/proto/holdfast/v1"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -35,6 +37,7 @@ type Node struct {
 	store    *actor.BoltStore
 	runtime  *actor.Runtime
 
+	gateway    *gateway.Gateway
 	grpcServer *grpc.Server
 	httpServer *http.Server
 	grpcLis    net.Listener
@@ -98,6 +101,23 @@ func NewNode(cfg Config, opts Options) (*Node, error) {
 		return nil, err
 	}
 	n.runtime = rt
+	prices, err := pricing.NewTable(cfg.Pricing)
+	if err != nil {
+		rt.Shutdown(context.Background())
+		return nil, err
+	}
+	retired, err := pricing.NewRetirements(cfg.Models)
+	if err != nil {
+		rt.Shutdown(context.Background())
+		return nil, err
+	}
+	n.gateway, err = gateway.New(cfg.Gateway, cfg.Providers, prices, retired, rt, gateway.Options{
+		Logger: logger, Registerer: n.registry, Clock: clk, BindAddr: cfg.HTTPAddr,
+	})
+	if err != nil {
+		rt.Shutdown(context.Background())
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
 	n.state.set("starting")
 	return n, nil
 }
@@ -124,6 +144,11 @@ func (n *Node) Start() error {
 	mux.HandleFunc("/readyz", n.readyz)
 	mux.Handle("/metrics", auth.HTTP(promhttp.HandlerFor(n.registry, promhttp.HandlerOpts{})))
 	mux.Handle("/v1/actors/", auth.HTTP(&api.HTTPHandler{Caller: n.runtime}))
+	// The provider routes authenticate by gateway.auth (virtual keys,
+	// bring-your-own keys), not by the node token.
+	gw := n.gateway.Handler()
+	mux.Handle("/v1/", gw)
+	mux.Handle("/v1beta/", gw)
 	n.httpServer = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: n.cfg.ReadHeaderTimeout,
@@ -177,6 +202,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 			if err := n.httpServer.Shutdown(ctx); err != nil {
 				errs = append(errs, fmt.Errorf("http: %w", err))
 			}
+		}
+		if err := n.gateway.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("gateway: %w", err))
 		}
 		if n.grpcServer != nil {
 			done := make(chan struct{})

@@ -1,5 +1,6 @@
 // Package jsonscan reads the few top-level fields of a JSON request body that
-// the gateway needs (model, stream, stream_options.include_usage) without
+// the gateway needs (model and its byte span, stream,
+// stream_options.include_usage, max_tokens / max_completion_tokens) without
 // decoding the rest, and makes the one sanctioned textual edit to a body.
 //
 // Contract:

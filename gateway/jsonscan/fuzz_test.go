@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"testing"
 )
 
@@ -36,6 +37,22 @@ func FuzzScan(f *testing.F) {
 		wantHasModel := ok && json.Unmarshal(rawModel, &model) == nil && rawModel[0] == '"'
 		if fields.HasModel != wantHasModel || fields.Model != model && wantHasModel {
 			t.Fatalf("model = %q/%v, encoding/json says %q/%v", fields.Model, fields.HasModel, model, wantHasModel)
+		}
+		if wantHasModel && string(body[fields.ModelValue.Start:fields.ModelValue.End]) != string(rawModel) {
+			t.Fatalf("ModelValue span %q, want %q", body[fields.ModelValue.Start:fields.ModelValue.End], rawModel)
+		}
+		// max_tokens / max_completion_tokens: the later of the two keys in
+		// the body wins, so compare only when one of them is present alone.
+		rawMax, hasMax := m["max_tokens"]
+		if rawMC, ok := m["max_completion_tokens"]; ok {
+			rawMax, hasMax = rawMC, !hasMax
+		}
+		if hasMax {
+			n, err := strconv.ParseInt(string(rawMax), 10, 64)
+			plain := err == nil && n >= 0 && rawMax[0] != '-'
+			if fields.HasMaxTokens != plain || plain && fields.MaxTokens != n {
+				t.Fatalf("max tokens %d/%v for %q", fields.MaxTokens, fields.HasMaxTokens, rawMax)
+			}
 		}
 		if want := string(m["stream"]) == "true"; fields.Stream != want {
 			t.Fatalf("stream = %v, want %v", fields.Stream, want)

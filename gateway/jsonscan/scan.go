@@ -10,6 +10,16 @@ type Fields struct {
 	// says the (last) top-level "model" exists and is a string.
 	Model    string
 	HasModel bool
+	// ModelValue is the raw span of that string value, quotes included, so
+	// a caller can replace the model in place; {-1, -1} when !HasModel.
+	ModelValue Span
+
+	// MaxTokens is the (last) top-level "max_tokens" or
+	// "max_completion_tokens" when it is a non-negative integer literal
+	// that fits an int64; HasMaxTokens says it is. Any other value of
+	// the last such key clears both.
+	MaxTokens    int64
+	HasMaxTokens bool
 
 	// Stream is true when the (last) top-level "stream" is the literal true.
 	Stream bool
@@ -34,7 +44,7 @@ type Fields struct {
 // Scan validates body as a JSON object and extracts Fields from its
 // top-level members, skipping every nested value without decoding it.
 func Scan(body []byte) (Fields, error) {
-	f := Fields{StreamOptions: Span{-1, -1}}
+	f := Fields{StreamOptions: Span{-1, -1}, ModelValue: Span{-1, -1}}
 	i := skipSpace(body, 0)
 	if i >= len(body) {
 		return Fields{}, syntaxErr(len(body), ErrUnexpectedEnd)
@@ -55,6 +65,12 @@ func Scan(body []byte) (Fields, error) {
 			return end, err
 		case keyIs(m.key, m.escaped, "stream_options"):
 			return f.streamOptions(body, m.valStart)
+		case keyIs(m.key, m.escaped, "max_tokens"), keyIs(m.key, m.escaped, "max_completion_tokens"):
+			end, err := skipValue(body, m.valStart, 1)
+			if err == nil {
+				f.MaxTokens, f.HasMaxTokens = parseCount(body[m.valStart:end])
+			}
+			return end, err
 		}
 		return -1, nil
 	})
@@ -73,9 +89,9 @@ func (f *Fields) model(body []byte, i int) (int, error) {
 		return 0, err
 	}
 	// A later non-string "model" overrides an earlier string one.
-	f.Model, f.HasModel = "", false
+	f.Model, f.HasModel, f.ModelValue = "", false, Span{-1, -1}
 	if body[i] == '"' {
-		f.Model, f.HasModel = decodeString(body[i+1:end-1]), true
+		f.Model, f.HasModel, f.ModelValue = decodeString(body[i+1:end-1]), true, Span{i, end}
 	}
 	return end, nil
 }
@@ -106,4 +122,24 @@ func (f *Fields) streamOptions(body []byte, i int) (int, error) {
 	}
 	f.StreamOptions = Span{i, end}
 	return end, nil
+}
+
+// parseCount reads a validated JSON number that is a plain non-negative
+// integer fitting an int64 ("0", "1024"); anything else (a sign, a
+// fraction, an exponent, a literal, overflow) is not a count.
+func parseCount(v []byte) (int64, bool) {
+	if len(v) == 0 || len(v) > 19 {
+		return 0, false
+	}
+	var n uint64
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + uint64(c-'0') // 19 digits cannot overflow a uint64
+	}
+	if n > 1<<63-1 {
+		return 0, false
+	}
+	return int64(n), true
 }

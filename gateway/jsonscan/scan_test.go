@@ -59,11 +59,49 @@ func TestScanFields(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Scan: %v", err)
 			}
-			got.Open, got.Empty, got.StreamOptions = 0, false, Span{}
+			got.Open, got.Empty, got.StreamOptions, got.ModelValue = 0, false, Span{}, Span{}
+			got.MaxTokens, got.HasMaxTokens = 0, false
 			if got != tt.want {
 				t.Errorf("got  %+v\nwant %+v", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestScanModelValueAndMaxTokens(t *testing.T) {
+	tests := []struct {
+		body      string
+		model     string // raw span text, "" when none
+		maxTokens int64
+		hasMax    bool
+	}{
+		{`{"model":"m","max_tokens":1024}`, `"m"`, 1024, true},
+		{`{"messages":[{"model":"x","max_tokens":5}],"max_completion_tokens":7, "model" : "claude\u002dx" }`, `"claude\u002dx"`, 7, true},
+		{`{"model":"a","model":"b","max_tokens":3,"max_tokens":4}`, `"b"`, 4, true},
+		{`{"model":"a","model":1,"max_tokens":-1}`, ``, 0, false},
+		{`{"max_tokens":1.5}`, ``, 0, false},
+		{`{"max_tokens":1e3}`, ``, 0, false},
+		{`{"max_tokens":"10"}`, ``, 0, false},
+		{`{"max_tokens":99999999999999999999}`, ``, 0, false},
+		{`{"max_tokens":9223372036854775807}`, ``, 9223372036854775807, true},
+		{`{"max_tokens":9223372036854775808}`, ``, 0, false},
+		{`{"max_tokens":10,"max_tokens":null}`, ``, 0, false},
+	}
+	for _, tt := range tests {
+		body := []byte(tt.body)
+		f, err := Scan(body)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.body, err)
+		}
+		got := ""
+		if f.HasModel {
+			got = string(body[f.ModelValue.Start:f.ModelValue.End])
+		} else if f.ModelValue != (Span{-1, -1}) {
+			t.Errorf("%s: ModelValue %v without a model", tt.body, f.ModelValue)
+		}
+		if got != tt.model || f.MaxTokens != tt.maxTokens || f.HasMaxTokens != tt.hasMax {
+			t.Errorf("%s: model span %q max %d/%v; want %q %d/%v", tt.body, got, f.MaxTokens, f.HasMaxTokens, tt.model, tt.maxTokens, tt.hasMax)
+		}
 	}
 }
 

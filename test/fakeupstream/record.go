@@ -17,11 +17,16 @@ type Recorded struct {
 	Body     []byte      // the exact body bytes received
 	Script   Script      // the script that answered, as pushed (zero for the default answer)
 	Sent     []byte      // response body bytes written to the connection, in order
+	// ClientGone: the handler ended because the request's context was
+	// done (the client disconnected or cancelled) before the response was
+	// complete. Meaningful once Done(Seq) is closed.
+	ClientGone bool
 }
 
 // entry is a recording being filled while its response is written.
 type entry struct {
 	Recorded
+	done chan struct{} // closed when the handler has returned
 }
 
 // recorder keeps the requests in arrival order. All access is locked.
@@ -35,7 +40,7 @@ func (rc *recorder) add(r *http.Request, body []byte) *entry {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	rc.seq++
-	e := &entry{Recorded{
+	e := &entry{done: make(chan struct{}), Recorded: Recorded{
 		Seq:      rc.seq,
 		Method:   r.Method,
 		Path:     r.URL.Path,
@@ -60,6 +65,28 @@ func (rc *recorder) appendSent(e *entry, b []byte) {
 	rc.mu.Lock()
 	e.Sent = append(e.Sent, b...)
 	rc.mu.Unlock()
+}
+
+// finish marks e's handler as returned.
+func (rc *recorder) finish(e *entry, clientGone bool) {
+	rc.mu.Lock()
+	e.ClientGone = clientGone
+	rc.mu.Unlock()
+	close(e.done)
+}
+
+// Done returns a channel closed once the handler of request seq has
+// returned (its Recorded is then final), or nil when there is no such
+// request.
+func (s *Server) Done(seq int) <-chan struct{} {
+	s.rec.mu.Lock()
+	defer s.rec.mu.Unlock()
+	for _, e := range s.rec.entries {
+		if e.Seq == seq {
+			return e.done
+		}
+	}
+	return nil
 }
 
 func (rc *recorder) snapshot(e *entry) Recorded {

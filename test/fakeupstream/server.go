@@ -52,6 +52,7 @@ func (s *Server) Close() {
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(r.Body)
 	e := s.rec.add(r, body)
+	defer func() { s.rec.finish(e, r.Context().Err() != nil) }()
 	if err != nil {
 		return // the client went away while sending
 	}

@@ -1,0 +1,72 @@
+package gateway
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+)
+
+// BenchmarkProxyStream measures what the gateway adds to a streamed
+// Anthropic call: the same request straight to the fake upstream and
+// through the gateway (auth none, no accounting), and both alternately
+// in one loop, reporting the difference as added-ns/op. Ratios against a
+// baseline measured in the same run, never absolute times in a test.
+func BenchmarkProxyStream(b *testing.B) {
+	e := newEnv(b, func(o *envOpts) { o.noCaller, o.noLogs = true, true })
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
+	run := func(b *testing.B, url string) {
+		req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(streamBody))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n, _ := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || n == 0 {
+			b.Fatalf("status %d, %d bytes", resp.StatusCode, n)
+		}
+	}
+	direct, gateway := e.fake.URL()+"/v1/messages", e.srv.URL+"/v1/messages"
+	tidy := func(i int) {
+		if i%1000 == 0 {
+			e.fake.Reset() // the fake records every request
+		}
+	}
+	b.Run("direct", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			run(b, direct)
+			i++
+			tidy(i)
+		}
+	})
+	b.Run("gateway", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			run(b, gateway)
+			i++
+			tidy(i)
+		}
+	})
+	b.Run("added", func(b *testing.B) {
+		var d, g time.Duration
+		i := 0
+		for b.Loop() {
+			t0 := time.Now()
+			run(b, direct)
+			t1 := time.Now()
+			run(b, gateway)
+			g += time.Since(t1)
+			d += t1.Sub(t0)
+			i++
+			tidy(i)
+		}
+		b.ReportMetric(float64(g-d)/float64(i), "added-ns/op")
+		b.ReportMetric(float64(g)/float64(d), "gateway/direct")
+	})
+}

@@ -1,0 +1,260 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/holdfast/holdfast/actor/clock"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Auth modes (gateway.auth).
+const (
+	AuthNone = "none" // single local user "local"; loopback only unless force_no_auth
+	AuthKeys = "keys" // holdfast virtual keys, checked by the user's account actor
+	AuthBYOK = "byok" // the client's own provider key, shape-checked and forwarded
+)
+
+// Provider types (providers.NAME.type).
+const (
+	TypeAnthropic = "anthropic"
+	TypeOpenAI    = "openai" // OpenAI and every compatible API (Groq, Cerebras, ...)
+	TypeGemini    = "gemini"
+	TypeMock      = "mock" // in-process fake answering all three formats
+)
+
+// Config is the `gateway:` section of the node configuration. Decode YAML
+// over DefaultConfig(), then call Validate.
+type Config struct {
+	// Auth is none, keys or byok. none serves one local user and is
+	// refused on a non-loopback address unless ForceNoAuth.
+	Auth string `yaml:"auth"`
+	// ForceNoAuth allows auth none on a non-loopback address.
+	ForceNoAuth bool `yaml:"force_no_auth"`
+	// MaxBodyBytes bounds a request body; beyond it the answer is 413 in
+	// the API family's envelope.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// SpillThresholdBytes: a body larger than this is kept in a temporary
+	// file (still replayable for retries) instead of memory.
+	SpillThresholdBytes int64 `yaml:"spill_threshold_bytes"`
+	// SpillDir is where spilled bodies go; empty: os.TempDir(). Images
+	// built FROM scratch have no /tmp: point this at a writable volume.
+	SpillDir string `yaml:"spill_dir"`
+	// MaxRetries is how many times a request is retried upstream (0..2)
+	// on 429, 529, other 5xx and connection errors, only before any byte
+	// reached the client.
+	MaxRetries int `yaml:"max_retries"`
+	// UpstreamHeaderTimeout bounds the wait for the provider's response
+	// headers, per attempt, for streams and count_tokens. A non-streaming
+	// call gets its headers only after the whole generation: it waits at
+	// least 10 minutes.
+	UpstreamHeaderTimeout time.Duration `yaml:"upstream_header_timeout"`
+	// StreamIdleTimeout bounds the silence between two reads of a
+	// response body; tripping it is the failure sse_stall.
+	StreamIdleTimeout time.Duration `yaml:"stream_idle_timeout"`
+	// InsertIncludeUsage lets the gateway add
+	// stream_options.include_usage to OpenAI-compatible stream requests
+	// that lack it (and drop the extra usage chunk from the response).
+	// Off: such streams carry no usage and the figures are estimates.
+	InsertIncludeUsage bool `yaml:"insert_include_usage"`
+	// RedirectRetiredModels rewrites a retired model to its replacement
+	// instead of refusing the request with 400.
+	RedirectRetiredModels bool `yaml:"redirect_retired_models"`
+	// AccountNamespace is the namespace of the per-user account actors.
+	AccountNamespace string `yaml:"account_namespace"`
+	// UsageExactThreshold: when a user's input-token bucket was at or
+	// below this fraction of its limit after the previous admit, the
+	// gateway asks the provider's count_tokens (Anthropic) for an exact
+	// input figure before admitting.
+	UsageExactThreshold float64 `yaml:"usage_exact_threshold"`
+	// DefaultOutputTokens is the output estimate reserved at admit when
+	// the request has no top-level max_tokens / max_completion_tokens.
+	DefaultOutputTokens int64 `yaml:"default_output_tokens"`
+}
+
+// DefaultConfig returns the defaults of every gateway setting.
+func DefaultConfig() Config {
+	return Config{
+		Auth:                  AuthNone,
+		MaxBodyBytes:          32 << 20,
+		SpillThresholdBytes:   1 << 20,
+		MaxRetries:            2,
+		UpstreamHeaderTimeout: 60 * time.Second,
+		StreamIdleTimeout:     60 * time.Second,
+		InsertIncludeUsage:    true,
+		AccountNamespace:      "account",
+		UsageExactThreshold:   0.2,
+		DefaultOutputTokens:   4096,
+	}
+}
+
+// Validate reports every invalid setting, each naming its key under
+// gateway.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(key string, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("gateway.%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	switch c.Auth {
+	case AuthNone, AuthKeys, AuthBYOK:
+	default:
+		bad("auth", "%q: want none, keys or byok", c.Auth)
+	}
+	if c.MaxBodyBytes <= 0 {
+		bad("max_body_bytes", "%d: must be positive", c.MaxBodyBytes)
+	}
+	if c.SpillThresholdBytes <= 0 {
+		bad("spill_threshold_bytes", "%d: must be positive", c.SpillThresholdBytes)
+	}
+	if c.MaxRetries < 0 || c.MaxRetries > 2 {
+		bad("max_retries", "%d: want 0, 1 or 2", c.MaxRetries)
+	}
+	if c.UpstreamHeaderTimeout <= 0 {
+		bad("upstream_header_timeout", "%v: must be positive", c.UpstreamHeaderTimeout)
+	}
+	if c.StreamIdleTimeout <= 0 {
+		bad("stream_idle_timeout", "%v: must be positive", c.StreamIdleTimeout)
+	}
+	if c.AccountNamespace == "" {
+		bad("account_namespace", "must not be empty")
+	}
+	if !(c.UsageExactThreshold >= 0 && c.UsageExactThreshold <= 1) {
+		bad("usage_exact_threshold", "%v: want a fraction between 0 and 1", c.UsageExactThreshold)
+	}
+	if c.DefaultOutputTokens <= 0 {
+		bad("default_output_tokens", "%d: must be positive", c.DefaultOutputTokens)
+	}
+	return errors.Join(errs...)
+}
+
+// ProviderConfig is one entry of the `providers:` map.
+type ProviderConfig struct {
+	// Type is anthropic, openai (any compatible API), gemini or mock.
+	Type string `yaml:"type"`
+	// BaseURL is the API root as the provider's SDK takes it; empty: the
+	// provider's own. The gateway appends /v1/messages (anthropic),
+	// /chat/completions (openai) or /v1beta/models/... (gemini).
+	BaseURL string `yaml:"base_url"`
+	// APIKeyEnv names an environment variable holding the provider key.
+	APIKeyEnv string `yaml:"api_key_env"`
+	// APIKeyFile is a file holding the provider key (a Kubernetes Secret
+	// mount); a change is picked up by the next request, no restart.
+	APIKeyFile string `yaml:"api_key_file"`
+	// Models are model-name prefixes routed to this provider. Optional:
+	// an API family with one provider routes everything to it.
+	Models []string `yaml:"models"`
+}
+
+// Default API roots per provider type.
+var defaultBaseURLs = map[string]string{
+	TypeAnthropic: "https://api.anthropic.com",
+	TypeOpenAI:    "https://api.openai.com/v1",
+	TypeGemini:    "https://generativelanguage.googleapis.com",
+}
+
+// DefaultProviders is the providers map used when the configuration has
+// none: the in-process mock only, so a fresh node answers with no key. A
+// `providers:` map in the configuration replaces it entirely.
+func DefaultProviders() map[string]ProviderConfig {
+	return map[string]ProviderConfig{"mock": {Type: TypeMock}}
+}
+
+// ValidateProviders reports every invalid provider entry, each naming
+// its key under providers. needKeys says whether the gateway itself
+// needs provider keys (every auth mode but byok).
+func ValidateProviders(providers map[string]ProviderConfig, needKeys bool) error {
+	var errs []error
+	names := make([]string, 0, len(providers))
+	for n := range providers {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		p := providers[name]
+		bad := func(key, format string, args ...any) {
+			errs = append(errs, fmt.Errorf("providers.%s.%s: %s", name, key, fmt.Sprintf(format, args...)))
+		}
+		if name == "" || strings.ContainsAny(name, " \t\r\n") {
+			errs = append(errs, fmt.Errorf("providers: invalid provider name %q", name))
+		}
+		switch p.Type {
+		case TypeAnthropic, TypeOpenAI, TypeGemini, TypeMock:
+		case "":
+			bad("type", "missing: want anthropic, openai, gemini or mock")
+			continue
+		default:
+			bad("type", "%q: want anthropic, openai, gemini or mock", p.Type)
+			continue
+		}
+		if p.BaseURL != "" {
+			u, err := url.Parse(p.BaseURL)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+				bad("base_url", "%q: want an absolute http(s) URL without query", p.BaseURL)
+			} else if u.User != nil {
+				bad("base_url", "must not carry credentials; use api_key_env or api_key_file")
+			}
+			if p.Type == TypeMock {
+				bad("base_url", "a mock provider has no base URL")
+			}
+		}
+		if p.APIKeyEnv != "" && p.APIKeyFile != "" {
+			bad("api_key_env", "set api_key_env or api_key_file, not both")
+		}
+		if p.Type != TypeMock && needKeys && p.APIKeyEnv == "" && p.APIKeyFile == "" {
+			bad("api_key_env", "a %s provider needs api_key_env or api_key_file (or gateway.auth: byok)", p.Type)
+		}
+		for i, m := range p.Models {
+			if m == "" {
+				bad(fmt.Sprintf("models[%d]", i), "empty prefix")
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Options are what the node injects.
+type Options struct {
+	// Logger receives one JSON line per call (nil: slog.Default()).
+	Logger *slog.Logger
+	// Registerer receives the gateway's metrics (nil: a private registry).
+	Registerer prometheus.Registerer
+	// Clock tells the time and runs the timeouts (nil: clock.Real{}).
+	Clock clock.Clock
+	// Sleep waits between retries (nil: a timer on Clock, cut short by
+	// ctx). Tests inject one that records and returns at once.
+	Sleep func(ctx context.Context, d time.Duration) error
+	// HTTPClient sends upstream requests. nil: a client over Transport.
+	// Its redirects should be off: a redirect would carry the provider key
+	// to another host.
+	HTTPClient *http.Client
+	// Transport is used when HTTPClient is nil (nil: a clone of
+	// http.DefaultTransport with more idle connections per host).
+	Transport http.RoundTripper
+	// BindAddr is the address the gateway listens on, to enforce that
+	// auth none is served on loopback only.
+	BindAddr string
+	// LookupEnv reads api_key_env variables (nil: os.LookupEnv).
+	LookupEnv func(string) (string, bool)
+}
+
+// isLoopback reports whether addr (host:port or host) listens on
+// loopback only. An empty host is every interface.
+func isLoopback(addr string) bool {
+	host := addr
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		host = h
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
+}

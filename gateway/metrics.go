@@ -1,0 +1,136 @@
+package gateway
+
+import (
+	"strconv"
+	"sync"
+
+	"github.com/holdfast/holdfast/gateway/pricing"
+	"github.com/holdfast/holdfast/gateway/usage"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics (all prefixed holdfast_gateway_):
+//
+//	requests_total{provider,model,status}           calls by final status sent to the client
+//	upstream_latency_seconds{provider}              upstream attempt start to end of body (last attempt)
+//	upstream_ttfb_seconds{provider}                 upstream attempt start to first body byte
+//	tokens_total{provider,model,kind,estimated}     kind: input, output, cache_write_5m, cache_write_1h, cache_read
+//	cost_nanodollars_total{provider,model}          priced cost
+//	retries_total{provider,reason}                  upstream retries, by the failure that caused them
+//	failures_total{provider,failure}                every failure by taxonomy name (per attempt for upstream ones)
+//
+// Cache hit ratio over any window:
+//
+//	sum(rate(holdfast_gateway_tokens_total{kind="cache_read"}[5m]))
+//	  / sum(rate(holdfast_gateway_tokens_total{kind=~"input|cache_write_5m|cache_write_1h|cache_read"}[5m]))
+//
+// The model label is the routed model; at most maxModelLabels distinct
+// values are used, later ones count as "other" (clients choose model
+// strings, and labels must stay bounded).
+type metrics struct {
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	ttfb     *prometheus.HistogramVec
+	tokens   *prometheus.CounterVec
+	cost     *prometheus.CounterVec
+	retries  *prometheus.CounterVec
+	failures *prometheus.CounterVec
+
+	mu     sync.Mutex
+	models map[string]bool
+}
+
+const maxModelLabels = 256
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	const ns, sub = "holdfast", "gateway"
+	buckets := []float64{.05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300}
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "requests_total",
+			Help: "Gateway calls by provider, model and the status sent to the client."}, []string{"provider", "model", "status"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "upstream_latency_seconds",
+			Help: "Upstream attempt duration, from request to the end of the response body.", Buckets: buckets}, []string{"provider"}),
+		ttfb: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "upstream_ttfb_seconds",
+			Help: "Upstream time to the first response body byte.", Buckets: buckets}, []string{"provider"}),
+		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "tokens_total",
+			Help: "Tokens by kind (input, output, cache_write_5m, cache_write_1h, cache_read); estimated=true when the provider reported none."},
+			[]string{"provider", "model", "kind", "estimated"}),
+		cost: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "cost_nanodollars_total",
+			Help: "Priced cost of calls in nano-dollars."}, []string{"provider", "model"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "retries_total",
+			Help: "Upstream retries by the failure that caused them."}, []string{"provider", "reason"}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "failures_total",
+			Help: "Failures by taxonomy name (overload_529, in_stream_overloaded, rate_limit_429, sse_stall, key_rotation_401, model_retired, upstream_5xx, client_cancelled, budget_exhausted, cache_silent_miss, ...)."},
+			[]string{"provider", "failure"}),
+		models: map[string]bool{},
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.latency, m.ttfb, m.tokens, m.cost, m.retries, m.failures} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+func (m *metrics) modelLabel(model string) string {
+	if model == "" {
+		return ""
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.models[model] {
+		return model
+	}
+	if len(m.models) >= maxModelLabels {
+		return "other"
+	}
+	m.models[model] = true
+	return model
+}
+
+// observe counts a finished call. Upstream failures were counted per
+// attempt as they happened; refusals were counted by refuse.
+func (m *metrics) observe(c *call) {
+	prov := ""
+	if c.p != nil {
+		prov = c.p.name
+	}
+	model := m.modelLabel(c.model)
+	m.requests.WithLabelValues(prov, model, strconv.Itoa(c.status)).Inc()
+	if c.attempts > 0 {
+		m.latency.WithLabelValues(prov).Observe(c.upstream.Seconds())
+		if c.ttfb > 0 {
+			m.ttfb.WithLabelValues(prov).Observe(c.ttfb.Seconds())
+		}
+	}
+	if c.usageSeen {
+		est := strconv.FormatBool(c.estimated)
+		u := c.usage
+		for _, kv := range []struct {
+			kind string
+			n    int64
+		}{
+			{"input", u.InputTokens}, {"output", u.OutputTokens},
+			{"cache_write_5m", u.CacheCreation5mInputTokens}, {"cache_write_1h", u.CacheCreation1hInputTokens},
+			{"cache_read", u.CacheReadInputTokens},
+		} {
+			if kv.n > 0 {
+				m.tokens.WithLabelValues(prov, model, kv.kind, est).Add(float64(kv.n))
+			}
+		}
+		m.cost.WithLabelValues(prov, model).Add(float64(c.cost))
+	}
+	if c.silentMiss {
+		m.failures.WithLabelValues(prov, "cache_silent_miss").Inc()
+	}
+}
+
+func pricingUsage(u usage.Usage) pricing.Usage {
+	return pricing.Usage{
+		InputTokens:                u.InputTokens,
+		OutputTokens:               u.OutputTokens,
+		CacheCreation5mInputTokens: u.CacheCreation5mInputTokens,
+		CacheCreation1hInputTokens: u.CacheCreation1hInputTokens,
+		CacheReadInputTokens:       u.CacheReadInputTokens,
+	}
+}
