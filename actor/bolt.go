@@ -12,6 +12,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // DataFileName is the bbolt file inside the data directory.
@@ -93,7 +94,7 @@ func OpenBoltStore(dir string) (*BoltStore, error) {
 		FreelistType:    bolt.FreelistMapType,
 	})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, &DataDirError{Path: path, Reason: "in use by another process (file lock held)", Err: err}
 		}
 		return nil, &DataDirError{Path: path, Reason: "cannot open database", Err: err}
@@ -176,8 +177,7 @@ func (s *BoltStore) Scan(partition int, actor, start, end []byte, reverse bool, 
 		if end == nil {
 			k, v = c.Last()
 		} else {
-			k, v = c.Seek(end)
-			if k == nil {
+			if k, _ = c.Seek(end); k == nil {
 				k, v = c.Last()
 			} else {
 				k, v = c.Prev()
@@ -250,7 +250,7 @@ func applyActorOps(actors *bolt.Bucket, actor []byte, ops []Op) error {
 	var b *bolt.Bucket
 	for _, op := range ops {
 		if op.Kind == OpDeleteActor {
-			if err := actors.DeleteBucket(actor); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+			if err := actors.DeleteBucket(actor); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
 				return err
 			}
 			b = nil

@@ -155,10 +155,3 @@ func (c *committer) wait(ctx context.Context, seq uint64) error {
 		}
 	}
 }
-
-// idleFor reports no queued write; used by tests and shutdown.
-func (c *committer) pending() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.mu.queue)
-}

@@ -9,8 +9,15 @@ import (
 // a running turn, or an actor's overlay of committed-in-memory writes that
 // the group committer has not made durable yet. Reads resolve top-down
 // through layers, then the store.
+//
+// Entries live in a small slice (linear search) while there are at most
+// smallLayer of them, and in a map beyond: most turns write one to three
+// keys, and a map costs an allocation of a few hundred bytes plus one per
+// key string. Keys are retained, not copied: callers pass keys they never
+// modify afterwards (fresh buffers or the package's constant keys).
 type layer struct {
-	entries map[string]layerEntry
+	small   []layerKV             // the entries while entries is nil
+	entries map[string]layerEntry // the entries once there were more than smallLayer
 	// clearedData: every user key (prefixData) below this layer is deleted
 	// (deleteAll), except entries written in this layer afterwards.
 	clearedData bool
@@ -20,20 +27,109 @@ type layer struct {
 	clearSeq uint64
 }
 
+// smallLayer is how many entries a layer keeps in its slice before it
+// switches to a map.
+const smallLayer = 8
+
+type layerKV struct {
+	key []byte
+	layerEntry
+}
+
 type layerEntry struct {
 	val []byte
 	del bool
 	seq uint64
 }
 
-func newLayer() *layer { return &layer{entries: make(map[string]layerEntry)} }
+func newLayer() *layer { return &layer{} }
 
-func (l *layer) empty() bool { return len(l.entries) == 0 && !l.clearedData && !l.clearedAll }
+func (l *layer) count() int {
+	if l.entries != nil {
+		return len(l.entries)
+	}
+	return len(l.small)
+}
+
+func (l *layer) empty() bool { return l.count() == 0 && !l.clearedData && !l.clearedAll }
+
+// find returns the entry of key in this layer, if any.
+func (l *layer) find(key []byte) (layerEntry, bool) {
+	if l.entries != nil {
+		e, ok := l.entries[string(key)]
+		return e, ok
+	}
+	for i := range l.small {
+		if string(l.small[i].key) == string(key) {
+			return l.small[i].layerEntry, true
+		}
+	}
+	return layerEntry{}, false
+}
+
+// set records e for key, replacing an entry of the same key.
+func (l *layer) set(key []byte, e layerEntry) {
+	if l.entries == nil {
+		for i := range l.small {
+			if string(l.small[i].key) == string(key) {
+				l.small[i].layerEntry = e
+				return
+			}
+		}
+		if len(l.small) < smallLayer {
+			if l.small == nil {
+				l.small = make([]layerKV, 0, 2)
+			}
+			l.small = append(l.small, layerKV{key: key, layerEntry: e})
+			return
+		}
+		l.entries = make(map[string]layerEntry, 2*smallLayer)
+		for _, kv := range l.small {
+			l.entries[string(kv.key)] = kv.layerEntry
+		}
+		l.small = nil
+	}
+	l.entries[string(key)] = e
+}
+
+// each calls fn for every entry, in no particular order. fn must not
+// change the layer.
+func (l *layer) each(fn func(k []byte, e layerEntry)) {
+	if l.entries != nil {
+		for k, e := range l.entries {
+			fn([]byte(k), e)
+		}
+		return
+	}
+	for _, kv := range l.small {
+		fn(kv.key, kv.layerEntry)
+	}
+}
+
+// deleteIf removes every entry for which drop returns true.
+func (l *layer) deleteIf(drop func(k []byte, e layerEntry) bool) {
+	if l.entries != nil {
+		for k, e := range l.entries {
+			if drop([]byte(k), e) {
+				delete(l.entries, k)
+			}
+		}
+		return
+	}
+	kept := l.small[:0]
+	for _, kv := range l.small {
+		if !drop(kv.key, kv.layerEntry) {
+			kept = append(kept, kv)
+		}
+	}
+	clear(l.small[len(kept):]) // let the dropped values go
+	l.small = kept
+}
 
 // lookup resolves key in this layer: hit reports that this layer decides the
 // key (found or deleted); when hit is false the next layer down decides.
 func (l *layer) lookup(key []byte) (val []byte, found, hit bool) {
-	if e, ok := l.entries[string(key)]; ok {
+	if e, ok := l.find(key); ok {
 		return e.val, !e.del, true
 	}
 	if l.hides(key) {
@@ -46,68 +142,85 @@ func (l *layer) hides(key []byte) bool {
 	return l.clearedAll || (l.clearedData && len(key) > 0 && key[0] == prefixData)
 }
 
+// put sets key to val. key is retained: the caller must not modify it.
 func (l *layer) put(key, val []byte, seq uint64) {
-	if l.entries == nil {
-		l.entries = make(map[string]layerEntry, 4)
-	}
-	l.entries[string(key)] = layerEntry{val: val, seq: seq}
+	l.set(key, layerEntry{val: val, seq: seq})
 }
 
+// del deletes key. key is retained: the caller must not modify it.
 func (l *layer) del(key []byte, seq uint64) {
-	if l.entries == nil {
-		l.entries = make(map[string]layerEntry, 4)
-	}
-	l.entries[string(key)] = layerEntry{del: true, seq: seq}
+	l.set(key, layerEntry{del: true, seq: seq})
 }
 
 // clearData deletes every user key: entries of this layer with the data
 // prefix go, and everything below is hidden.
 func (l *layer) clearData(seq uint64) {
-	for k := range l.entries {
-		if len(k) > 0 && k[0] == prefixData {
-			delete(l.entries, k)
-		}
-	}
+	l.deleteIf(func(k []byte, _ layerEntry) bool { return len(k) > 0 && k[0] == prefixData })
 	l.clearedData, l.clearSeq = true, seq
 }
 
 func (l *layer) clearAll(seq uint64) {
 	clear(l.entries)
+	clear(l.small)
+	l.small = l.small[:0]
 	l.clearedAll, l.clearSeq = true, seq
 }
 
 // ops returns the store operations equivalent to this layer, for a commit.
+// The keys and values are shared with the layer (neither is ever modified).
 func (l *layer) ops() []Op {
-	ops := make([]Op, 0, len(l.entries)+1)
-	if len(l.entries) == 1 && !l.clearedAll && !l.clearedData {
-		for k, e := range l.entries {
+	n := l.count()
+	if n == 1 && !l.clearedAll && !l.clearedData {
+		var op Op
+		l.each(func(k []byte, e layerEntry) {
 			if e.del {
-				return append(ops, Op{Kind: OpDelete, Key: []byte(k)})
+				op = Op{Kind: OpDelete, Key: k}
+			} else {
+				op = Op{Kind: OpPut, Key: k, Value: e.val}
 			}
-			return append(ops, Op{Kind: OpPut, Key: []byte(k), Value: e.val})
-		}
+		})
+		return []Op{op}
 	}
+	ops := make([]Op, 0, n+1)
 	if l.clearedAll {
 		ops = append(ops, Op{Kind: OpDeleteActor})
 	} else if l.clearedData {
 		ops = append(ops, Op{Kind: OpDeletePrefix, Key: []byte{prefixData}})
 	}
-	keys := make([]string, 0, len(l.entries))
-	for k := range l.entries {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		e := l.entries[k]
-		if e.del {
+	sorted := make([]layerKV, 0, n)
+	l.each(func(k []byte, e layerEntry) { sorted = append(sorted, layerKV{key: k, layerEntry: e}) })
+	sort.Slice(sorted, func(i, j int) bool { return bytes.Compare(sorted[i].key, sorted[j].key) < 0 })
+	for _, kv := range sorted {
+		if kv.del {
 			if !l.clearedAll {
-				ops = append(ops, Op{Kind: OpDelete, Key: []byte(k)})
+				ops = append(ops, Op{Kind: OpDelete, Key: kv.key})
 			}
 			continue
 		}
-		ops = append(ops, Op{Kind: OpPut, Key: []byte(k), Value: e.val})
+		ops = append(ops, Op{Kind: OpPut, Key: kv.key, Value: kv.val})
 	}
 	return ops
+}
+
+// write returns the Write of this layer's ops for one actor. A single put
+// or delete (most turns) is allocated together with its Write.
+func (l *layer) write(partition int, actor []byte) *Write {
+	if l.count() == 1 && !l.clearedAll && !l.clearedData {
+		one := &struct {
+			w  Write
+			op [1]Op
+		}{}
+		l.each(func(k []byte, e layerEntry) {
+			if e.del {
+				one.op[0] = Op{Kind: OpDelete, Key: k}
+			} else {
+				one.op[0] = Op{Kind: OpPut, Key: k, Value: e.val}
+			}
+		})
+		one.w = Write{Partition: partition, Actor: actor, Ops: one.op[:]}
+		return &one.w
+	}
+	return &Write{Partition: partition, Actor: actor, Ops: l.ops()}
 }
 
 // mergeFrom applies a turn's write set w onto this overlay at seq.
@@ -117,22 +230,15 @@ func (l *layer) mergeFrom(w *layer, seq uint64) {
 	} else if w.clearedData {
 		l.clearData(seq)
 	}
-	if len(w.entries) > 0 && l.entries == nil {
-		l.entries = make(map[string]layerEntry, len(w.entries))
-	}
-	for k, e := range w.entries {
+	w.each(func(k []byte, e layerEntry) {
 		e.seq = seq
-		l.entries[k] = e
-	}
+		l.set(k, e)
+	})
 }
 
 // prune drops what the store now holds durably (seq <= durable).
 func (l *layer) prune(durable uint64) {
-	for k, e := range l.entries {
-		if e.seq <= durable {
-			delete(l.entries, k)
-		}
-	}
+	l.deleteIf(func(_ []byte, e layerEntry) bool { return e.seq <= durable })
 	if (l.clearedAll || l.clearedData) && l.clearSeq <= durable {
 		l.clearedAll, l.clearedData, l.clearSeq = false, false, 0
 	}
@@ -143,15 +249,6 @@ type layeredRead struct {
 	layers []*layer
 	base   func(key []byte) ([]byte, bool, error)
 	scan   func(start, end []byte, reverse bool, fn func(k, v []byte) bool) error
-}
-
-func (r *layeredRead) get(key []byte) ([]byte, bool, error) {
-	for _, l := range r.layers {
-		if v, found, hit := l.lookup(key); hit {
-			return v, found, nil
-		}
-	}
-	return r.base(key)
 }
 
 // resolveLayers resolves key through the layers only.
@@ -173,12 +270,13 @@ func (r *layeredRead) list(start, end []byte, reverse bool, fn func(k, v []byte)
 	seen := make(map[string]struct{})
 	var lkeys []string
 	for _, l := range r.layers {
-		for k := range l.entries {
-			if _, dup := seen[k]; !dup && inRange(k) {
+		l.each(func(kb []byte, _ layerEntry) {
+			if _, dup := seen[string(kb)]; !dup && inRange(string(kb)) {
+				k := string(kb)
 				seen[k] = struct{}{}
 				lkeys = append(lkeys, k)
 			}
-		}
+		})
 	}
 	sort.Strings(lkeys)
 	if reverse {
@@ -236,5 +334,3 @@ func (r *layeredRead) list(start, end []byte, reverse bool, fn func(k, v []byte)
 	}
 	return nil
 }
-
-func hasDataPrefix(k []byte) bool { return bytes.HasPrefix(k, []byte{prefixData}) }

@@ -3,6 +3,8 @@ package actor
 import (
 	"bytes"
 	"encoding/binary"
+	"math"
+	"slices"
 	"sort"
 	"sync"
 )
@@ -16,11 +18,21 @@ type MemStore struct {
 }
 
 type memActor struct {
-	mu     sync.RWMutex
-	part   int
-	id     []byte
-	data   map[string][]byte
-	sorted []string // nil when stale
+	mu   sync.RWMutex
+	part int
+	id   []byte
+	data map[string][]byte
+
+	// The sorted key index of Scan, built by the first Scan and then kept
+	// up to date without sorting every key again: new keys go to added, a
+	// small sorted run merged into sorted once it outgrows the square root
+	// of it (amortised O(√n) string copies per new key, instead of a sort of
+	// all n keys at the next Scan: a turn that records a request ID adds
+	// two keys, and a ratelimit turn scans). Deleted keys stay in the index
+	// until more than a quarter of it is dead; Scan skips keys not in data.
+	sorted []string // nil: not built
+	added  []string // sorted; keys new to data since the last merge
+	dead   int      // deletes since the index was last filtered
 }
 
 // NewMemStore returns an empty in-memory store.
@@ -57,15 +69,109 @@ func (s *MemStore) Get(partition int, actor, key []byte) ([]byte, bool, error) {
 	return v, ok, nil
 }
 
-func (a *memActor) keys() []string {
+// noteAdded records a key new to data in the index, if it is built.
+func (a *memActor) noteAdded(k string) {
+	if a.sorted == nil {
+		return
+	}
+	i, found := slices.BinarySearch(a.added, k)
+	if found {
+		return // deleted and added again since the last merge
+	}
+	a.added = slices.Insert(a.added, i, k)
+	if len(a.added) > 64+int(math.Sqrt(float64(len(a.sorted)))) {
+		a.sorted = mergeInto(a.sorted, a.added)
+		a.added = a.added[:0]
+	}
+}
+
+// noteDeleted counts a key deleted from data (the index skips it until it
+// is filtered).
+func (a *memActor) noteDeleted() {
+	if a.sorted != nil {
+		a.dead++
+	}
+}
+
+// invalidate drops the index (after a bulk delete).
+func (a *memActor) invalidate() { a.sorted, a.added, a.dead = nil, nil, 0 }
+
+// mergeInto merges the short sorted run y into the sorted run x, in place
+// from the end: a binary search and one block copy per key of y, so
+// O(len(y)·log len(x)) comparisons and one pass of copying. A key in both
+// (deleted from x's run and added again) ends up twice, side by side.
+func mergeInto(x, y []string) []string {
+	n := len(x)
+	x = slices.Grow(x, len(y))[:n+len(y)]
+	hi := n // x[:hi] holds the keys of x not yet moved
+	for j := len(y) - 1; j >= 0; j-- {
+		p := sort.SearchStrings(x[:hi], y[j])
+		copy(x[p+j+1:hi+j+1], x[p:hi])
+		x[p+j] = y[j]
+		hi = p
+	}
+	return x
+}
+
+// mergeSorted merges two sorted runs, keeping one of equal keys.
+func mergeSorted(x, y []string) []string {
+	out := make([]string, 0, len(x)+len(y))
+	i, j := 0, 0
+	for i < len(x) || j < len(y) {
+		var k string
+		if j == len(y) || i < len(x) && x[i] <= y[j] {
+			k, i = x[i], i+1
+		} else {
+			k, j = y[j], j+1
+		}
+		if len(out) == 0 || out[len(out)-1] != k {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// live appends to out the keys of run in [start, end) (no upper bound when
+// !hasEnd) that are in data.
+func (a *memActor) live(out, run []string, start, end string, hasEnd bool) []string {
+	lo := sort.SearchStrings(run, start)
+	hi := len(run)
+	if hasEnd {
+		hi = max(lo, sort.SearchStrings(run, end))
+	}
+	for _, k := range run[lo:hi] {
+		if _, ok := a.data[k]; ok {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// rangeKeys returns the keys of data in [start, end) (no upper bound when
+// !hasEnd), in order, building or filtering the index if needed. Call
+// with a.mu held for writing.
+func (a *memActor) rangeKeys(start, end string, hasEnd bool) []string {
 	if a.sorted == nil {
 		a.sorted = make([]string, 0, len(a.data))
 		for k := range a.data {
 			a.sorted = append(a.sorted, k)
 		}
 		sort.Strings(a.sorted)
+		a.added, a.dead = nil, 0
 	}
-	return a.sorted
+	if a.dead > 64+(len(a.sorted)+len(a.added))/4 {
+		gone := func(k string) bool { _, ok := a.data[k]; return !ok }
+		a.sorted = slices.DeleteFunc(a.sorted, gone)
+		a.added = slices.DeleteFunc(a.added, gone)
+		a.dead = 0
+	}
+	// A key deleted and added again may be twice in sorted, or in both runs.
+	out := slices.Compact(a.live(nil, a.sorted, start, end, hasEnd))
+	more := a.live(nil, a.added, start, end, hasEnd)
+	if len(more) == 0 {
+		return out
+	}
+	return mergeSorted(out, more)
 }
 
 // Scan implements Store.
@@ -74,21 +180,16 @@ func (s *MemStore) Scan(partition int, actor, start, end []byte, reverse bool, f
 	if a == nil {
 		return nil
 	}
-	a.mu.Lock() // keys() may rebuild the sorted cache
-	keys := a.keys()
-	lo := sort.SearchStrings(keys, string(start))
-	hi := len(keys)
-	if end != nil {
-		hi = sort.SearchStrings(keys, string(end))
-	}
+	a.mu.Lock() // rangeKeys may rebuild the index
+	keys := a.rangeKeys(string(start), string(end), end != nil)
 	type kv struct {
 		k string
 		v []byte
 	}
 	var sel []kv
-	if lo < hi {
-		sel = make([]kv, 0, hi-lo)
-		for _, k := range keys[lo:hi] {
+	if len(keys) > 0 {
+		sel = make([]kv, 0, len(keys))
+		for _, k := range keys {
 			sel = append(sel, kv{k, a.data[k]})
 		}
 	}
@@ -137,24 +238,27 @@ func (s *MemStore) apply(w *Write) {
 			switch op.Kind {
 			case OpPut:
 				if _, ok := a.data[string(op.Key)]; !ok {
-					a.sorted = nil
+					k := string(op.Key)
+					a.data[k] = op.Value
+					a.noteAdded(k)
+				} else {
+					a.data[string(op.Key)] = op.Value
 				}
-				a.data[string(op.Key)] = op.Value
 			case OpDelete:
 				if _, ok := a.data[string(op.Key)]; ok {
 					delete(a.data, string(op.Key))
-					a.sorted = nil
+					a.noteDeleted()
 				}
 			case OpDeletePrefix:
 				for k := range a.data {
 					if bytes.HasPrefix([]byte(k), op.Key) {
 						delete(a.data, k)
-						a.sorted = nil
+						a.invalidate()
 					}
 				}
 			case OpDeleteActor:
 				clear(a.data)
-				a.sorted = nil
+				a.invalidate()
 			}
 		}
 		empty := len(a.data) == 0

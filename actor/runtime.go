@@ -161,11 +161,12 @@ func (r *Runtime) turn(ctx context.Context, id ID, reqID string, body turnBody) 
 		return nil, &LimitError{Limit: "max_request_id_bytes", Max: 256, Got: int64(len(reqID)), What: "the request id"}
 	}
 	start := r.clock.Now()
-	deadline := start.Add(r.cfg.Limits.TurnDeadline)
-	if d, ok := ctx.Deadline(); ok {
-		if left := time.Until(d); left < r.cfg.Limits.TurnDeadline {
-			deadline = start.Add(left)
-		}
+	// The turn deadline bounds real elapsed time, as a context deadline
+	// does: it runs on the monotonic clock, not the injected protocol
+	// clock, so a test's fake clock jumping forward never aborts a turn.
+	deadline := time.Now().Add(r.cfg.Limits.TurnDeadline)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
 	}
 
 	var encBuf [128]byte
@@ -221,11 +222,8 @@ func (r *Runtime) turn(ctx context.Context, id ID, reqID string, body turnBody) 
 }
 
 // acquireSlow waits for the turn lock until ctx ends or the deadline.
-//
-// The deadline is on the runtime's clock, which may be a fake: the context
-// timer gets the remaining duration, not the absolute time.
 func (r *Runtime) acquireSlow(ctx context.Context, c *cell, deadline time.Time) error {
-	tctx, cancel := context.WithTimeout(ctx, deadline.Sub(r.clock.Now()))
+	tctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	select {
 	case c.sem <- struct{}{}:
@@ -236,7 +234,7 @@ func (r *Runtime) acquireSlow(ctx context.Context, c *cell, deadline time.Time) 
 }
 
 func (r *Runtime) waitDurable(ctx context.Context, target uint64, deadline time.Time) error {
-	tctx, cancel := context.WithTimeout(ctx, deadline.Sub(r.clock.Now()))
+	tctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	return r.committer.wait(tctx, target)
 }
@@ -263,6 +261,7 @@ func (r *Runtime) runLocked(ctx context.Context, c *cell, reqID string, deadline
 		overlay: c.overlay,
 		log:     r.log,
 	}
+	t.writes.small = t.writesBuf[:0]
 	if !c.alarmLoaded {
 		a, err := loadAlarm(t)
 		if err != nil {
@@ -296,7 +295,7 @@ func (r *Runtime) runLocked(ctx context.Context, c *cell, reqID string, deadline
 		}
 		return nil, err, false
 	}
-	if ctx.Err() != nil || r.clock.Now().After(deadline) {
+	if ctx.Err() != nil || time.Now().After(deadline) {
 		return nil, fmt.Errorf("actor %s: turn ran past its deadline (rolled back): %w", c.id, ErrTurnDeadline), false
 	}
 	if reqID != "" {
@@ -329,7 +328,7 @@ func (r *Runtime) safeRun(t *Turn, c *cell, body turnBody) (resp proto.Message, 
 // commitTurn makes the turn's writes visible to later turns and hands them
 // to the committer (local) or applies them at once (memory).
 func (r *Runtime) commitTurn(c *cell, t *Turn) error {
-	w := &Write{Partition: c.part, Actor: c.enc, Ops: t.writes.ops()}
+	w := t.writes.write(c.part, c.enc)
 	if t.alarmChanged && c.alarm.at != t.alarm.at {
 		if c.alarm.at != 0 {
 			w.AlarmIndex = append(w.AlarmIndex, Op{Kind: OpDelete, Key: alarmIndexKey(c.alarm.at, c.enc)})

@@ -24,6 +24,10 @@ type Turn struct {
 	writes  layer
 	log     *slog.Logger
 
+	// writesBuf backs writes.small for the usual turn that writes one or
+	// two keys, saving an allocation per turn.
+	writesBuf [2]layerKV
+
 	alarm        alarmState // alarm as of this turn (with its own changes)
 	alarmChanged bool
 }
