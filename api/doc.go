@@ -5,9 +5,11 @@
 // google.rpc.ErrorInfo details and to JSON error bodies.
 //
 // Calls reach actors through a Caller (today the local runtime; with a
-// cluster, the router that forwards to the owner). Every mutating request
-// gets a request ID: the client's (request_id, or the Idempotency-Key HTTP
-// header) or a fresh random one, so the node's own retries are safe.
+// cluster, the router that forwards to the owner). A mutating request's
+// request ID (request_id, or the Idempotency-Key HTTP header) makes it
+// idempotent: its reply is recorded and a duplicate is answered from the
+// record. Clients that may retry send one (holdctl always does); the node
+// adds none of its own, since an ID nobody will send again protects nothing.
 //
 // Authentication: when a token is configured every API here needs it
 // (`authorization: Bearer TOKEN` metadata or header); health endpoints never

@@ -44,21 +44,6 @@ func actorID(r *holdfastv1.ActorRef) (actor.ID, error) {
 	return actor.ID{Namespace: r.GetNamespace(), Key: r.GetKey(), Shard: r.GetShard()}, nil
 }
 
-// withRequestID fills an empty request_id with a fresh one.
-func withRequestID(m proto.Message) {
-	type setter interface {
-		GetRequestId() string
-	}
-	s, ok := m.(setter)
-	if !ok || s.GetRequestId() != "" {
-		return
-	}
-	f := m.ProtoReflect().Descriptor().Fields().ByName("request_id")
-	if f != nil {
-		m.ProtoReflect().Set(f, protoString(NewRequestID()))
-	}
-}
-
 // ActorServer implements holdfastv1.ActorServiceServer over a Caller.
 type ActorServer struct {
 	holdfastv1.UnimplementedActorServiceServer
@@ -74,15 +59,16 @@ type actorRequest interface {
 	GetActor() *holdfastv1.ActorRef
 }
 
-// call is the one path of every unary RPC: validate, fill the request ID,
-// call, convert errors.
+// call is the one path of every unary RPC: validate, call, convert errors.
+// A request without a request_id is not recorded for deduplication: a
+// fresh ID no one will send again would cost a record and protect nothing.
+// (The cluster router assigns one before it forwards, for its own retries.)
 func call[Resp proto.Message](ctx context.Context, c Caller, req actorRequest) (Resp, error) {
 	var zero Resp
 	id, err := actorID(req.GetActor())
 	if err != nil {
 		return zero, GRPCError(err)
 	}
-	withRequestID(req)
 	resp, err := c.Call(ctx, id, req)
 	if err != nil {
 		return zero, GRPCError(err)

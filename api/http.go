@@ -141,7 +141,6 @@ func (h *HTTPHandler) op(w http.ResponseWriter, r *http.Request, id actor.ID, na
 			req.ProtoReflect().Set(req.ProtoReflect().Descriptor().Fields().ByName("request_id"), protoString(k))
 		}
 	}
-	withRequestID(req)
 	resp, err := h.Caller.Call(r.Context(), id, req)
 	if err != nil {
 		writeErr(w, err)
@@ -162,9 +161,6 @@ func setField(m proto.Message, name string, v proto.Message) {
 func (h *HTTPHandler) storage(w http.ResponseWriter, r *http.Request, id actor.ID, key string, hasKey bool) {
 	ref := &holdfastv1.ActorRef{Namespace: id.Namespace, Key: id.Key}
 	reqID := r.Header.Get("Idempotency-Key")
-	if reqID == "" {
-		reqID = NewRequestID()
-	}
 	if hasKey && key == "" {
 		writeErr(w, invalid("empty storage key"))
 		return
