@@ -31,7 +31,7 @@ type memActor struct {
 	// two keys, and a ratelimit turn scans). Deleted keys stay in the index
 	// until more than a quarter of it is dead; Scan skips keys not in data.
 	sorted []string // nil: not built
-	added  []string // sorted; keys new to data since the last merge
+	added  []string // sorted; keys new to data since the last merge, none in sorted
 	dead   int      // deletes since the index was last filtered
 }
 
@@ -69,14 +69,18 @@ func (s *MemStore) Get(partition int, actor, key []byte) ([]byte, bool, error) {
 	return v, ok, nil
 }
 
-// noteAdded records a key new to data in the index, if it is built.
+// noteAdded records a key new to data in the index, if it is built. A key
+// still in the index (deleted, not yet filtered out) is live again as is.
 func (a *memActor) noteAdded(k string) {
 	if a.sorted == nil {
 		return
 	}
+	if _, found := slices.BinarySearch(a.sorted, k); found {
+		return
+	}
 	i, found := slices.BinarySearch(a.added, k)
 	if found {
-		return // deleted and added again since the last merge
+		return
 	}
 	a.added = slices.Insert(a.added, i, k)
 	if len(a.added) > 64+int(math.Sqrt(float64(len(a.sorted)))) {
@@ -96,10 +100,9 @@ func (a *memActor) noteDeleted() {
 // invalidate drops the index (after a bulk delete).
 func (a *memActor) invalidate() { a.sorted, a.added, a.dead = nil, nil, 0 }
 
-// mergeInto merges the short sorted run y into the sorted run x, in place
-// from the end: a binary search and one block copy per key of y, so
-// O(len(y)·log len(x)) comparisons and one pass of copying. A key in both
-// (deleted from x's run and added again) ends up twice, side by side.
+// mergeInto merges the short sorted run y into the sorted run x (no key in
+// both), in place from the end: a binary search and one block copy per key
+// of y, so O(len(y)·log len(x)) comparisons and one pass of copying.
 func mergeInto(x, y []string) []string {
 	n := len(x)
 	x = slices.Grow(x, len(y))[:n+len(y)]
@@ -113,19 +116,15 @@ func mergeInto(x, y []string) []string {
 	return x
 }
 
-// mergeSorted merges two sorted runs, keeping one of equal keys.
+// mergeSorted merges two sorted runs with no key in both.
 func mergeSorted(x, y []string) []string {
 	out := make([]string, 0, len(x)+len(y))
 	i, j := 0, 0
 	for i < len(x) || j < len(y) {
-		var k string
-		if j == len(y) || i < len(x) && x[i] <= y[j] {
-			k, i = x[i], i+1
+		if j == len(y) || i < len(x) && x[i] < y[j] {
+			out, i = append(out, x[i]), i+1
 		} else {
-			k, j = y[j], j+1
-		}
-		if len(out) == 0 || out[len(out)-1] != k {
-			out = append(out, k)
+			out, j = append(out, y[j]), j+1
 		}
 	}
 	return out
@@ -165,8 +164,7 @@ func (a *memActor) rangeKeys(start, end string, hasEnd bool) []string {
 		a.added = slices.DeleteFunc(a.added, gone)
 		a.dead = 0
 	}
-	// A key deleted and added again may be twice in sorted, or in both runs.
-	out := slices.Compact(a.live(nil, a.sorted, start, end, hasEnd))
+	out := a.live(nil, a.sorted, start, end, hasEnd)
 	more := a.live(nil, a.added, start, end, hasEnd)
 	if len(more) == 0 {
 		return out
