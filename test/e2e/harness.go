@@ -24,7 +24,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -95,7 +94,9 @@ func goTool() string {
 	if p, err := exec.LookPath("go"); err == nil {
 		return p
 	}
-	return filepath.Join(runtime.GOROOT(), "bin", "go")
+	// go test puts its toolchain's bin first on PATH; fall back to the
+	// standard install location.
+	return "/usr/local/go/bin/go"
 }
 
 // moduleRoot finds the directory holding go.mod, upwards from the working
