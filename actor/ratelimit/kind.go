@@ -96,27 +96,44 @@ func (h *handler) Receive(t *actor.Turn, msg proto.Message) (proto.Message, erro
 }
 
 // load reads limits and bucket state for names (all configured names when
-// names is nil) into a Set, plus which limits are per-key.
+// names is nil) into a Set, plus which limits are per-key. Named loads (a
+// take, an adjust) read only their buckets' keys: no scan on the hot path.
 func (h *handler) load(t *actor.Turn, names []string) (*Set, map[string]bool, error) {
-	s := &Set{Limits: map[string]Limit{}, Buckets: map[string]Bucket{}}
+	s := &Set{Limits: make(map[string]Limit, len(names)), Buckets: make(map[string]Bucket, len(names))}
 	perKey := map[string]bool{}
-	own, _, err := t.List(actor.ListOptions{Prefix: keyLimitPrefix})
-	if err != nil {
-		return nil, nil, err
-	}
-	for name, l := range h.d.Buckets {
-		s.Limits[name] = l
-	}
-	for _, kv := range own {
-		var l Limit
-		if err := l.UnmarshalBinary(kv.Value); err != nil {
-			return nil, nil, wrap(err)
-		}
-		name := strings.TrimPrefix(kv.Key, keyLimitPrefix)
-		s.Limits[name], perKey[name] = l, true
-	}
 	if names == nil {
+		for name, l := range h.d.Buckets {
+			s.Limits[name] = l
+		}
+		own, _, err := t.List(actor.ListOptions{Prefix: keyLimitPrefix})
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, kv := range own {
+			var l Limit
+			if err := l.UnmarshalBinary(kv.Value); err != nil {
+				return nil, nil, wrap(err)
+			}
+			name := strings.TrimPrefix(kv.Key, keyLimitPrefix)
+			s.Limits[name], perKey[name] = l, true
+		}
 		names = slices.Sorted(maps.Keys(s.Limits))
+	} else {
+		for _, name := range names {
+			v, ok, err := t.Get(keyLimitPrefix + name)
+			if err != nil {
+				return nil, nil, err
+			}
+			if ok {
+				var l Limit
+				if err := l.UnmarshalBinary(v); err != nil {
+					return nil, nil, wrap(err)
+				}
+				s.Limits[name], perKey[name] = l, true
+			} else if l, ok := h.d.Buckets[name]; ok {
+				s.Limits[name] = l
+			}
+		}
 	}
 	for _, name := range names {
 		v, ok, err := t.Get(keyBucketPrefix + name)
