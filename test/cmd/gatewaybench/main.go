@@ -1,0 +1,374 @@
+// Command gatewaybench measures the holdfast gateway's streaming overhead
+// (issue 3, performance): added time to first byte against a direct
+// baseline and against nginx, RSS and CPU per open stream, and the
+// streams/s ceiling, all against one fake upstream in one run, on loopback.
+//
+//	go run ./test/cmd/gatewaybench -out docs/BENCHMARKS-gateway.md
+//
+// Processes: this one (the orchestrator and the holdfast node, started
+// in-process with holdfast.NewNode); a child playing the upstream (a tiny
+// SSE server replaying one Anthropic stream captured from fakeupstream);
+// a child generating the load (so its CPU, file descriptors and memory are
+// not the node's); nginx as a child in the foreground.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/holdfast/holdfast"
+	"github.com/holdfast/holdfast/gateway"
+)
+
+var (
+	flagMode    = flag.String("mode", "", "internal: fake or loadgen (child processes)")
+	flagBody    = flag.String("body", "", "internal: the captured stream for -mode fake")
+	flagOut     = flag.String("out", "", "write the Markdown section here (default: stdout)")
+	flagRuns    = flag.Int("runs", 2, "complete runs (the machine is shared: compare them)")
+	flagDur     = flag.Duration("dur", 10*time.Second, "measured window of each open-loop phase")
+	flagRates   = flag.String("rates", "1000,5000", "open-loop offered loads, streams/s")
+	flagHold    = flag.Int("hold", 8000, "concurrent open streams for the memory figure")
+	flagMemProf = flag.String("memprofile", "", "write a heap profile of this process at the held-streams plateau (last run)")
+	flagProf    = flag.String("cpuprofile", "", "write a CPU profile of this process (holdfast) during the last run's highest-rate holdfast phase")
+)
+
+func main() {
+	flag.Parse()
+	var err error
+	switch *flagMode {
+	case "fake":
+		err = runFake(*flagBody)
+	case "loadgen":
+		err = runLoadgen()
+	case "":
+		err = orchestrate()
+	default:
+		err = fmt.Errorf("unknown -mode %q", *flagMode)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "gatewaybench:", err)
+		os.Exit(1)
+	}
+}
+
+type target struct {
+	name, url, holdURL string
+	hdr, holdHdr       map[string]string
+}
+
+// phase is one measured load phase and what every process spent on it.
+type phase struct {
+	res                        result
+	selfCPU, nginxCPU, fakeCPU float64
+	mallocs, allocBytes        uint64
+	turnP50, turnN, fsyncP50   float64
+}
+
+type holdRes struct {
+	n, ok, errs              int
+	firstErr                 string
+	rss0, rss1               float64 // KiB
+	heap0, heap1             uint64
+	goroutines0, goroutines1 int
+	setupCPU, plateauCPU     float64 // seconds; plateauCPU over plateauWall
+	plateauWall, setupWall   float64
+	lgCPU                    float64
+}
+
+type ceilRow struct {
+	conc int
+	res  result
+	cpu  float64 // server-side CPU seconds (holdfast: this process; nginx: nginx)
+	lg   float64
+}
+
+type run struct {
+	start, end        time.Time
+	load0, load1      string
+	open              map[string]map[float64]phase
+	hold              map[string]holdRes
+	ceil              map[string][]ceilRow
+	events, bodyBytes int
+	nginxVer          string
+	rlimit            uint64
+}
+
+var targets = []string{"direct", "holdfast", "nginx"}
+
+func orchestrate() error {
+	rl := raise()
+	var rates []float64
+	for _, s := range strings.Split(*flagRates, ",") {
+		v, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+		if err != nil {
+			return fmt.Errorf("-rates: %v", err)
+		}
+		rates = append(rates, v)
+	}
+	t0 := time.Now()
+	var runs []*run
+	for i := 0; i < *flagRuns; i++ {
+		fmt.Fprintf(os.Stderr, "gatewaybench: run %d/%d\n", i+1, *flagRuns)
+		r, err := runOnce(rates, i == *flagRuns-1)
+		if err != nil {
+			return err
+		}
+		r.rlimit = rl
+		runs = append(runs, r)
+	}
+	md := report(runs, rates, time.Since(t0))
+	if *flagOut == "" {
+		_, err := os.Stdout.WriteString(md)
+		return err
+	}
+	return os.WriteFile(*flagOut, []byte(md), 0o644)
+}
+
+func loadavg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func selfCPU() float64 { return cpuSelf() }
+
+func runOnce(rates []float64, last bool) (*run, error) {
+	r := &run{start: time.Now(), load0: loadavg(), open: map[string]map[float64]phase{}, hold: map[string]holdRes{}, ceil: map[string][]ceilRow{}}
+	dir, err := os.MkdirTemp("", "gatewaybench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+
+	// The upstream: a dedicated child replaying fakeupstream's stream.
+	body, events, err := captureStream()
+	if err != nil {
+		return nil, fmt.Errorf("capture a fakeupstream stream: %w", err)
+	}
+	r.events, r.bodyBytes = events, len(body)
+	bodyFile := filepath.Join(dir, "stream.sse")
+	if err := os.WriteFile(bodyFile, body, 0o644); err != nil {
+		return nil, err
+	}
+	fake, err := startChild("-mode", "fake", "-body", bodyFile)
+	if err != nil {
+		return nil, err
+	}
+	defer fake.stop()
+	line, err := fake.out.ReadString('\n')
+	if err != nil {
+		return nil, fmt.Errorf("fake upstream: %w", err)
+	}
+	fakeAddr := strings.TrimSpace(line)
+	fakeURL := "http://" + fakeAddr
+
+	// holdfast, in-process.
+	os.Setenv("GATEWAYBENCH_UPSTREAM_KEY", "sk-ant-bench-upstream")
+	cfg := holdfast.DefaultConfig()
+	cfg.DataDir = filepath.Join(dir, "data")
+	cfg.HTTPAddr, cfg.GRPCAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Gateway.Auth = gateway.AuthNone
+	cfg.Providers = map[string]gateway.ProviderConfig{
+		"fake": {Type: gateway.TypeAnthropic, BaseURL: fakeURL, APIKeyEnv: "GATEWAYBENCH_UPSTREAM_KEY"},
+		"hold": {Type: gateway.TypeAnthropic, BaseURL: fakeURL + "/hold", APIKeyEnv: "GATEWAYBENCH_UPSTREAM_KEY", Models: []string{"hold-"}},
+	}
+	logf, err := os.Create(filepath.Join(dir, "holdfast.log"))
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+	node, err := holdfast.NewNode(cfg, holdfast.Options{Logger: holdfast.NewLogger(cfg.Log, logf)})
+	if err != nil {
+		return nil, err
+	}
+	if err := node.Start(); err != nil {
+		return nil, err
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		node.Shutdown(ctx)
+	}()
+	hf := "http://" + node.HTTPAddr()
+
+	ng, err := startNginx(dir, fakeAddr)
+	if err != nil {
+		return nil, err
+	}
+	defer ng.stop()
+	r.nginxVer = ng.ver
+	ngPID, fakePID := ng.cmd.Process.Pid, fake.cmd.Process.Pid
+
+	lg, err := startChild("-mode", "loadgen")
+	if err != nil {
+		return nil, err
+	}
+	defer lg.stop()
+
+	tg := map[string]target{
+		"direct":   {name: "direct", url: fakeURL + "/v1/messages", holdURL: fakeURL + "/hold/v1/messages"},
+		"holdfast": {name: "holdfast", url: hf + "/v1/messages", holdURL: hf + "/v1/messages", holdHdr: map[string]string{"x-holdfast-provider": "hold"}},
+		"nginx":    {name: "nginx", url: "http://" + ng.addr + "/v1/messages", holdURL: "http://" + ng.addr + "/hold/v1/messages"},
+	}
+
+	// Warm-up: every path, connections established, actor activated.
+	for _, n := range targets {
+		res, err := lg.do(cmd{Op: "open", URL: tg[n].url, Rate: 500, Dur: 2 * time.Second})
+		if err != nil {
+			return nil, err
+		}
+		if res.Done == 0 {
+			return nil, fmt.Errorf("warm-up against %s: nothing completed (%d errors, first: %s)", n, res.Errors, res.FirstErr)
+		}
+	}
+
+	// 1. Open streams held by the upstream: holdfast's and nginx's memory.
+	for _, n := range []string{"holdfast", "nginx"} {
+		t := tg[n]
+		var h holdRes
+		h.n = *flagHold
+		runtime.GC()
+		debug.FreeOSMemory()
+		time.Sleep(time.Second)
+		pidS := "self"
+		cpuOf := selfCPU
+		if n == "nginx" {
+			pidS = strconv.Itoa(ngPID)
+			cpuOf = func() float64 { return procCPU(ngPID) }
+		}
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		h.rss0, h.heap0, h.goroutines0 = rssKiB(pidS), ms.HeapInuse+ms.StackInuse, runtime.NumGoroutine()
+		c0, w0 := cpuOf(), time.Now()
+		res, err := lg.do(cmd{Op: "hold", URL: t.holdURL, Header: t.holdHdr, N: h.n, Dur: 90 * time.Second})
+		if err != nil {
+			return nil, err
+		}
+		h.setupCPU, h.setupWall, h.lgCPU = cpuOf()-c0, time.Since(w0).Seconds(), res.CPU
+		h.ok, h.errs, h.firstErr = res.Done, res.Errors, res.FirstErr
+		time.Sleep(time.Second)
+		c1, w1 := cpuOf(), time.Now()
+		time.Sleep(3 * time.Second)
+		h.plateauCPU, h.plateauWall = cpuOf()-c1, time.Since(w1).Seconds()
+		h.rss1 = rssKiB(pidS)
+		if n == "holdfast" && last && *flagMemProf != "" {
+			if f, err := os.Create(*flagMemProf); err == nil {
+				pprof.WriteHeapProfile(f)
+				f.Close()
+			}
+		}
+		if n == "holdfast" {
+			runtime.ReadMemStats(&ms)
+			h.heap1, h.goroutines1 = ms.HeapInuse+ms.StackInuse, runtime.NumGoroutine()
+		}
+		if resp, err := http.Post(fakeURL+"/release", "text/plain", nil); err == nil {
+			resp.Body.Close()
+		}
+		if _, err := lg.do(cmd{Op: "release"}); err != nil {
+			return nil, err
+		}
+		r.hold[n] = h
+		fmt.Fprintf(os.Stderr, "  hold %s: %d ok %d errors, RSS %+.0f KiB\n", n, h.ok, h.errs, h.rss1-h.rss0)
+		time.Sleep(2 * time.Second)
+	}
+
+	// 2. Open loop, TTFB, every rate, the three paths back to back.
+	metrics := hf + "/metrics"
+	for ri, rate := range rates {
+		for _, n := range targets {
+			var p phase
+			ctx := context.Background()
+			ta, _ := scrapeHist(ctx, metrics, "holdfast_turn_seconds", `namespace="account"`)
+			fa, _ := scrapeHist(ctx, metrics, "holdfast_fsync_seconds", "")
+			var m0, m1 runtime.MemStats
+			runtime.ReadMemStats(&m0)
+			s0, n0, f0 := selfCPU(), procCPU(ngPID), procCPU(fakePID)
+			var prof *os.File
+			if last && ri == len(rates)-1 && n == "holdfast" && *flagProf != "" {
+				if prof, err = os.Create(*flagProf); err == nil {
+					pprof.StartCPUProfile(prof)
+				}
+			}
+			p.res, err = lg.do(cmd{Op: "open", URL: tg[n].url, Rate: rate, Warm: time.Second, Dur: *flagDur})
+			if prof != nil {
+				pprof.StopCPUProfile()
+				prof.Close()
+			}
+			if err != nil {
+				return nil, err
+			}
+			p.selfCPU, p.nginxCPU, p.fakeCPU = selfCPU()-s0, procCPU(ngPID)-n0, procCPU(fakePID)-f0
+			runtime.ReadMemStats(&m1)
+			p.mallocs, p.allocBytes = m1.Mallocs-m0.Mallocs, m1.TotalAlloc-m0.TotalAlloc
+			if n == "holdfast" {
+				// Let the background settles drain, so that the next phase
+				// does not pay for them.
+				var tb histogram
+				for i, prev := 0, -1.0; i < 100; i++ {
+					time.Sleep(200 * time.Millisecond)
+					tb, _ = scrapeHist(ctx, metrics, "holdfast_turn_seconds", `namespace="account"`)
+					if len(tb.count) == 0 || tb.count[len(tb.count)-1] == prev {
+						break
+					}
+					prev = tb.count[len(tb.count)-1]
+				}
+				fb, _ := scrapeHist(ctx, metrics, "holdfast_fsync_seconds", "")
+				p.turnP50, p.turnN = tb.quantile(ta, 0.5)
+				p.fsyncP50, _ = fb.quantile(fa, 0.5)
+			}
+			if r.open[n] == nil {
+				r.open[n] = map[float64]phase{}
+			}
+			r.open[n][rate] = p
+			fmt.Fprintf(os.Stderr, "  open %s %.0f/s: p50 %s p99 %s done %d err %d dropped %d\n", n, rate, us(p.res.P50), us(p.res.P99), p.res.Done, p.res.Errors, p.res.Dropped)
+		}
+	}
+
+	// 3. Closed loop with rising concurrency: the streams/s ceiling.
+	for _, n := range targets {
+		best, flat := 0.0, 0
+		for _, conc := range []int{4, 8, 16, 32, 64, 128, 256} {
+			s0, n0 := selfCPU(), procCPU(ngPID)
+			res, err := lg.do(cmd{Op: "closed", URL: tg[n].url, Conc: conc, Warm: 500 * time.Millisecond, Dur: 2 * time.Second})
+			if err != nil {
+				return nil, err
+			}
+			row := ceilRow{conc: conc, res: res, lg: res.CPU}
+			switch n {
+			case "holdfast":
+				row.cpu = selfCPU() - s0
+			case "nginx":
+				row.cpu = procCPU(ngPID) - n0
+			}
+			r.ceil[n] = append(r.ceil[n], row)
+			fmt.Fprintf(os.Stderr, "  closed %s c=%d: %.0f/s err %d\n", n, conc, res.Rate, res.Errors)
+			if res.Rate > best*1.03 {
+				best, flat = max(best, res.Rate), 0
+			} else if flat++; flat >= 2 {
+				break
+			}
+		}
+	}
+	r.end, r.load1 = time.Now(), loadavg()
+	return r, nil
+}
+
+func us(s float64) string { return fmt.Sprintf("%.0fµs", s*1e6) }
+
+var _ = io.Discard
+var _ = slog.LevelInfo

@@ -1,0 +1,176 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+)
+
+// turnUS prints a turn quantile; at the histogram's top finite bucket
+// (10µs×2.5¹³ ≈ 1.49 s) it is only a lower bound.
+func turnUS(s float64) string {
+	if s >= 1.49 {
+		return "≥" + us(s)
+	}
+	return us(s)
+}
+
+func yes(b bool) string {
+	if b {
+		return "**yes**"
+	}
+	return "**no**"
+}
+
+func cpuModel() string {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "model name") {
+			return strings.TrimSpace(l[strings.IndexByte(l, ':')+1:])
+		}
+	}
+	return "?"
+}
+
+func sh(name string, args ...string) string {
+	b, _ := exec.Command(name, args...).Output()
+	return strings.TrimSpace(string(b))
+}
+
+func median(v []float64) float64 {
+	v = slices.Clone(v)
+	slices.Sort(v)
+	if len(v) == 0 {
+		return math.NaN()
+	}
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}
+
+func ceiling(rows []ceilRow) ceilRow {
+	var b ceilRow
+	for _, r := range rows {
+		if r.res.Rate > b.res.Rate {
+			b = r
+		}
+	}
+	return b
+}
+
+func report(runs []*run, rates []float64, took time.Duration) string {
+	var w strings.Builder
+	p := func(f string, a ...any) { fmt.Fprintf(&w, f, a...) }
+	ncpu := float64(runtime.NumCPU())
+	r0 := runs[0]
+	p("# holdfast gateway benchmarks (issue 3, performance)\n\n")
+	p("Written by `go run ./test/cmd/gatewaybench -out docs/BENCHMARKS-gateway.md` on %s, in %s, %d complete runs (the machine is shared with other engineers' test runs; each run is reported, compare them). Baselines are measured **in the same run**, against the **same** upstream, phases back to back. Nothing here is a test.\n\n",
+		r0.start.UTC().Format("2006-01-02 15:04 UTC"), took.Round(time.Second), len(runs))
+	p("| machine | |\n|---|---|\n")
+	p("| CPUs (nproc) | %d |\n| CPU model | %s |\n| Go | %s |\n| kernel | %s |\n| nginx | %s (worker_processes 1, `daemon off; master_process off;`, one process) |\n| RLIMIT_NOFILE (raised to hard) | %d |\n| ratelimit / account durability | local / local (defaults) |\n", runtime.NumCPU(), cpuModel(), runtime.Version(), sh("uname", "-r"), r0.nginxVer, r0.rlimit)
+	for i, r := range runs {
+		p("| run %d load average (1, 5, 15 min) start / end | %s / %s |\n", i+1, r.load0, r.load1)
+	}
+	p("\n**Set-up.** Four processes on loopback. *Upstream*: a dedicated child process (not `fakeupstream` itself: it records every request body in memory and would share the node's 20,000-descriptor limit) serving one Anthropic stream **captured from fakeupstream at start-up** (%d SSE events, %d bytes): `message_start` written and flushed alone (the first byte), the rest in one write; on `/hold/...` it stalls after `message_start` until released. *holdfast*: this process, `holdfast.NewNode` with the default config in a temporary data dir (ratelimit/account `local` durability, group commit), `gateway.auth: none` (every call: one admit turn + one background settle turn on the single user's account actor), a provider `type: anthropic` with `base_url` = the upstream, key from `GATEWAYBENCH_UPSTREAM_KEY`; its per-call log line goes to a file. *nginx*: `proxy_buffering off; proxy_http_version 1.1; proxy_set_header Connection \"\";`, upstream `keepalive 256`, access and error log to files in the temp dir. *Load generator*: a child process (Go net/http, keep-alive); request `claude-sonnet-4-5`, `stream: true`. \n\n", r0.events, r0.bodyBytes)
+	p("**TTFB** is measured from each stream's *scheduled* start (open loop: a fixed arrival schedule, 1 s warm-up then %s measured per phase; nothing waits for earlier answers, so a queueing proxy is not hidden) to the first response body byte. *Added TTFB* = proxy TTFB − direct TTFB at the same percentile and rate, same run. **Turn** = p50 of `holdfast_turn_seconds{namespace=\"account\"}` over the same phase from `/metrics` (histogram buckets 10µs×2.5ⁿ, interpolated: coarse), i.e. the admit turn including its group commit (plus the settle turns); *group commit* = p50 of `holdfast_fsync_seconds` (one bbolt commit with its fdatasyncs) over the same phase. The goal reads: added TTFB p50 ≤ turn p50 + 100µs.\n\n", *flagDur)
+
+	// Summary
+	p("## Summary\n\n")
+	p("| figure | run | holdfast | nginx (baseline) | ratio holdfast/nginx | goal | met |\n|---|---|---|---|---|---|---|\n")
+	for _, rate := range rates {
+		for i, r := range runs {
+			d, h, n := r.open["direct"][rate].res, r.open["holdfast"][rate], r.open["nginx"][rate].res
+			ah50, an50 := h.res.P50-d.P50, n.P50-d.P50
+			ah99, an99 := h.res.P99-d.P99, n.P99-d.P99
+			goalAbs := ah50 <= h.turnP50+100e-6
+			p("| added TTFB p50 @ %.0f/s | %d | %s (turn p50 %s) | %s | %.2f× | ≤ turn + 100µs, ≤ 1.2× nginx | abs %s, ratio %s |\n", rate, i+1, us(ah50), us(h.turnP50), us(an50), ah50/an50, yes(goalAbs), yes(ah50 <= 1.2*an50))
+			p("| added TTFB p99 @ %.0f/s | %d | %s | %s | %.2f× | ≤ 1.2× nginx | %s |\n", rate, i+1, us(ah99), us(an99), ah99/an99, yes(ah99 <= 1.2*an99))
+		}
+	}
+	for i, r := range runs {
+		h, n := r.hold["holdfast"], r.hold["nginx"]
+		hp, np := (h.rss1-h.rss0)/float64(max(h.ok, 1)), (n.rss1-n.rss0)/float64(max(n.ok, 1))
+		p("| RSS per open stream (%d held) | %d | %.1f KiB | %.1f KiB | %.1f× | ≤ 100 KiB | %s |\n", h.n, i+1, hp, np, hp/np, yes(hp <= 100 && h.ok == h.n))
+		p("| CPU per stream set-up (held streams) | %d | %.0f µs | %.0f µs | %.1f× | report | — |\n", i+1, h.setupCPU/float64(max(h.ok, 1))*1e6, n.setupCPU/float64(max(n.ok, 1))*1e6, (h.setupCPU/float64(max(h.ok, 1)))/(n.setupCPU/float64(max(n.ok, 1))))
+		ch, cn, cd := ceiling(r.ceil["holdfast"]), ceiling(r.ceil["nginx"]), ceiling(r.ceil["direct"])
+		p("| streams/s ceiling (closed loop) | %d | %.0f/s (at %d clients) | %.0f/s (at %d); direct %.0f/s | %.2f× | report | — |\n", i+1, ch.res.Rate, ch.conc, cn.res.Rate, cn.conc, cd.res.Rate, ch.res.Rate/cn.res.Rate)
+	}
+	p("\n")
+
+	// Per-run details
+	for i, r := range runs {
+		p("## Run %d (%s, load average %s → %s)\n\n", i+1, r.start.UTC().Format("15:04:05 UTC"), r.load0, r.load1)
+		p("### Open loop: time to first byte\n\n")
+		p("| offered | path | done | errors | dropped | TTFB p50 | TTFB p99 | added p50 | added p99 | send lag p99 | proxy CPU / stream | proxy CPU share | upstream CPU share | load-gen CPU share | allocs / stream (holdfast process) | turn p50 (account) | fsync p50 |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+		for _, rate := range rates {
+			d := r.open["direct"][rate].res
+			for _, n := range targets {
+				ph := r.open[n][rate]
+				x := ph.res
+				wall := x.Wall
+				pc, pshare := "—", "—"
+				var proxyCPU float64
+				switch n {
+				case "holdfast":
+					proxyCPU = ph.selfCPU
+				case "nginx":
+					proxyCPU = ph.nginxCPU
+				}
+				if n != "direct" {
+					pc = fmt.Sprintf("%.0f µs", proxyCPU/float64(max(x.Done, 1))*1e6)
+					pshare = fmt.Sprintf("%.0f%%", 100*proxyCPU/wall/ncpu)
+				}
+				added50, added99, allocs, turn, fs := "—", "—", "—", "—", "—"
+				if n != "direct" {
+					added50, added99 = us(x.P50-d.P50), us(x.P99-d.P99)
+				}
+				if n == "holdfast" {
+					allocs = fmt.Sprintf("%.0f (%.1f KiB)", float64(ph.mallocs)/float64(max(x.Done, 1)), float64(ph.allocBytes)/float64(max(x.Done, 1))/1024)
+					turn, fs = fmt.Sprintf("%s (%.0f turns)", turnUS(ph.turnP50), ph.turnN), us(ph.fsyncP50)
+				}
+				errs := fmt.Sprint(x.Errors)
+				if x.FirstErr != "" {
+					errs += fmt.Sprintf(" (`%.80s`)", strings.ReplaceAll(x.FirstErr, "|", "/"))
+				}
+				p("| %.0f/s | %s | %d | %s | %d | %s | %s | %s | %s | %s | %s | %s | %.0f%% | %.0f%% | %s | %s | %s |\n", rate, n, x.Done, errs, x.Dropped, us(x.P50), us(x.P99), added50, added99, us(x.LagP99), pc, pshare, 100*ph.fakeCPU/wall/ncpu, 100*x.CPU/wall/ncpu, allocs, turn, fs)
+			}
+		}
+		p("\nCPU shares are of the whole machine (%d CPUs) over the phase's wall time (warm-up included). *Send lag* is how late the load generator sent against its schedule (its own saturation).\n\n", runtime.NumCPU())
+		p("### Open streams held by the upstream\n\n")
+		p("| path | streams open | errors | RSS before → at plateau | RSS per stream | Go heap+stacks per stream | goroutines per stream | set-up: wall, CPU per stream | plateau CPU share (idle streams) | load-gen CPU share during set-up |\n|---|---|---|---|---|---|---|---|---|---|\n")
+		for _, n := range []string{"holdfast", "nginx"} {
+			h := r.hold[n]
+			ok := float64(max(h.ok, 1))
+			heap, gor := "—", "—"
+			if n == "holdfast" {
+				heap = fmt.Sprintf("%.1f KiB", (float64(h.heap1)-float64(h.heap0))/ok/1024)
+				gor = fmt.Sprintf("%.1f", float64(h.goroutines1-h.goroutines0)/ok)
+			}
+			errs := fmt.Sprint(h.errs)
+			if h.firstErr != "" {
+				errs += fmt.Sprintf(" (`%.80s`)", h.firstErr)
+			}
+			p("| %s | %d of %d | %s | %.0f → %.0f KiB | **%.1f KiB** | %s | %s | %.1f s, %.0f µs | %.1f%% | %.0f%% |\n", n, h.ok, h.n, errs, h.rss0, h.rss1, (h.rss1-h.rss0)/ok, heap, gor, h.setupWall, h.setupCPU/ok*1e6, 100*h.plateauCPU/h.plateauWall/ncpu, 100*h.lgCPU/h.setupWall/ncpu)
+		}
+		p("\nholdfast's RSS is this process's (`/proc/self/status` VmRSS; the node, the orchestrator idle; GC'd and returned to the OS before the *before* reading); the upstream and the load generator are other processes. Every held stream is two sockets in holdfast (client, upstream), as in nginx.\n\n")
+		p("### Closed loop: streams/s ceiling\n\n| path | clients | streams/s | errors | stream latency p50 | p99 | proxy CPU share | load-gen CPU share |\n|---|---|---|---|---|---|---|---|\n")
+		for _, n := range targets {
+			for _, c := range r.ceil[n] {
+				share := "—"
+				if n != "direct" {
+					share = fmt.Sprintf("%.0f%%", 100*c.cpu/c.res.Wall/ncpu)
+				}
+				p("| %s | %d | %.0f | %d | %s | %s | %s | %.0f%% |\n", n, c.conc, c.res.Rate, c.res.Errors, us(c.res.P50b), us(c.res.P99), share, 100*c.lg/c.res.Wall/ncpu)
+			}
+		}
+		p("\n")
+	}
+	p("Reproduce: `go run ./test/cmd/gatewaybench -out docs/BENCHMARKS-gateway.md` (needs nginx: `apt-get install -y nginx`; flags `-runs`, `-dur`, `-rates`, `-hold`, `-cpuprofile FILE`).\n")
+	return w.String()
+}
