@@ -25,6 +25,15 @@ type layer struct {
 	clearedAll bool
 	// seq of the clear, for overlays (0 in a turn's write set).
 	clearSeq uint64
+	// order lists an overlay's keys in merge order, which is seq order, so
+	// prune drops durable entries from the front instead of walking every
+	// entry each turn (a hot actor's overlay can hold many).
+	order []seqKey
+}
+
+type seqKey struct {
+	seq uint64
+	key []byte
 }
 
 // smallLayer is how many entries a layer keeps in its slice before it
@@ -103,6 +112,23 @@ func (l *layer) each(fn func(k []byte, e layerEntry)) {
 	}
 	for _, kv := range l.small {
 		fn(kv.key, kv.layerEntry)
+	}
+}
+
+// remove deletes key's entry, if any.
+func (l *layer) remove(key []byte) {
+	if l.entries != nil {
+		delete(l.entries, string(key))
+		return
+	}
+	for i := range l.small {
+		if string(l.small[i].key) == string(key) {
+			last := len(l.small) - 1
+			l.small[i] = l.small[last]
+			l.small[last] = layerKV{}
+			l.small = l.small[:last]
+			return
+		}
 	}
 }
 
@@ -233,12 +259,27 @@ func (l *layer) mergeFrom(w *layer, seq uint64) {
 	w.each(func(k []byte, e layerEntry) {
 		e.seq = seq
 		l.set(k, e)
+		l.order = append(l.order, seqKey{seq: seq, key: k})
 	})
 }
 
-// prune drops what the store now holds durably (seq <= durable).
+// prune drops what the store now holds durably (seq <= durable), in time
+// proportional to what it drops.
 func (l *layer) prune(durable uint64) {
-	l.deleteIf(func(_ []byte, e layerEntry) bool { return e.seq <= durable })
+	i := 0
+	for ; i < len(l.order) && l.order[i].seq <= durable; i++ {
+		k := l.order[i].key
+		if e, ok := l.find(k); ok && e.seq <= durable {
+			l.remove(k)
+		}
+	}
+	if i == len(l.order) {
+		l.order = nil
+	} else {
+		// Reslicing from the front costs nothing; the next append that
+		// outgrows the array copies only the live rest.
+		l.order = l.order[i:]
+	}
 	if (l.clearedAll || l.clearedData) && l.clearSeq <= durable {
 		l.clearedAll, l.clearedData, l.clearSeq = false, false, 0
 	}
