@@ -31,18 +31,32 @@ type cell struct {
 }
 
 // trySpin takes the turn lock if it is free or frees within a short spin.
+//
+// It busy-waits with a short pause between tries (a turn is about a
+// microsecond; yielding to the scheduler costs as much) and yields only
+// every 16 tries, so a long turn does not burn a core.
 func (c *cell) trySpin() bool {
-	for i := 0; i < 64; i++ {
+	for i := 0; i < 96; i++ {
 		select {
 		case c.sem <- struct{}{}:
 			return true
 		default:
 		}
-		if i >= 4 {
+		if i%16 == 15 {
 			runtime.Gosched()
+		} else {
+			c.spinPause()
 		}
 	}
 	return false
+}
+
+// spinPause waits a few dozen nanoseconds without a system call or a
+// write to shared memory (reads of a cache line the holder does not write).
+func (c *cell) spinPause() {
+	for i := 0; i < 30; i++ {
+		_ = c.lastUsed.Load()
+	}
 }
 
 // registry maps encoded actor IDs to their cells, sharded to keep lock

@@ -34,6 +34,7 @@ type Runtime struct {
 	cells      *registry
 	alarms     *alarmScheduler
 	started    time.Time
+	realClock  bool // cfg.Clock is clock.Real: one reading serves both clocks
 
 	lifecycle struct {
 		sync.RWMutex
@@ -74,6 +75,7 @@ func New(cfg Config, store Store, namespaces []NamespaceConfig) (*Runtime, error
 		stop:       make(chan struct{}),
 	}
 	r.started = r.clock.Now()
+	_, r.realClock = r.clock.(clock.Real)
 	for _, ns := range namespaces {
 		if err := ns.validate(); err != nil {
 			return nil, err
@@ -164,7 +166,13 @@ func (r *Runtime) turn(ctx context.Context, id ID, reqID string, body turnBody) 
 	// The turn deadline bounds real elapsed time, as a context deadline
 	// does: it runs on the monotonic clock, not the injected protocol
 	// clock, so a test's fake clock jumping forward never aborts a turn.
-	deadline := time.Now().Add(r.cfg.Limits.TurnDeadline)
+	// (With the real clock the two are one reading: clock reads are a
+	// measurable share of a turn.)
+	mono := start
+	if !r.realClock {
+		mono = time.Now()
+	}
+	deadline := mono.Add(r.cfg.Limits.TurnDeadline)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
@@ -181,6 +189,7 @@ func (r *Runtime) turn(ctx context.Context, id ID, reqID string, body turnBody) 
 	// short spin (turns are short: parking costs more than they do);
 	// otherwise wait, bounded by depth and by the deadline (a timer is
 	// armed only here).
+	turnStart := start
 	if c.trySpin() {
 		r.metrics.mailboxDepth.Observe(0)
 	} else {
@@ -196,10 +205,14 @@ func (r *Runtime) turn(ctx context.Context, id ID, reqID string, body turnBody) 
 			return nil, fmt.Errorf("actor %s: waiting in the mailbox: %w (%v)", id, ErrTurnDeadline, err)
 		}
 		c.waiting.Add(-1)
+		turnStart = r.clock.Now()
 	}
-	resp, err, wrote := r.runLocked(ctx, c, reqID, deadline, body)
+	resp, err, wrote, end := r.runLocked(ctx, c, reqID, turnStart, deadline, body)
 	target := c.lastWriteSeq
-	now := r.clock.Now()
+	now := end
+	if !r.realClock || now.IsZero() {
+		now = r.clock.Now()
+	}
 	c.lastUsed.Store(now.UnixNano())
 	<-c.sem
 
@@ -240,11 +253,12 @@ func (r *Runtime) waitDurable(ctx context.Context, target uint64, deadline time.
 }
 
 // runLocked runs one turn with the turn lock held. wrote reports that the
-// turn enqueued a write.
-func (r *Runtime) runLocked(ctx context.Context, c *cell, reqID string, deadline time.Time, body turnBody) (resp proto.Message, err error, wrote bool) {
+// turn enqueued a write; end is the monotonic time its handler returned
+// (zero when it did not run).
+func (r *Runtime) runLocked(ctx context.Context, c *cell, reqID string, turnStart, deadline time.Time, body turnBody) (resp proto.Message, err error, wrote bool, end time.Time) {
 	if c.ns.cfg.Durability == Local {
 		if err := r.committer.failed(); err != nil {
-			return nil, err, false
+			return nil, err, false, end
 		}
 	}
 	if c.overlay != nil && !c.overlay.empty() {
@@ -253,7 +267,7 @@ func (r *Runtime) runLocked(ctx context.Context, c *cell, reqID string, deadline
 	t := &Turn{
 		ctx:     ctx,
 		id:      c.id,
-		now:     r.clock.Now(),
+		now:     turnStart,
 		limits:  &r.cfg.Limits,
 		store:   r.storeFor(c.ns),
 		part:    c.part,
@@ -265,7 +279,7 @@ func (r *Runtime) runLocked(ctx context.Context, c *cell, reqID string, deadline
 	if !c.alarmLoaded {
 		a, err := loadAlarm(t)
 		if err != nil {
-			return nil, fmt.Errorf("actor %s: loading alarm: %w", c.id, err), false
+			return nil, fmt.Errorf("actor %s: loading alarm: %w", c.id, err), false, end
 		}
 		c.alarm, c.alarmLoaded = a, true
 	}
@@ -279,37 +293,38 @@ func (r *Runtime) runLocked(ctx context.Context, c *cell, reqID string, deadline
 			if ok {
 				r.metrics.duplicates.Inc()
 			}
-			return resp, err, false
+			return resp, err, false, end
 		}
 	}
 
 	resp, err, panicked := r.safeRun(t, c, body)
 	if panicked {
 		c.handler = nil // reset the actor
-		return nil, &PanicError{Actor: c.id}, false
+		return nil, &PanicError{Actor: c.id}, false, end
 	}
 	if err != nil {
 		var abort *AbortError
 		if errors.As(err, &abort) {
-			return abort.Reply, nil, false // rolled back, answered normally
+			return abort.Reply, nil, false, end // rolled back, answered normally
 		}
-		return nil, err, false
+		return nil, err, false, end
 	}
-	if ctx.Err() != nil || time.Now().After(deadline) {
-		return nil, fmt.Errorf("actor %s: turn ran past its deadline (rolled back): %w", c.id, ErrTurnDeadline), false
+	end = time.Now()
+	if ctx.Err() != nil || end.After(deadline) {
+		return nil, fmt.Errorf("actor %s: turn ran past its deadline (rolled back): %w", c.id, ErrTurnDeadline), false, end
 	}
 	if reqID != "" {
 		if err := r.record(t, reqID, resp); err != nil {
-			return nil, err, false
+			return nil, err, false, end
 		}
 	}
 	if t.writes.empty() && !t.alarmChanged {
-		return resp, nil, false
+		return resp, nil, false, end
 	}
 	if err := r.commitTurn(c, t); err != nil {
-		return nil, err, false
+		return nil, err, false, end
 	}
-	return resp, nil, true
+	return resp, nil, true, end
 }
 
 func (r *Runtime) safeRun(t *Turn, c *cell, body turnBody) (resp proto.Message, err error, panicked bool) {
