@@ -91,3 +91,34 @@ type AbortError struct {
 }
 
 func (e *AbortError) Error() string { return "turn aborted by its handler" }
+
+// ReasonError is an invalid request refused by a kind, with the stable
+// reason clients switch on and metadata naming what was wrong (the API maps
+// it to INVALID_ARGUMENT with a google.rpc.ErrorInfo of that reason).
+type ReasonError struct {
+	reason string
+	meta   map[string]string
+	err    error
+}
+
+// NewReasonError wraps err with a wire reason and metadata (meta may be nil).
+func NewReasonError(reason string, meta map[string]string, err error) *ReasonError {
+	if meta == nil {
+		meta = map[string]string{}
+	}
+	return &ReasonError{reason: reason, meta: meta, err: err}
+}
+
+func (e *ReasonError) Error() string { return e.err.Error() }
+
+// Unwrap returns the wrapped error.
+func (e *ReasonError) Unwrap() error { return e.err }
+
+// Is makes errors.Is(err, ErrInvalidArgument) true.
+func (e *ReasonError) Is(t error) bool { return t == ErrInvalidArgument }
+
+// Reason is the stable wire reason (UNKNOWN_BUCKET, INVALID_USER, ...).
+func (e *ReasonError) Reason() string { return e.reason }
+
+// Metadata names what was wrong (for example bucket=requests).
+func (e *ReasonError) Metadata() map[string]string { return e.meta }

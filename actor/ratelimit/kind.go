@@ -49,35 +49,25 @@ type handler struct {
 	d Defaults
 }
 
-// Error wraps an arithmetic error with its wire reason; it is an
+// Error is an invalid request with its wire reason; it is an
 // actor.ErrInvalidArgument.
-type Error struct {
-	reason string
-	meta   map[string]string
-	err    error
-}
-
-func (e *Error) Error() string               { return e.err.Error() }
-func (e *Error) Unwrap() error               { return e.err }
-func (e *Error) Is(t error) bool             { return t == actor.ErrInvalidArgument }
-func (e *Error) Reason() string              { return e.reason }
-func (e *Error) Metadata() map[string]string { return e.meta }
+type Error = actor.ReasonError
 
 func wrap(err error) error {
 	var ub *UnknownBucketError
 	var le *LimitError
 	switch {
 	case errors.As(err, &ub):
-		return &Error{reason: "UNKNOWN_BUCKET", meta: map[string]string{"bucket": ub.Name},
-			err: fmt.Errorf("bucket %q has neither a per-key nor a namespace limit (set one with `holdctl ratelimit set`)", ub.Name)}
+		return actor.NewReasonError("UNKNOWN_BUCKET", map[string]string{"bucket": ub.Name},
+			fmt.Errorf("bucket %q has neither a per-key nor a namespace limit (set one with `holdctl ratelimit set`)", ub.Name))
 	case errors.As(err, &le):
-		return &Error{reason: "INVALID_LIMIT", meta: map[string]string{"bucket": le.Name}, err: err}
+		return actor.NewReasonError("INVALID_LIMIT", map[string]string{"bucket": le.Name}, err)
 	case errors.Is(err, ErrNegativeAmount):
-		return &Error{reason: "NEGATIVE_AMOUNT", err: err}
+		return actor.NewReasonError("NEGATIVE_AMOUNT", nil, err)
 	case errors.Is(err, ErrCorrupt):
 		return fmt.Errorf("%w: %v", actor.ErrStorage, err)
 	}
-	return &Error{reason: "INVALID_ARGUMENT", err: err}
+	return actor.NewReasonError("INVALID_ARGUMENT", nil, err)
 }
 
 // Receive implements actor.Handler.

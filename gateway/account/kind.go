@@ -188,17 +188,7 @@ var (
 
 // Error is an invalid request with its wire reason (api.GRPCError maps it
 // to INVALID_ARGUMENT with an ErrorInfo of that reason and metadata).
-type Error struct {
-	reason string
-	meta   map[string]string
-	err    error
-}
-
-func (e *Error) Error() string               { return e.err.Error() }
-func (e *Error) Unwrap() error               { return e.err }
-func (e *Error) Is(t error) bool             { return t == actor.ErrInvalidArgument }
-func (e *Error) Reason() string              { return e.reason }
-func (e *Error) Metadata() map[string]string { return e.meta }
+type Error = actor.ReasonError
 
 var reasons = map[error]string{
 	ErrInvalidUser:     "INVALID_USER",
@@ -214,11 +204,11 @@ var reasons = map[error]string{
 
 // invalid builds an *Error of sentinel; meta is key, value pairs.
 func invalid(sentinel error, msg string, meta ...string) *Error {
-	e := &Error{reason: reasons[sentinel], meta: map[string]string{}, err: fmt.Errorf("account: %w: %s", sentinel, msg)}
+	m := make(map[string]string, len(meta)/2)
 	for i := 0; i+1 < len(meta); i += 2 {
-		e.meta[meta[i]] = meta[i+1]
+		m[meta[i]] = meta[i+1]
 	}
-	return e
+	return actor.NewReasonError(reasons[sentinel], m, fmt.Errorf("account: %w: %s", sentinel, msg))
 }
 
 // storageErr reports a stored value that does not decode.
