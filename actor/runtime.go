@@ -207,7 +207,7 @@ func (r *Runtime) turn(ctx context.Context, id ID, reqID string, body turnBody) 
 		c.waiting.Add(-1)
 		turnStart = r.clock.Now()
 	}
-	resp, err, wrote, end := r.runLocked(ctx, c, reqID, turnStart, deadline, body)
+	resp, wrote, end, err := r.runLocked(ctx, c, reqID, turnStart, deadline, body)
 	target := c.lastWriteSeq
 	now := end
 	if !r.realClock || now.IsZero() {
@@ -255,10 +255,10 @@ func (r *Runtime) waitDurable(ctx context.Context, target uint64, deadline time.
 // runLocked runs one turn with the turn lock held. wrote reports that the
 // turn enqueued a write; end is the monotonic time its handler returned
 // (zero when it did not run).
-func (r *Runtime) runLocked(ctx context.Context, c *cell, reqID string, turnStart, deadline time.Time, body turnBody) (resp proto.Message, err error, wrote bool, end time.Time) {
+func (r *Runtime) runLocked(ctx context.Context, c *cell, reqID string, turnStart, deadline time.Time, body turnBody) (resp proto.Message, wrote bool, end time.Time, err error) {
 	if c.ns.cfg.Durability == Local {
 		if err := r.committer.failed(); err != nil {
-			return nil, err, false, end
+			return nil, false, end, err
 		}
 	}
 	if c.overlay != nil && !c.overlay.empty() {
@@ -279,7 +279,7 @@ func (r *Runtime) runLocked(ctx context.Context, c *cell, reqID string, turnStar
 	if !c.alarmLoaded {
 		a, err := loadAlarm(t)
 		if err != nil {
-			return nil, fmt.Errorf("actor %s: loading alarm: %w", c.id, err), false, end
+			return nil, false, end, fmt.Errorf("actor %s: loading alarm: %w", c.id, err)
 		}
 		c.alarm, c.alarmLoaded = a, true
 	}
@@ -293,38 +293,38 @@ func (r *Runtime) runLocked(ctx context.Context, c *cell, reqID string, turnStar
 			if ok {
 				r.metrics.duplicates.Inc()
 			}
-			return resp, err, false, end
+			return resp, false, end, err
 		}
 	}
 
 	resp, err, panicked := r.safeRun(t, c, body)
 	if panicked {
 		c.handler = nil // reset the actor
-		return nil, &PanicError{Actor: c.id}, false, end
+		return nil, false, end, &PanicError{Actor: c.id}
 	}
 	if err != nil {
 		var abort *AbortError
 		if errors.As(err, &abort) {
-			return abort.Reply, nil, false, end // rolled back, answered normally
+			return abort.Reply, false, end, nil // rolled back, answered normally
 		}
-		return nil, err, false, end
+		return nil, false, end, err
 	}
 	end = time.Now()
 	if ctx.Err() != nil || end.After(deadline) {
-		return nil, fmt.Errorf("actor %s: turn ran past its deadline (rolled back): %w", c.id, ErrTurnDeadline), false, end
+		return nil, false, end, fmt.Errorf("actor %s: turn ran past its deadline (rolled back): %w", c.id, ErrTurnDeadline)
 	}
 	if reqID != "" {
 		if err := r.record(t, reqID, resp); err != nil {
-			return nil, err, false, end
+			return nil, false, end, err
 		}
 	}
 	if t.writes.empty() && !t.alarmChanged {
-		return resp, nil, false, end
+		return resp, false, end, nil
 	}
 	if err := r.commitTurn(c, t); err != nil {
-		return nil, err, false, end
+		return nil, false, end, err
 	}
-	return resp, nil, true, end
+	return resp, true, end, nil
 }
 
 func (r *Runtime) safeRun(t *Turn, c *cell, body turnBody) (resp proto.Message, err error, panicked bool) {

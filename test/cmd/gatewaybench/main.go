@@ -65,7 +65,7 @@ func main() {
 
 type target struct {
 	name, url, holdURL string
-	hdr, holdHdr       map[string]string
+	holdHdr            map[string]string
 }
 
 // phase is one measured load phase and what every process spent on it.

@@ -2,11 +2,9 @@ package main
 
 import (
 	"fmt"
-	"math"
 	"os"
 	"os/exec"
 	"runtime"
-	"slices"
 	"strings"
 	"time"
 )
@@ -40,18 +38,6 @@ func cpuModel() string {
 func sh(name string, args ...string) string {
 	b, _ := exec.Command(name, args...).Output()
 	return strings.TrimSpace(string(b))
-}
-
-func median(v []float64) float64 {
-	v = slices.Clone(v)
-	slices.Sort(v)
-	if len(v) == 0 {
-		return math.NaN()
-	}
-	if len(v)%2 == 1 {
-		return v[len(v)/2]
-	}
-	return (v[len(v)/2-1] + v[len(v)/2]) / 2
 }
 
 func ceiling(rows []ceilRow) ceilRow {
