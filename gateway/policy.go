@@ -376,10 +376,14 @@ func (c *call) actorRef() *holdfastv1.ActorRef {
 
 // admit is the one pre-flight turn on the user's account actor: key
 // check (keys mode), rate limits and budget, all or nothing.
+//
+// It carries no request ID: the gateway never resends an admit (a failed
+// one fails the call), so a record would cost two keys per call and
+// protect nothing. The settle, which must count once, carries one; a
+// cluster router adds one to whatever it forwards.
 func (c *call) admit() *refusal {
 	req := &holdfastv1.AccountAdmitRequest{
 		Actor:                c.actorRef(),
-		RequestId:            c.id,
 		KeyId:                c.keyID,
 		KeyHash:              c.keyHash,
 		Provider:             c.p.name,
