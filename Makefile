@@ -18,9 +18,11 @@ build:
 run: build
 	./$(BIN)/holdfast serve --data-dir ./data
 
+# -count=1: never a cached result (the e2e tests build the binaries in a
+# subprocess, which the test cache cannot see).
 test:
 	$(GO) vet ./...
-	$(GO) test -race -timeout $(TEST_TIMEOUT) ./...
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 	$(MAKE) fuzz
 
 # A short run of every fuzz target (a fixed number of inputs: a time bound
