@@ -340,27 +340,12 @@ func readAll(t testing.TB, r io.Reader) []byte {
 	return b
 }
 
-// readEvent reads one SSE event, blank line included.
-func readEvent(br *bufio.Reader) ([]byte, error) {
-	var ev []byte
-	for {
-		line, err := br.ReadBytes('\n')
-		ev = append(ev, line...)
-		if err != nil {
-			return ev, err
-		}
-		if string(line) == "\n" || string(line) == "\r\n" {
-			return ev, nil
-		}
-	}
-}
-
 // splitEvents cuts an SSE byte stream into its events.
 func splitEvents(b []byte) [][]byte {
 	var out [][]byte
 	br := bufio.NewReader(bytes.NewReader(b))
 	for {
-		ev, err := readEvent(br)
+		ev, err := fakeupstream.ReadEvent(br)
 		if len(ev) > 0 {
 			out = append(out, ev)
 		}

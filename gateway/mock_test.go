@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/anthropics/anthropic-sdk-go/v2"
+	"github.com/holdfast/holdfast/test/fakeupstream"
 	"github.com/openai/openai-go/v3"
 )
 
@@ -31,7 +32,7 @@ func TestMockStreamingCurl(t *testing.T) {
 	var names []string
 	br := bufio.NewReader(resp.Body)
 	for {
-		ev, err := readEvent(br)
+		ev, err := fakeupstream.ReadEvent(br)
 		if len(ev) > 0 {
 			names = append(names, strings.TrimPrefix(strings.SplitN(string(ev), "\n", 2)[0], "event: "))
 		}

@@ -70,7 +70,7 @@ func TestStreamEventByEvent(t *testing.T) {
 				if i > 0 {
 					gate.Next()
 				}
-				ev, err := readEvent(br)
+				ev, err := fakeupstream.ReadEvent(br)
 				if !bytes.Equal(ev, want[i]) {
 					t.Fatalf("event %d: %q, %v; want %q", i, ev, err, want[i])
 				}
@@ -120,7 +120,7 @@ func TestClientDisconnectCancelsUpstream(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	resp := e.postCtx(ctx, "/v1/messages", streamBody, nil)
 	br := bufio.NewReader(resp.Body)
-	if ev, err := readEvent(br); err != nil || !bytes.Equal(ev, fakeupstream.RenderEvents(sc, e.fake.Last())[0]) {
+	if ev, err := fakeupstream.ReadEvent(br); err != nil || !bytes.Equal(ev, fakeupstream.RenderEvents(sc, e.fake.Last())[0]) {
 		t.Fatalf("first event %q %v", ev, err)
 	}
 	seq := e.fake.Last().Seq

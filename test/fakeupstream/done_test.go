@@ -25,7 +25,7 @@ func TestDoneAndClientGone(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r2.Body.Close()
-	if _, err := readEvent(bufio.NewReader(r2.Body)); err != nil {
+	if _, err := ReadEvent(bufio.NewReader(r2.Body)); err != nil {
 		t.Fatal(err)
 	}
 	seq := fake.Last().Seq

@@ -55,7 +55,7 @@ func TestResetAfterEventsExactly(t *testing.T) {
 	gate.Allow(2)
 	br := bufio.NewReader(resp.Body)
 	for i := range 2 {
-		ev, err := readEvent(br)
+		ev, err := ReadEvent(br)
 		if err != nil || !bytes.Equal(ev, want[i]) {
 			t.Fatalf("event %d: %q, %v", i, ev, err)
 		}
@@ -78,7 +78,7 @@ func TestStallUntilClientGoesAway(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	br := bufio.NewReader(resp.Body)
-	ev, err := readEvent(br)
+	ev, err := ReadEvent(br)
 	want := RenderEvents(sc, fake.Last())
 	if err != nil || !bytes.Equal(ev, want[0]) {
 		t.Fatalf("first event %q, %v", ev, err)
@@ -101,7 +101,7 @@ func TestStallReleased(t *testing.T) {
 	br := bufio.NewReader(resp.Body)
 	want := RenderEvents(sc, fake.Last())
 	for i := range 2 {
-		if ev, err := readEvent(br); err != nil || !bytes.Equal(ev, want[i]) {
+		if ev, err := ReadEvent(br); err != nil || !bytes.Equal(ev, want[i]) {
 			t.Fatalf("event %d: %q %v", i, ev, err)
 		}
 	}

@@ -26,7 +26,7 @@ func TestGateEventReceivedBeforeNextIsSent(t *testing.T) {
 	br := bufio.NewReader(resp.Body)
 	for i := range want {
 		gate.Allow(i + 1) // event i, not i+1
-		ev, err := readEvent(br)
+		ev, err := ReadEvent(br)
 		if err != nil || !bytes.Equal(ev, want[i]) {
 			t.Fatalf("event %d: %q, %v; want %q", i, ev, err, want[i])
 		}

@@ -1,7 +1,6 @@
 package fakeupstream
 
 import (
-	"bufio"
 	"bytes"
 	"io"
 	"net/http"
@@ -72,21 +71,6 @@ func readAll(t *testing.T, r io.Reader) []byte {
 		t.Fatalf("read body: %v", err)
 	}
 	return b
-}
-
-// readEvent reads one SSE event, up to and including its blank line.
-func readEvent(br *bufio.Reader) ([]byte, error) {
-	var ev []byte
-	for {
-		line, err := br.ReadBytes('\n')
-		ev = append(ev, line...)
-		if err != nil {
-			return ev, err
-		}
-		if bytes.Equal(line, []byte("\n")) || bytes.Equal(line, []byte("\r\n")) {
-			return ev, nil
-		}
-	}
 }
 
 // sseEvents splits an Anthropic stream into (name, data) pairs.
