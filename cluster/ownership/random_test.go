@@ -64,6 +64,15 @@ func runRandom(t *testing.T, seed uint64, verbose bool) {
 	r := s.Rng
 	dur := func(lo, hi time.Duration) time.Duration { return lo + time.Duration(r.Int64N(int64(hi-lo))) }
 	pick := func() NodeID { return nodes[r.IntN(len(nodes))] }
+	without := func(id NodeID) []NodeID {
+		var rest []NodeID
+		for _, n := range nodes {
+			if n != id {
+				rest = append(rest, n)
+			}
+		}
+		return rest
+	}
 
 	for i := 0; i < 600; i++ {
 		if r.IntN(100) < 12 {
@@ -88,13 +97,7 @@ func runRandom(t *testing.T, seed uint64, verbose bool) {
 				s.After(dur(time.Second, 30*time.Second), func() { s.CutKV(id, false) })
 			case 6:
 				id := pick()
-				var rest []NodeID
-				for _, n := range nodes {
-					if n != id {
-						rest = append(rest, n)
-					}
-				}
-				s.SetMembers(rest...)
+				s.SetMembers(without(id)...)
 				s.After(dur(5*time.Second, 60*time.Second), func() { s.SetMembers(nodes...) })
 			case 8:
 				// A lagging watch: the node acts on a stale view while its
@@ -103,17 +106,10 @@ func runRandom(t *testing.T, seed uint64, verbose bool) {
 				s.StallWatch(id, true)
 				s.After(dur(time.Second, 40*time.Second), func() { s.StallWatch(id, false) })
 			case 7:
-				// A drain, then the process exits and comes back later.
 				// A drain (membership shows the node leaving), then the
 				// process exits and comes back later.
 				id := pick()
-				var rest []NodeID
-				for _, n := range nodes {
-					if n != id {
-						rest = append(rest, n)
-					}
-				}
-				s.SetMembers(rest...)
+				s.SetMembers(without(id)...)
 				s.Drain(id)
 				s.After(dur(5*time.Second, 30*time.Second), func() {
 					s.Crash(id)
