@@ -253,7 +253,9 @@ func (c Config) Validate() error {
 	if c.ReadHeaderTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("read_header_timeout %v must be positive", c.ReadHeaderTimeout))
 	}
-	if c.token() == "" && (!isLoopback(c.HTTPAddr) || !isLoopback(c.GRPCAddr)) {
+	if tok, err := c.token(); err != nil {
+		errs = append(errs, err)
+	} else if tok == "" && (!isLoopback(c.HTTPAddr) || !isLoopback(c.GRPCAddr)) {
 		errs = append(errs, fmt.Errorf("auth.token or auth.token_file is required when binding beyond loopback (http_addr %s, grpc_addr %s)", c.HTTPAddr, c.GRPCAddr))
 	}
 	return errors.Join(errs...)
@@ -282,16 +284,22 @@ func (ns NamespaceConfig) validate(name string) error {
 	return nil
 }
 
-// token returns the configured API token (the file wins), trimmed.
-func (c Config) token() string {
+// token returns the configured API token (the file wins), trimmed. A token
+// file that cannot be read, or is empty, is an error: silently running
+// without the token its operator configured would disable auth.
+func (c Config) token() (string, error) {
 	if c.Auth.TokenFile != "" {
 		b, err := os.ReadFile(c.Auth.TokenFile)
 		if err != nil {
-			return ""
+			return "", fmt.Errorf("auth.token_file: %w", err)
 		}
-		return strings.TrimSpace(string(b))
+		tok := strings.TrimSpace(string(b))
+		if tok == "" {
+			return "", fmt.Errorf("auth.token_file %s is empty", c.Auth.TokenFile)
+		}
+		return tok, nil
 	}
-	return c.Auth.Token
+	return c.Auth.Token, nil
 }
 
 func isLoopback(addr string) bool {

@@ -1,6 +1,7 @@
 package holdfast
 
 import (
+	"os"
 	"strings"
 	"testing"
 )
@@ -91,5 +92,31 @@ func TestParseUSD(t *testing.T) {
 		if _, err := ParseUSD(in); err == nil {
 			t.Errorf("%q accepted", in)
 		}
+	}
+}
+
+func TestTokenFileErrorsAreNamed(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Auth.TokenFile = t.TempDir() + "/missing"
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "auth.token_file") {
+		t.Fatalf("unreadable token file: %v", err)
+	}
+	empty := t.TempDir() + "/empty"
+	if err := os.WriteFile(empty, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Auth.TokenFile = empty
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "is empty") {
+		t.Fatalf("empty token file: %v", err)
+	}
+	good := t.TempDir() + "/tok"
+	os.WriteFile(good, []byte("s3cret\n"), 0o600)
+	cfg.Auth.TokenFile = good
+	cfg.HTTPAddr = "0.0.0.0:8080"
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("readable token file beyond loopback: %v", err)
+	}
+	if tok, err := cfg.token(); err != nil || tok != "s3cret" {
+		t.Fatalf("token %q %v", tok, err)
 	}
 }

@@ -31,6 +31,7 @@ import (
 // HTTP servers. Start it with Start, stop it with Shutdown (idempotent).
 type Node struct {
 	cfg      Config
+	token    string // the API token, read once (empty: none)
 	log      *slog.Logger
 	clock    clock.Clock
 	registry *prometheus.Registry
@@ -79,7 +80,11 @@ func NewNode(cfg Config, opts Options) (*Node, error) {
 	if clk == nil {
 		clk = clock.Real{}
 	}
-	n := &Node{cfg: cfg, log: logger, clock: clk, registry: prometheus.NewRegistry(), serveErr: make(chan error, 2), drain: make(chan struct{})}
+	token, err := cfg.token()
+	if err != nil {
+		return nil, fmt.Errorf("invalid configuration: %w", err)
+	}
+	n := &Node{cfg: cfg, token: token, log: logger, clock: clk, registry: prometheus.NewRegistry(), serveErr: make(chan error, 2), drain: make(chan struct{})}
 	n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	store, err := actor.OpenBoltStore(cfg.DataDir)
 	if err != nil {
@@ -132,7 +137,7 @@ func (n *Node) Start() error {
 		n.grpcLis.Close()
 		return fmt.Errorf("http_addr %s: %w", n.cfg.HTTPAddr, err)
 	}
-	auth := api.TokenAuth{Token: n.cfg.token()}
+	auth := api.TokenAuth{Token: n.token}
 	n.grpcServer = grpc.NewServer(grpc.ChainUnaryInterceptor(auth.Unary), grpc.ChainStreamInterceptor(auth.Stream))
 	holdfastv1.RegisterActorServiceServer(n.grpcServer, &api.ActorServer{Caller: n.runtime, Drain: n.drain})
 	holdfastv1.RegisterAdminServiceServer(n.grpcServer, &api.AdminServer{Admin: n})
