@@ -146,6 +146,7 @@ func (r *report) markdown() string {
 		"Every figure is reported against a baseline measured **in the same run**, as a ratio; the goals are issue 2's. "+
 		"Nothing here is a test: no figure fails a build.\n\n",
 		r.started.UTC().Format("2006-01-02 15:04 MST"), r.finished.Sub(r.started).Round(time.Second))
+	w("%s\n\n", gatewayPointer)
 	w("| machine | |\n|---|---|\n")
 	w("| CPUs (nproc) | %d |\n| CPU model | %s |\n| Go | %s |\n| kernel | %s |\n| commit | %s |\n| load average (1, 5, 15 min) at start / end | %s / %s |\n",
 		m.nproc, m.cpu, m.goVersion, m.kernel, m.commit, m.loadStart, m.loadEnd)
@@ -437,3 +438,7 @@ func (r *report) rateLimitDetails(b *strings.Builder, f *rateLimitFigure) {
 			ms(m.p50()), ms(l.p50()))
 	}
 }
+
+// gatewayPointer sends readers to the gateway's figures, which a separate
+// tool writes (it needs nginx).
+const gatewayPointer = "The LLM gateway's figures (issue 3: added time to first byte against nginx and direct, memory per open stream, streams/s ceiling) are in [BENCHMARKS-gateway.md](BENCHMARKS-gateway.md), written by `go run ./test/cmd/gatewaybench -out docs/BENCHMARKS-gateway.md` (needs nginx: `apt-get install -y nginx`)."
