@@ -39,7 +39,7 @@ bench:
 	$(GO) run ./test/cmd/benchreport -out docs/BENCHMARKS.md
 
 proto:
-	protoc -I proto --go_out=proto --go_opt=paths=source_relative \
+	protoc -I proto -I proto/third_party --go_out=proto --go_opt=paths=source_relative \
 		--go-grpc_out=proto --go-grpc_opt=paths=source_relative \
 		proto/holdfast/v1/*.proto
 

@@ -46,7 +46,11 @@ type Config struct {
 	Pricing   map[string]pricing.ModelPrice     `yaml:"pricing"`
 	Models    []pricing.Retirement              `yaml:"models"`
 
-	// ShutdownTimeout bounds the graceful stop on SIGTERM.
+	// Cluster is the `cluster:` section (see ClusterConfig).
+	Cluster ClusterConfig `yaml:"cluster"`
+
+	// ShutdownTimeout bounds the graceful stop on SIGTERM (in a cluster:
+	// the drain of every partition first).
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// ReadHeaderTimeout bounds how long a client may take to send request
 	// headers (slow-loris protection).
@@ -112,6 +116,11 @@ type NamespaceConfig struct {
 	// SpendRetentionDays is how many days of spend counters a ratelimit
 	// actor keeps (its alarm tidies older ones).
 	SpendRetentionDays int `yaml:"spend_retention_days"`
+	// OnOwnerLoss says what a cluster does with the namespace's actors when
+	// their owner dies: `wait` (the default; kv and account) keeps callers
+	// waiting until the node returns with its disk; `reset` (the default of
+	// ratelimit) starts fresh state on a new owner (rate limits fail open).
+	OnOwnerLoss string `yaml:"on_owner_loss"`
 }
 
 // BucketConfig is one token bucket's limit.
@@ -139,13 +148,14 @@ func DefaultConfig() Config {
 		},
 		Limits: LimitsConfig{Limits: actor.DefaultLimits()},
 		Namespaces: map[string]NamespaceConfig{
-			"kv":        {Kind: "kv", Durability: "local"},
-			"ratelimit": {Kind: "ratelimit", Durability: "local", SpendRetentionDays: 7},
+			"kv":        {Kind: "kv", Durability: "local", OnOwnerLoss: "wait"},
+			"ratelimit": {Kind: "ratelimit", Durability: "local", SpendRetentionDays: 7, OnOwnerLoss: "reset"},
 			// The gateway's users (keys, limits, spend, usage) and the
 			// key-ID index: never memory, a user's money is never reset.
-			"account":       {Kind: "account", Durability: "local"},
-			"account_index": {Kind: "kv", Durability: "local"},
+			"account":       {Kind: "account", Durability: "local", OnOwnerLoss: "wait"},
+			"account_index": {Kind: "kv", Durability: "local", OnOwnerLoss: "wait"},
 		},
+		Cluster:           defaultClusterConfig(),
 		Gateway:           gateway.DefaultConfig(),
 		ShutdownTimeout:   30 * time.Second,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -190,6 +200,9 @@ func (c *Config) UnmarshalYAMLBytes(b []byte) error {
 			}
 			if v.SpendRetentionDays == 0 {
 				v.SpendRetentionDays = d.SpendRetentionDays
+			}
+			if v.OnOwnerLoss == "" {
+				v.OnOwnerLoss = d.OnOwnerLoss
 			}
 		}
 		merged[k] = v
@@ -247,6 +260,9 @@ func (c Config) Validate() error {
 			errs = append(errs, err)
 		}
 	}
+	if err := c.validateCluster(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("shutdown_timeout %v must be positive", c.ShutdownTimeout))
 	}
@@ -280,6 +296,15 @@ func (ns NamespaceConfig) validate(name string) error {
 	}
 	if ns.IdleTimeout < 0 {
 		return fmt.Errorf("namespaces.%s.idle_timeout %v must not be negative", name, ns.IdleTimeout)
+	}
+	switch ns.OnOwnerLoss {
+	case "", "wait":
+	case "reset":
+		if ns.Kind == "account" {
+			return fmt.Errorf("namespaces.%s.on_owner_loss reset: an account namespace holds money and keys and must wait for its owner", name)
+		}
+	default:
+		return fmt.Errorf("namespaces.%s.on_owner_loss %q: want wait or reset", name, ns.OnOwnerLoss)
 	}
 	return nil
 }

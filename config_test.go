@@ -43,7 +43,7 @@ namespaces:
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := buildNamespaces(cfg); err != nil {
+	if _, err := buildNamespaces(cfg, nil); err != nil {
 		t.Fatal(err)
 	}
 

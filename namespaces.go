@@ -14,7 +14,11 @@ import (
 
 // buildNamespaces turns the configured namespaces into runtime namespaces
 // with their kinds' handlers.
-func buildNamespaces(cfg Config) ([]actor.NamespaceConfig, error) {
+//
+// limits, when non-nil, is where ratelimit namespaces keep per-key limits
+// (a cluster's replicated settings bucket); nil keeps them in the actor's
+// state (a single node).
+func buildNamespaces(cfg Config, limits ratelimit.Settings) ([]actor.NamespaceConfig, error) {
 	names := make([]string, 0, len(cfg.Namespaces))
 	for name := range cfg.Namespaces {
 		names = append(names, name)
@@ -27,7 +31,10 @@ func buildNamespaces(cfg Config) ([]actor.NamespaceConfig, error) {
 		if ns.Durability == "memory" {
 			d = actor.Memory
 		}
-		nc := actor.NamespaceConfig{Name: name, Durability: d, IdleTimeout: ns.IdleTimeout}
+		nc := actor.NamespaceConfig{Name: name, Durability: d, IdleTimeout: ns.IdleTimeout, OnOwnerLoss: actor.OwnerLossWait}
+		if ns.OnOwnerLoss == "reset" {
+			nc.OnOwnerLoss = actor.OwnerLossReset
+		}
 		switch ns.Kind {
 		case "kv":
 			nc.New = kv.New()
@@ -38,7 +45,7 @@ func buildNamespaces(cfg Config) ([]actor.NamespaceConfig, error) {
 			}
 			nc.New = account.New(d)
 		case "ratelimit":
-			f, err := ratelimitKind(name, ns)
+			f, err := ratelimitKind(name, ns, limits)
 			if err != nil {
 				return nil, err
 			}
@@ -52,8 +59,8 @@ func buildNamespaces(cfg Config) ([]actor.NamespaceConfig, error) {
 }
 
 // ratelimitKind builds a ratelimit namespace's handler from its defaults.
-func ratelimitKind(name string, ns NamespaceConfig) (func(actor.ID) actor.Handler, error) {
-	d := ratelimit.Defaults{Buckets: map[string]ratelimit.Limit{}, SpendRetentionDays: ns.SpendRetentionDays}
+func ratelimitKind(name string, ns NamespaceConfig, limits ratelimit.Settings) (func(actor.ID) actor.Handler, error) {
+	d := ratelimit.Defaults{Buckets: map[string]ratelimit.Limit{}, SpendRetentionDays: ns.SpendRetentionDays, Settings: limits}
 	for bname, b := range ns.Buckets {
 		l, err := ratelimit.LimitFromFloat(b.Capacity, b.RefillPerSecond)
 		if err != nil {

@@ -13,8 +13,11 @@ import (
 	"time"
 
 	"github.com/holdfast/holdfast/actor"
+	"github.com/holdfast/holdfast/actor/ratelimit"
 	"github.com/holdfast/holdfast/actor/clock"
 	"github.com/holdfast/holdfast/api"
+	"github.com/holdfast/holdfast/cluster"
+	"github.com/holdfast/holdfast/cluster/peer"
 	"github.com/holdfast/holdfast/gateway"
 	"github.com/holdfast/holdfast/gateway/account"
 	"github.com/holdfast/holdfast/gateway/pricing"
@@ -23,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -37,6 +41,14 @@ type Node struct {
 	registry *prometheus.Registry
 	store    *actor.BoltStore
 	runtime  *actor.Runtime
+
+	// cluster is the node's cluster membership (nil on a single node);
+	// caller is what the APIs and the gateway call: the cluster's router,
+	// or the runtime itself.
+	cluster *cluster.Node
+	peers   *peer.Pool
+	secrets clusterSecrets
+	caller  api.Caller
 
 	gateway    *gateway.Gateway
 	grpcServer *grpc.Server
@@ -91,12 +103,29 @@ func NewNode(cfg Config, opts Options) (*Node, error) {
 		return nil, err
 	}
 	n.store = store
-	namespaces, err := buildNamespaces(cfg)
+	rc := cfg.actorConfig()
+	if cfg.Clustered() {
+		if n.secrets, err = cfg.readClusterSecrets(); err != nil {
+			store.Close()
+			return nil, fmt.Errorf("invalid configuration: %w", err)
+		}
+		cc := cfg.clusterConfig()
+		cc.Logger = logger
+		if n.cluster, err = cluster.New(cc, 2*rc.Partitions); err != nil {
+			store.Close()
+			return nil, fmt.Errorf("invalid configuration: %w", err)
+		}
+		rc.Gate = n.cluster.Gate()
+	}
+	var limits ratelimit.Settings
+	if n.cluster != nil {
+		limits = n.cluster.Settings()
+	}
+	namespaces, err := buildNamespaces(cfg, limits)
 	if err != nil {
 		store.Close()
 		return nil, err
 	}
-	rc := cfg.actorConfig()
 	rc.Clock = clk
 	rc.Logger = logger
 	rc.Registerer = n.registry
@@ -106,6 +135,10 @@ func NewNode(cfg Config, opts Options) (*Node, error) {
 		return nil, err
 	}
 	n.runtime = rt
+	n.caller = rt
+	if n.cluster != nil {
+		n.caller = n.cluster
+	}
 	prices, err := pricing.NewTable(cfg.Pricing)
 	if err != nil {
 		rt.Shutdown(context.Background())
@@ -116,7 +149,7 @@ func NewNode(cfg Config, opts Options) (*Node, error) {
 		rt.Shutdown(context.Background())
 		return nil, err
 	}
-	n.gateway, err = gateway.New(cfg.Gateway, cfg.Providers, prices, retired, rt, gateway.Options{
+	n.gateway, err = gateway.New(cfg.Gateway, cfg.Providers, prices, retired, n.caller, gateway.Options{
 		Logger: logger, Registerer: n.registry, Clock: clk, BindAddr: cfg.HTTPAddr,
 	})
 	if err != nil {
@@ -138,17 +171,27 @@ func (n *Node) Start() error {
 		return fmt.Errorf("http_addr %s: %w", n.cfg.HTTPAddr, err)
 	}
 	auth := api.TokenAuth{Token: n.token}
-	n.grpcServer = grpc.NewServer(grpc.ChainUnaryInterceptor(auth.Unary), grpc.ChainStreamInterceptor(auth.Stream))
-	holdfastv1.RegisterActorServiceServer(n.grpcServer, &api.ActorServer{Caller: n.runtime, Drain: n.drain})
-	holdfastv1.RegisterAdminServiceServer(n.grpcServer, &api.AdminServer{Admin: n})
-	holdfastv1.RegisterAccountServiceServer(n.grpcServer, &account.Service{Caller: n.runtime, Lister: n, Logger: n.log})
+	sopts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(auth.Unary), grpc.ChainStreamInterceptor(auth.Stream)}
+	if n.cluster != nil {
+		sopts = append(sopts, peer.ServerOptions()...)
+	}
+	if n.secrets.bundle != nil {
+		sopts = append(sopts, grpc.Creds(credentials.NewTLS(n.secrets.bundle.ServerConfig())))
+	}
+	n.grpcServer = grpc.NewServer(sopts...)
+	holdfastv1.RegisterActorServiceServer(n.grpcServer, &api.ActorServer{Caller: n.caller, Drain: n.drain})
+	holdfastv1.RegisterAdminServiceServer(n.grpcServer, &api.AdminServer{Admin: n.admin()})
+	holdfastv1.RegisterAccountServiceServer(n.grpcServer, &account.Service{Caller: n.caller, Lister: n, Logger: n.log})
+	if n.cluster != nil {
+		peer.Register(n.grpcServer, n.cluster.PeerHandler())
+	}
 	reflection.Register(n.grpcServer)
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	mux.HandleFunc("/readyz", n.readyz)
 	mux.Handle("/metrics", auth.HTTP(promhttp.HandlerFor(n.registry, promhttp.HandlerOpts{})))
-	mux.Handle("/v1/actors/", auth.HTTP(&api.HTTPHandler{Caller: n.runtime}))
+	mux.Handle("/v1/actors/", auth.HTTP(&api.HTTPHandler{Caller: n.caller}))
 	// The provider routes authenticate by gateway.auth (virtual keys,
 	// bring-your-own keys), not by the node token.
 	gw := n.gateway.Handler()
@@ -166,6 +209,11 @@ func (n *Node) Start() error {
 			n.serveErr <- err
 		}
 	}()
+	if n.cluster != nil {
+		if err := n.startCluster(); err != nil {
+			return fmt.Errorf("cluster: %w", err)
+		}
+	}
 	n.state.set("serving")
 	n.log.Info("holdfast node serving", "node_id", n.cfg.NodeID, "version", Version,
 		"grpc_addr", n.grpcLis.Addr().String(), "http_addr", n.httpLis.Addr().String(), "data_dir", n.cfg.DataDir)
@@ -193,6 +241,12 @@ func (n *Node) readyz(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
 		return
 	}
+	if n.cluster != nil {
+		if err := n.cluster.Ready(); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+	}
 	w.Write([]byte("ready\n"))
 }
 
@@ -200,9 +254,17 @@ func (n *Node) readyz(w http.ResponseWriter, r *http.Request) {
 // the committer and closes the store. Idempotent.
 func (n *Node) Shutdown(ctx context.Context) error {
 	n.shutdownOnce.Do(func() {
+		var errs []error
+		if n.cluster != nil {
+			// Hand off every partition while the servers still answer:
+			// peers forward calls here until they see the moves.
+			n.state.set("draining")
+			if err := n.cluster.Drain(ctx); err != nil {
+				errs = append(errs, err)
+			}
+		}
 		n.state.set("stopping")
 		close(n.drain)
-		var errs []error
 		if n.httpServer != nil {
 			if err := n.httpServer.Shutdown(ctx); err != nil {
 				errs = append(errs, fmt.Errorf("http: %w", err))
@@ -220,6 +282,12 @@ func (n *Node) Shutdown(ctx context.Context) error {
 				n.grpcServer.Stop()
 				errs = append(errs, fmt.Errorf("grpc: %w", ctx.Err()))
 			}
+		}
+		if n.cluster != nil {
+			n.cluster.Shutdown(ctx)
+		}
+		if n.peers != nil {
+			n.peers.Close()
 		}
 		// The runtime gets its own bound: even when the servers used up
 		// ctx, turns in flight must finish before the store closes.
@@ -244,6 +312,11 @@ func (n *Node) Status(ctx context.Context) (*holdfastv1.StatusResponse, error) {
 	}
 	if n.grpcLis != nil {
 		st.GrpcAddr, st.HttpAddr = n.GRPCAddr(), n.HTTPAddr()
+	}
+	if n.cluster != nil {
+		st.Clustered = true
+		st.Members = n.clusterMembers()
+		st.Partitions = int64(2 * n.cfg.Runtime.Partitions)
 	}
 	names := make([]string, 0, len(n.cfg.Namespaces))
 	for name := range n.cfg.Namespaces {
@@ -294,3 +367,45 @@ func deadlineOr(ctx context.Context) time.Time {
 	}
 	return time.Now().Add(30 * time.Second)
 }
+
+// admin is what the admin service sees: the cluster's operations too when
+// this node is a member.
+func (n *Node) admin() api.Admin {
+	if n.cluster != nil {
+		return clusterAdmin{n}
+	}
+	return n
+}
+
+// clusterAdmin adds api.ClusterAdmin to a clustered node's admin surface.
+type clusterAdmin struct{ *Node }
+
+// Crash stops the node abruptly (tests): no drain, no graceful stop of the
+// servers; queued writes are committed so the store can be reopened, but
+// no reply waits for them.
+func (n *Node) Crash() {
+	n.shutdownOnce.Do(func() {
+		n.state.set("stopping")
+		close(n.drain)
+		if n.cluster != nil {
+			n.cluster.Crash()
+		}
+		if n.grpcServer != nil {
+			n.grpcServer.Stop()
+		}
+		if n.httpServer != nil {
+			n.httpServer.Close()
+		}
+		n.gateway.Close(context.Background())
+		if n.peers != nil {
+			n.peers.Close()
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		n.runtime.Shutdown(ctx)
+	})
+}
+
+// Caller is what the node's APIs call: the cluster router on a member, the
+// runtime on a single node.
+func (n *Node) Caller() api.Caller { return n.caller }

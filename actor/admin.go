@@ -93,7 +93,7 @@ func (d ActorDump) AlarmLastFired() (time.Time, int64) {
 // so it sees exactly what the actor sees.
 func (r *Runtime) GetActor(ctx context.Context, id ID, limit int) (ActorDump, error) {
 	var d ActorDump
-	_, err := r.turn(ctx, id, "", func(t *Turn, c *cell) (proto.Message, error) {
+	_, err := r.turn(ctx, id, "", nil, func(t *Turn, c *cell) (proto.Message, error) {
 		entries, truncated, err := t.List(ListOptions{Limit: limit})
 		if err != nil {
 			return nil, err
@@ -114,7 +114,7 @@ func (r *Runtime) GetActor(ctx context.Context, id ID, limit int) (ActorDump, er
 // deleting twice has the same effect as deleting once.
 func (r *Runtime) DeleteActor(ctx context.Context, id ID) (int, error) {
 	n := 0
-	_, err := r.turn(ctx, id, "", func(t *Turn, c *cell) (proto.Message, error) {
+	_, err := r.turn(ctx, id, "", nil, func(t *Turn, c *cell) (proto.Message, error) {
 		var err error
 		if n, err = t.DeleteAll(); err != nil {
 			return nil, err

@@ -101,19 +101,26 @@ func (r *Runtime) alarmStateOf(t *Turn) *holdfastv1.AlarmState {
 // alarmScheduler fires alarms at their time. It keeps a min-heap of
 // (fire time, actor); an entry is current only while due[actor] still holds
 // the alarm time it was made for, so rescheduling never needs a heap delete.
+// due also remembers each alarm's partition, so a partition's alarms leave
+// (DropPartition) and come back (ServePartition) with it.
 type alarmScheduler struct {
 	r *Runtime
 
 	mu struct {
 		sync.Mutex
 		heap    alarmHeap
-		due     map[string]int64 // actor -> stored alarm time
+		due     map[string]alarmDue // actor -> stored alarm time and partition
 		retries map[string]int
 		firing  map[string]bool
 		timer   clock.Timer
 		timerAt int64
 		stopped bool
 	}
+}
+
+type alarmDue struct {
+	at   int64
+	part int
 }
 
 type alarmEntry struct {
@@ -137,7 +144,7 @@ func (h *alarmHeap) Pop() any {
 
 func newAlarmScheduler(r *Runtime) *alarmScheduler {
 	s := &alarmScheduler{r: r}
-	s.mu.due = make(map[string]int64)
+	s.mu.due = make(map[string]alarmDue)
 	s.mu.retries = make(map[string]int)
 	s.mu.firing = make(map[string]bool)
 	return s
@@ -146,16 +153,41 @@ func newAlarmScheduler(r *Runtime) *alarmScheduler {
 // load schedules every alarm of the store's alarm index (start-up; later,
 // a partition opened by handoff or failover).
 func (s *alarmScheduler) load() error {
-	return s.r.store.ScanAlarms(func(_ int, at int64, actor []byte) bool {
-		s.schedule(actor, at)
+	return s.r.store.ScanAlarms(func(p int, at int64, actor []byte) bool {
+		s.schedule(actor, at, p)
 		return true
 	})
 }
 
-func (s *alarmScheduler) schedule(actor []byte, at int64) {
+// loadPartition schedules every alarm of partition p found in store.
+func (s *alarmScheduler) loadPartition(store Store, p int) error {
+	return scanPartitionAlarms(store, p, func(at int64, actor []byte) bool {
+		s.schedule(actor, at, p)
+		return true
+	})
+}
+
+// cancelPartition forgets every alarm of partition p. A fire of p already
+// running finds its alarm gone and is not retried.
+func (s *alarmScheduler) cancelPartition(p int) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.mu.due[string(actor)] = at
+	n := 0
+	for actor, d := range s.mu.due {
+		if d.part == p {
+			delete(s.mu.due, actor)
+			delete(s.mu.retries, actor)
+			n++
+		}
+	}
+	s.armLocked()
+	return n
+}
+
+func (s *alarmScheduler) schedule(actor []byte, at int64, part int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mu.due[string(actor)] = alarmDue{at: at, part: part}
 	delete(s.mu.retries, string(actor))
 	heap.Push(&s.mu.heap, alarmEntry{fireAt: at, at: at, actor: string(actor)})
 	s.armLocked()
@@ -194,7 +226,7 @@ func (s *alarmScheduler) stop() {
 func (s *alarmScheduler) armLocked() {
 	for s.mu.heap.Len() > 0 {
 		e := s.mu.heap[0]
-		if at, ok := s.mu.due[e.actor]; ok && at == e.at {
+		if d, ok := s.mu.due[e.actor]; ok && d.at == e.at {
 			break
 		}
 		heap.Pop(&s.mu.heap) // stale
@@ -221,7 +253,7 @@ func (s *alarmScheduler) onTimer() {
 	s.mu.timer = nil
 	for s.mu.heap.Len() > 0 && s.mu.heap[0].fireAt <= now {
 		e := heap.Pop(&s.mu.heap).(alarmEntry)
-		if at, ok := s.mu.due[e.actor]; !ok || at != e.at || s.mu.firing[e.actor] {
+		if d, ok := s.mu.due[e.actor]; !ok || d.at != e.at || s.mu.firing[e.actor] {
 			continue
 		}
 		s.mu.firing[e.actor] = true
@@ -240,8 +272,12 @@ func (s *alarmScheduler) onTimer() {
 }
 
 // fire runs the alarm turn of one actor, then schedules a retry on failure.
+// An alarm whose partition this node does not serve (the gate refused the
+// turn, or ownership was lost during it) leaves the schedule instead: the
+// partition's owner loads it (ServePartition).
 func (s *alarmScheduler) fire(e alarmEntry) {
-	err := s.r.fireAlarm(e)
+	opts := turnOpts{enterCtx: s.r.alarmCtx}
+	err := s.r.fireAlarm(e, &opts)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.mu.firing, e.actor)
@@ -252,9 +288,16 @@ func (s *alarmScheduler) fire(e alarmEntry) {
 		s.armLocked()
 		return
 	}
-	at, ok := s.mu.due[e.actor]
-	if !ok || at != e.at {
+	d, ok := s.mu.due[e.actor]
+	if !ok || d.at != e.at {
 		s.armLocked() // rescheduled or cancelled meanwhile
+		return
+	}
+	if opts.enterFailed || errors.Is(err, ErrOwnershipLost) {
+		s.r.log.Debug("alarm of a partition this node does not serve; left to its owner", "actor", describeActor(e.actor), "partition", d.part, "err", err)
+		delete(s.mu.due, e.actor)
+		delete(s.mu.retries, e.actor)
+		s.armLocked()
 		return
 	}
 	n := s.mu.retries[e.actor] + 1
@@ -284,7 +327,7 @@ func describeActor(enc string) string {
 
 // fireAlarm runs the alarm turn: the alarm is cleared, the kind's Alarm (if
 // any) runs, and the fire is recorded, all in one transaction.
-func (r *Runtime) fireAlarm(e alarmEntry) error {
+func (r *Runtime) fireAlarm(e alarmEntry, opts *turnOpts) error {
 	id, err := DecodeID([]byte(e.actor))
 	if err != nil {
 		return err
@@ -294,7 +337,7 @@ func (r *Runtime) fireAlarm(e alarmEntry) error {
 		r.alarms.cancel([]byte(e.actor))
 		return nil
 	}
-	_, err = r.turn(context.Background(), id, "", func(t *Turn, c *cell) (proto.Message, error) {
+	_, err = r.turn(context.Background(), id, "", opts, func(t *Turn, c *cell) (proto.Message, error) {
 		if t.alarm.at != e.at {
 			return nil, nil // changed since scheduled: a stale fire
 		}
@@ -318,13 +361,13 @@ func (r *Runtime) dropAlarm(e alarmEntry) {
 	if err != nil {
 		return
 	}
-	_, err = r.turn(context.Background(), id, "", func(t *Turn, c *cell) (proto.Message, error) {
+	_, err = r.turn(context.Background(), id, "", &turnOpts{enterCtx: r.alarmCtx}, func(t *Turn, c *cell) (proto.Message, error) {
 		if t.alarm.at == e.at {
 			return nil, t.DeleteAlarm()
 		}
 		return nil, nil
 	})
-	if err != nil && !errors.Is(err, ErrShuttingDown) {
+	if err != nil && !errors.Is(err, ErrShuttingDown) && !errors.Is(err, context.Canceled) {
 		r.log.Error("clearing a failed alarm", "actor", id.String(), "err", err)
 	}
 }

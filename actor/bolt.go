@@ -23,8 +23,13 @@ var (
 	bucketActors     = []byte("actors")
 	bucketAlarms     = []byte("alarms")
 	bucketMeta       = []byte("meta")
+	bucketHighest    = []byte("highest") // partKey -> 8B highest epoch seen
+	bucketStaging    = []byte("staging") // handoff ID -> staging bucket
 	keyFormat        = []byte("format")
-	formatVersion    = []byte("holdfast-1")
+	// formatVersion names the layout; a file of another version is refused.
+	// holdfast-2: partitions are grouped by on_owner_loss (reset
+	// namespaces' actors live in [P, 2P)), stamps, highest epochs, staging.
+	formatVersion = []byte("holdfast-2")
 )
 
 // DataDirError explains why a data directory cannot be used.
@@ -110,8 +115,12 @@ func OpenBoltStore(dir string) (*BoltStore, error) {
 		if err := meta.Put(keyFormat, formatVersion); err != nil {
 			return err
 		}
-		_, err = tx.CreateBucketIfNotExists(bucketPartitions)
-		return err
+		for _, name := range [][]byte{bucketPartitions, bucketHighest, bucketStaging} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		db.Close()

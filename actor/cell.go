@@ -28,6 +28,7 @@ type cell struct {
 	lastWriteSeq uint64 // seq of this actor's last enqueued write
 	alarm        alarmState
 	alarmLoaded  bool
+	dropped      bool // removed by DropPartition: a turn still queued on it fails
 }
 
 // trySpin takes the turn lock if it is free or frees within a short spin.
@@ -92,6 +93,7 @@ func (r *registry) shard(enc []byte) *registryShard {
 //
 // enc may be a caller's scratch buffer: it is copied only when the cell is
 // created.
+// The cell's partition is the grouped one (see Runtime.PartitionOf).
 func (r *registry) acquire(id ID, enc []byte, partitions int, ns *namespace) (*cell, bool) {
 	s := r.shard(enc)
 	s.mu.Lock()
@@ -99,7 +101,7 @@ func (r *registry) acquire(id ID, enc []byte, partitions int, ns *namespace) (*c
 	created := false
 	if c == nil {
 		own := append([]byte(nil), enc...)
-		c = &cell{id: id, enc: own, part: PartitionOf(own, partitions), ns: ns, sem: make(chan struct{}, 1)}
+		c = &cell{id: id, enc: own, part: groupedPartition(own, partitions, ns.group), ns: ns, sem: make(chan struct{}, 1)}
 		if ns.cfg.Durability == Local {
 			c.overlay = newLayer()
 		}

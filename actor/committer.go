@@ -128,6 +128,13 @@ func (e *storageError) Error() string   { return "storage failure: commit failed
 func (e *storageError) Unwrap() error   { return e.err }
 func (e *storageError) Is(t error) bool { return t == ErrStorage }
 
+// enqueued returns the sequence of the last enqueued write.
+func (c *committer) enqueued() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mu.lastSeq
+}
+
 // failed returns the sticky error, if any.
 func (c *committer) failed() error {
 	c.mu.Lock()

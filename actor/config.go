@@ -93,13 +93,42 @@ type NamespaceConfig struct {
 	// lock held, at most once per activation; the handler is discarded when
 	// the actor is evicted or reset.
 	New func(id ID) Handler
+	// OnOwnerLoss is what a cluster does with the namespace's actors when
+	// their owner node is lost (config: on_owner_loss; empty means wait).
+	// It picks the namespace's placement group: the actors of a reset
+	// namespace live in partitions [P, 2P), the others in [0, P) (see
+	// Runtime.PartitionOf).
+	OnOwnerLoss OwnerLoss
+}
+
+// OwnerLoss is a namespace's on_owner_loss policy.
+type OwnerLoss string
+
+const (
+	// OwnerLossWait: nobody serves the actors until their owner comes back
+	// with its disk (no acknowledged write is ever lost). The default.
+	OwnerLossWait OwnerLoss = "wait"
+	// OwnerLossReset: another node takes the actors over with empty state
+	// (rate limiters: losing a window's counts is acceptable, waiting is
+	// not).
+	OwnerLossReset OwnerLoss = "reset"
+)
+
+// group returns the placement group of the policy: 1 for reset, else 0.
+func (o OwnerLoss) group() int {
+	if o == OwnerLossReset {
+		return 1
+	}
+	return 0
 }
 
 // Config configures a Runtime. Use DefaultConfig and change what you need.
 type Config struct {
 	// NodeID names this node in logs and status.
 	NodeID string
-	// Partitions is P, the number of partitions (fixed for a cluster's life).
+	// Partitions is P, the number of partitions of one placement group
+	// (fixed for a cluster's life); there are 2P ownership partitions, see
+	// NamespaceConfig.OnOwnerLoss. At most MaxPartitions.
 	Partitions int
 	// Limits of each call.
 	Limits Limits
@@ -120,7 +149,14 @@ type Config struct {
 	Logger *slog.Logger
 	// Registerer receives the runtime's metrics; none when nil.
 	Registerer prometheus.Registerer
+	// Gate is the cluster's say on which partitions this node serves; nil
+	// (a single node) serves every partition at no cost. See Gate.
+	Gate Gate
 }
+
+// MaxPartitions bounds Config.Partitions: the 2P ownership partitions are
+// numbered by a 16-bit key.
+const MaxPartitions = 1 << 15
 
 // DefaultConfig returns the configuration of a node started with no file.
 func DefaultConfig() Config {
@@ -139,8 +175,8 @@ func DefaultConfig() Config {
 // Validate reports every invalid field.
 func (c Config) Validate() error {
 	var errs []error
-	if c.Partitions < 1 || c.Partitions > 1<<16 {
-		errs = append(errs, fmt.Errorf("partitions = %d, must be in [1, 65536]", c.Partitions))
+	if c.Partitions < 1 || c.Partitions > MaxPartitions {
+		errs = append(errs, fmt.Errorf("partitions = %d, must be in [1, %d] (the 2×partitions ownership partitions must fit a 16-bit partition key)", c.Partitions, MaxPartitions))
 	}
 	if err := c.Limits.Validate(); err != nil {
 		errs = append(errs, err)
@@ -171,6 +207,11 @@ func (c NamespaceConfig) validate() error {
 	}
 	if c.New == nil {
 		return fmt.Errorf("namespace %q: no handler constructor", c.Name)
+	}
+	switch c.OnOwnerLoss {
+	case "", OwnerLossWait, OwnerLossReset:
+	default:
+		return fmt.Errorf("namespace %q: on_owner_loss %q, want wait or reset", c.Name, c.OnOwnerLoss)
 	}
 	return nil
 }

@@ -29,6 +29,8 @@
 //   - The alarm scheduler fires due alarms on goroutines started with
 //     Runtime.goFunc; a fire is an ordinary turn.
 //   - The janitor (a clock timer) evicts idle actors.
+//   - With a Gate, a turn may wait in Gate.Enter (bounded by its context;
+//     an alarm fire's by Shutdown) before it takes any runtime lock.
 //   - Every goroutine is started by Runtime.goFunc and waited for by
 //     Shutdown, which is idempotent.
 //
@@ -41,8 +43,29 @@
 //
 // # Storage layout
 //
-// See Store. Inside an actor's bucket, user keys carry the prefix 'd';
+// See Store and, for partition stamps, highest epochs and staging
+// buckets, bolt_partition.go. Inside an actor's bucket, user keys carry the prefix 'd';
 // idempotency records 'r' and 't'; the alarm 's'.
+//
+// # Cluster hooks
+//
+// Partitions: an actor's partition is PartitionOf(encoded ID, P) plus P
+// when its namespace's on_owner_loss is reset (placement groups), so there
+// are 2P partitions (Runtime.PartitionOf, OwnershipPartitions,
+// PartitionPolicy); storage and ownership use the same number.
+//
+// Config.Gate (nil on a single node, where the hot path pays one nil
+// check) decides which partitions this node serves: every turn, alarm
+// fires included, passes Gate.Enter before the turn lock and Gate.Valid
+// after the output gate, and calls the done func Enter returned exactly
+// once. A reply computed while ownership was lost becomes
+// ErrOwnershipLost (inside an UnknownOutcomeError if the turn wrote). An
+// alarm whose turn the gate refuses leaves this node's schedule.
+//
+// The driver moves partitions with DropPartition (forget p's memory:
+// actors, alarms, memory-durability data), ServePartition (load p's
+// alarms), WaitPartitionDurable, and the PartitionStore methods of the
+// store (stamps, highest epochs, wipes, export, staging, promotion).
 //
 // # Failure
 //

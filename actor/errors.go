@@ -34,6 +34,12 @@ var (
 	ErrInvalidArgument = errors.New("invalid argument")
 	// ErrNotFound: the requested thing does not exist.
 	ErrNotFound = errors.New("not found")
+	// ErrOwnershipLost: this node stopped being allowed to serve the
+	// actor's partition while the turn ran (Gate.Valid said no). A turn
+	// that wrote reports it inside an *UnknownOutcomeError; one that did
+	// not write may simply be retried (the API maps it to UNAVAILABLE,
+	// retryable).
+	ErrOwnershipLost = errors.New("ownership lost during the turn")
 )
 
 // LimitError reports a request over one of the configured limits. Limit is

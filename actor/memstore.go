@@ -15,6 +15,11 @@ type MemStore struct {
 	mu     sync.RWMutex
 	actors map[string]*memActor // partKey + encoded actor -> data
 	alarms map[int]map[string]struct{}
+
+	// PartitionStore state (memstore_partition.go), guarded by mu.
+	stamps  map[int]uint64 // partitions with a "bucket" -> stamp
+	highest map[int]uint64
+	staging map[string]*memStaging
 }
 
 type memActor struct {
@@ -37,7 +42,10 @@ type memActor struct {
 
 // NewMemStore returns an empty in-memory store.
 func NewMemStore() *MemStore {
-	return &MemStore{actors: make(map[string]*memActor), alarms: make(map[int]map[string]struct{})}
+	return &MemStore{
+		actors: make(map[string]*memActor), alarms: make(map[int]map[string]struct{}),
+		stamps: make(map[int]uint64), highest: make(map[int]uint64), staging: make(map[string]*memStaging),
+	}
 }
 
 func memKey(partition int, actor []byte) string {

@@ -16,6 +16,7 @@ import (
 
 type namespace struct {
 	cfg         NamespaceConfig
+	group       int // placement group: 1 iff on_owner_loss is reset
 	idle        time.Duration
 	turnSeconds prometheus.Observer
 }
@@ -35,6 +36,11 @@ type Runtime struct {
 	alarms     *alarmScheduler
 	started    time.Time
 	realClock  bool // cfg.Clock is clock.Real: one reading serves both clocks
+
+	// alarmCtx is Gate.Enter's context for alarm fires: Shutdown cancels
+	// it, so a fire waiting on a held partition does not hold Shutdown.
+	alarmCtx    context.Context
+	alarmCancel context.CancelFunc
 
 	lifecycle struct {
 		sync.RWMutex
@@ -75,6 +81,7 @@ func New(cfg Config, store Store, namespaces []NamespaceConfig) (*Runtime, error
 		stop:       make(chan struct{}),
 	}
 	r.started = r.clock.Now()
+	r.alarmCtx, r.alarmCancel = context.WithCancel(context.Background())
 	_, r.realClock = r.clock.(clock.Real)
 	for _, ns := range namespaces {
 		if err := ns.validate(); err != nil {
@@ -87,7 +94,7 @@ func New(cfg Config, store Store, namespaces []NamespaceConfig) (*Runtime, error
 		if idle <= 0 {
 			idle = cfg.IdleTimeout
 		}
-		r.namespaces[ns.Name] = &namespace{cfg: ns, idle: idle, turnSeconds: r.metrics.turnSeconds.WithLabelValues(ns.Name)}
+		r.namespaces[ns.Name] = &namespace{cfg: ns, group: ns.OnOwnerLoss.group(), idle: idle, turnSeconds: r.metrics.turnSeconds.WithLabelValues(ns.Name)}
 	}
 	r.committer = newCommitter(store, cfg.CommitMaxBatch, r.clock, r.metrics)
 	r.alarms = newAlarmScheduler(r)
@@ -137,30 +144,102 @@ func (r *Runtime) Call(ctx context.Context, id ID, msg proto.Message) (proto.Mes
 	if m, ok := msg.(requestIDer); ok {
 		reqID = m.GetRequestId()
 	}
-	return r.turn(ctx, id, reqID, func(t *Turn, c *cell) (proto.Message, error) {
+	body := func(t *Turn, c *cell) (proto.Message, error) {
 		if resp, ok, err := r.alarmOp(t, msg); ok {
 			return resp, err
 		}
 		return c.handler.Receive(t, msg)
-	})
+	}
+	if r.cfg.Gate != nil {
+		return r.gatedTurn(ctx, id, reqID, nil, body)
+	}
+	resp, _, err := r.runTurn(ctx, id, reqID, body) // the hot path: no gate, no extra frame
+	return resp, err
 }
 
 type turnBody func(t *Turn, c *cell) (proto.Message, error)
 
-func (r *Runtime) turn(ctx context.Context, id ID, reqID string, body turnBody) (proto.Message, error) {
-	if err := r.enter(); err != nil {
-		return nil, err
+// turnOpts adjust an internal turn (an alarm fire); calls pass nil.
+type turnOpts struct {
+	// enterCtx replaces the turn's context for Gate.Enter (an alarm fire
+	// runs on context.Background but must stop waiting at Shutdown).
+	enterCtx context.Context
+	// enterFailed is set when Gate.Enter refused the turn.
+	enterFailed bool
+}
+
+func (r *Runtime) turn(ctx context.Context, id ID, reqID string, opts *turnOpts, body turnBody) (proto.Message, error) {
+	if r.cfg.Gate != nil {
+		return r.gatedTurn(ctx, id, reqID, opts, body)
 	}
-	defer r.inflight.Done()
+	resp, _, err := r.runTurn(ctx, id, reqID, body)
+	return resp, err
+}
+
+// Outcomes of runTurn.
+const (
+	turnNotRun = iota // refused before the turn lock (shutdown, limits, mailbox)
+	turnRan           // ran and wrote nothing
+	turnWrote         // ran and enqueued a write
+)
+
+// gatedTurn runs a turn through the cluster's gate (Config.Gate): Enter
+// before the turn lock, Valid after the output gate, done last. Waiting in
+// Enter (a partition held for a handoff) is bounded by ctx, not by the turn
+// deadline, which starts once the gate let the turn in.
+func (r *Runtime) gatedTurn(ctx context.Context, id ID, reqID string, opts *turnOpts, body turnBody) (proto.Message, error) {
 	ns := r.namespaces[id.Namespace]
 	if ns == nil {
 		return nil, fmt.Errorf("%w %q", ErrUnknownNamespace, id.Namespace)
 	}
+	var encBuf [128]byte
+	p := groupedPartition(id.AppendEncode(encBuf[:0]), r.cfg.Partitions, ns.group)
+	ectx := ctx
+	if opts != nil && opts.enterCtx != nil {
+		ectx = opts.enterCtx
+	}
+	gate := r.cfg.Gate
+	epoch, done, err := gate.Enter(ectx, p)
+	if err != nil {
+		if opts != nil {
+			opts.enterFailed = true
+		}
+		return nil, err
+	}
+	if done != nil {
+		defer done() // after the output gate and the Valid check, on every path
+	}
+	resp, outcome, err := r.runTurn(ctx, id, reqID, body)
+	// The gate's last word: the turn's writes are durable (or their
+	// outcome is already unknown); may this node still answer for p?
+	if outcome != turnNotRun && !errors.Is(err, ErrStorage) && !gate.Valid(p, epoch) {
+		if outcome == turnWrote {
+			var uo *UnknownOutcomeError
+			if errors.As(err, &uo) {
+				return nil, err
+			}
+			return nil, &UnknownOutcomeError{RequestID: reqID, Err: ErrOwnershipLost}
+		}
+		return nil, fmt.Errorf("actor %s: %w", id, ErrOwnershipLost)
+	}
+	return resp, err
+}
+
+// runTurn runs one turn on this node and reports how far it got.
+func (r *Runtime) runTurn(ctx context.Context, id ID, reqID string, body turnBody) (proto.Message, int, error) {
+	if err := r.enter(); err != nil {
+		return nil, turnNotRun, err
+	}
+	defer r.inflight.Done()
+	ns := r.namespaces[id.Namespace]
+	if ns == nil {
+		return nil, turnNotRun, fmt.Errorf("%w %q", ErrUnknownNamespace, id.Namespace)
+	}
 	if len(id.Key) > r.cfg.Limits.MaxKeyBytes {
-		return nil, &LimitError{Limit: "max_key_bytes", Max: int64(r.cfg.Limits.MaxKeyBytes), Got: int64(len(id.Key)), What: "the actor key"}
+		return nil, turnNotRun, &LimitError{Limit: "max_key_bytes", Max: int64(r.cfg.Limits.MaxKeyBytes), Got: int64(len(id.Key)), What: "the actor key"}
 	}
 	if len(reqID) > 256 {
-		return nil, &LimitError{Limit: "max_request_id_bytes", Max: 256, Got: int64(len(reqID)), What: "the request id"}
+		return nil, turnNotRun, &LimitError{Limit: "max_request_id_bytes", Max: 256, Got: int64(len(reqID)), What: "the request id"}
 	}
 	start := r.clock.Now()
 	// The turn deadline bounds real elapsed time, as a context deadline
@@ -198,16 +277,20 @@ func (r *Runtime) turn(ctx context.Context, id ID, reqID string, body turnBody) 
 		if int(depth) > r.cfg.Limits.MailboxDepth {
 			c.waiting.Add(-1)
 			r.metrics.overloaded.Inc()
-			return nil, fmt.Errorf("actor %s: %w: %d calls queued (limit mailbox_depth = %d)", id, ErrOverloaded, depth-1, r.cfg.Limits.MailboxDepth)
+			return nil, turnNotRun, fmt.Errorf("actor %s: %w: %d calls queued (limit mailbox_depth = %d)", id, ErrOverloaded, depth-1, r.cfg.Limits.MailboxDepth)
 		}
 		if err := r.acquireSlow(ctx, c, deadline); err != nil {
 			c.waiting.Add(-1)
-			return nil, fmt.Errorf("actor %s: waiting in the mailbox: %w (%v)", id, ErrTurnDeadline, err)
+			return nil, turnNotRun, fmt.Errorf("actor %s: waiting in the mailbox: %w (%v)", id, ErrTurnDeadline, err)
 		}
 		c.waiting.Add(-1)
 		turnStart = r.clock.Now()
 	}
 	resp, wrote, end, err := r.runLocked(ctx, c, reqID, turnStart, deadline, body)
+	outcome := turnRan
+	if wrote {
+		outcome = turnWrote
+	}
 	target := c.lastWriteSeq
 	now := end
 	if !r.realClock || now.IsZero() {
@@ -221,17 +304,17 @@ func (r *Runtime) turn(ctx context.Context, id ID, reqID string, body turnBody) 
 	if ns.cfg.Durability == Local && r.committer.durable.Load() < target {
 		if werr := r.waitDurable(ctx, target, deadline); werr != nil {
 			if errors.Is(werr, ErrStorage) {
-				return nil, werr
+				return nil, outcome, werr
 			}
 			if wrote && reqID != "" {
-				return nil, &UnknownOutcomeError{RequestID: reqID, Err: werr}
+				return nil, outcome, &UnknownOutcomeError{RequestID: reqID, Err: werr}
 			}
-			return nil, fmt.Errorf("actor %s: waiting for durability: %w (%v)", id, ErrTurnDeadline, werr)
+			return nil, outcome, fmt.Errorf("actor %s: waiting for durability: %w (%v)", id, ErrTurnDeadline, werr)
 		}
 		now = r.clock.Now()
 	}
 	ns.turnSeconds.Observe(now.Sub(start).Seconds())
-	return resp, err
+	return resp, outcome, err
 }
 
 // acquireSlow waits for the turn lock until ctx ends or the deadline.
@@ -256,6 +339,9 @@ func (r *Runtime) waitDurable(ctx context.Context, target uint64, deadline time.
 // turn enqueued a write; end is the monotonic time its handler returned
 // (zero when it did not run).
 func (r *Runtime) runLocked(ctx context.Context, c *cell, reqID string, turnStart, deadline time.Time, body turnBody) (resp proto.Message, wrote bool, end time.Time, err error) {
+	if c.dropped {
+		return nil, false, end, fmt.Errorf("actor %s: %w (its partition was dropped from this node)", c.id, ErrOwnershipLost)
+	}
 	if c.ns.cfg.Durability == Local {
 		if err := r.committer.failed(); err != nil {
 			return nil, false, end, err
@@ -364,7 +450,7 @@ func (r *Runtime) commitTurn(c *cell, t *Turn) error {
 	}
 	if c.alarm.at != t.alarm.at {
 		if t.alarm.at != 0 {
-			r.alarms.schedule(c.enc, t.alarm.at)
+			r.alarms.schedule(c.enc, t.alarm.at, c.part)
 		} else {
 			r.alarms.cancel(c.enc)
 		}
@@ -381,6 +467,7 @@ func (r *Runtime) Shutdown(ctx context.Context) error {
 		r.lifecycle.Lock()
 		r.lifecycle.closed = true
 		r.lifecycle.Unlock()
+		r.alarmCancel()
 		done := make(chan struct{})
 		go func() { r.inflight.Wait(); close(done) }()
 		select {

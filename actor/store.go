@@ -7,7 +7,9 @@ package actor
 // Layout: one bucket per partition; inside it a nested bucket per actor
 // (named by the encoded actor ID) with the actor's keys, and an alarm index
 // whose keys are 8-byte big-endian unix nanoseconds followed by the encoded
-// actor ID.
+// actor ID. The partition bucket also holds its epoch stamp (see
+// PartitionStore); partition numbers are the grouped ones of
+// Runtime.PartitionOf.
 type Store interface {
 	// Get returns a copy of one key's value. Safe for concurrent use with
 	// Commit and with itself.

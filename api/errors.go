@@ -27,6 +27,7 @@ const (
 	ReasonTurnDeadline     = "TURN_DEADLINE"
 	ReasonUnknownOutcome   = "UNKNOWN_OUTCOME"
 	ReasonShuttingDown     = "SHUTTING_DOWN"
+	ReasonOwnershipLost    = "OWNERSHIP_LOST"
 	ReasonStorage          = "STORAGE_FAILURE"
 	ReasonInternal         = "INTERNAL"
 	ReasonNotFound         = "NOT_FOUND"
@@ -50,13 +51,33 @@ type metadataError interface {
 	Metadata() map[string]string
 }
 
-// Classify maps an error of the runtime or a kind to its wire form.
+// codedError is an error that names its own gRPC code (the cluster's
+// NotOwner and Unavailable errors, for example): Classify keeps the code,
+// the reason and the metadata, and maps the HTTP status with HTTPStatus.
+type codedError interface {
+	error
+	GRPCCode() codes.Code
+	Reason() string
+	Metadata() map[string]string
+}
+
+// Classify maps an error of the runtime, a kind, the cluster or a remote
+// node (*RemoteError) to its wire form.
 func Classify(err error) Classified {
 	c := Classified{Message: err.Error(), Metadata: map[string]string{}}
 	var le *actor.LimitError
 	var uo *actor.UnknownOutcomeError
 	var me metadataError
+	var re *RemoteError
+	var ce codedError
 	switch {
+	case errors.As(err, &re):
+		// An error of a remote node, rebuilt from its status: its wire
+		// form is the one the remote node sent.
+		c.Code, c.HTTP, c.Reason = re.GRPCCode(), HTTPStatus(re.GRPCCode()), re.Reason()
+		for k, v := range re.Metadata() {
+			c.Metadata[k] = v
+		}
 	case errors.As(err, &le):
 		c.Code, c.HTTP, c.Reason = codes.InvalidArgument, http.StatusBadRequest, ReasonLimitExceeded
 		c.Metadata["limit"] = le.Limit
@@ -66,6 +87,11 @@ func Classify(err error) Classified {
 		c.Code, c.HTTP, c.Reason = codes.Unknown, http.StatusServiceUnavailable, ReasonUnknownOutcome
 		c.Metadata["request_id"] = uo.RequestID
 		c.Metadata["retryable"] = "true"
+	case errors.As(err, &ce):
+		c.Code, c.HTTP, c.Reason = ce.GRPCCode(), HTTPStatus(ce.GRPCCode()), ce.Reason()
+		for k, v := range ce.Metadata() {
+			c.Metadata[k] = v
+		}
 	case errors.As(err, &me):
 		c.Code, c.HTTP, c.Reason = codes.InvalidArgument, http.StatusBadRequest, me.Reason()
 		for k, v := range me.Metadata() {
@@ -84,6 +110,9 @@ func Classify(err error) Classified {
 		c.Metadata["retryable"] = "false"
 	case errors.Is(err, actor.ErrTurnDeadline), errors.Is(err, context.DeadlineExceeded):
 		c.Code, c.HTTP, c.Reason = codes.DeadlineExceeded, http.StatusGatewayTimeout, ReasonTurnDeadline
+	case errors.Is(err, actor.ErrOwnershipLost):
+		c.Code, c.HTTP, c.Reason = codes.Unavailable, http.StatusServiceUnavailable, ReasonOwnershipLost
+		c.Metadata["retryable"] = "true"
 	case errors.Is(err, actor.ErrShuttingDown):
 		c.Code, c.HTTP, c.Reason = codes.Unavailable, http.StatusServiceUnavailable, ReasonShuttingDown
 		c.Metadata["retryable"] = "true"

@@ -35,4 +35,14 @@
 //     *CapacityError instead of a refusal.
 //   - Budgets are int64 nano-dollars per UTC calendar day. A budget of 0
 //     means unlimited.
+//
+// Settings: a key's own limits and budget (what `set` writes) live in the
+// actor's state on a single node, and in Defaults.Settings when it is set
+// (a cluster's replicated settings bucket, see cluster/settings), so that
+// a fresh actor state after an owner loss keeps them. With Settings, a
+// `set` writes them by compare-and-set on the revision it read, before
+// touching the state; a failed write (ErrSettingsConflict, or any other)
+// fails the turn with an error wrapping actor.ErrStorage. Settings are per
+// (namespace, key), shared by the key's shards. KeySettings encode as a
+// version byte and minimal varints (KeySettings.MarshalBinary).
 package ratelimit

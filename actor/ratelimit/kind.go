@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -24,7 +25,19 @@ type Defaults struct {
 	DailyBudgetNanos int64
 	// SpendRetentionDays is how many days of spend counters to keep.
 	SpendRetentionDays int
+	// Settings, when non-nil, keeps each key's own limits and budget
+	// (what `ratelimit set` writes) instead of the actor's state: a
+	// cluster sets it to its replicated settings bucket, so that a fresh
+	// actor state (on_owner_loss reset) loses bucket levels and spend
+	// only, never limits. Nil (a single node): they live in the actor's
+	// state, under keyLimitPrefix and keyBudget.
+	Settings Settings
 }
+
+// settingsPutTimeout bounds a `set`'s write to Settings (also bounded by
+// the caller's context and the turn deadline): the turn holds the actor's
+// turn lock meanwhile.
+const settingsPutTimeout = 5 * time.Second
 
 // Storage keys of one ratelimit actor.
 const (
@@ -78,28 +91,56 @@ func (h *handler) Receive(t *actor.Turn, msg proto.Message) (proto.Message, erro
 	case *holdfastv1.RateLimitAdjustRequest:
 		return h.adjust(t, m)
 	case *holdfastv1.RateLimitGetRequest:
-		return h.state(t)
+		return h.state(t, nil)
 	case *holdfastv1.RateLimitSetRequest:
 		return h.set(t, m)
 	}
 	return nil, fmt.Errorf("ratelimit: %w %T", actor.ErrUnknownOperation, msg)
 }
 
+// own returns the key's settings from Settings, or nil when there is no
+// Settings (single node: they are read from the actor's state).
+func (h *handler) own(t *actor.Turn) *KeySettings {
+	if h.d.Settings == nil {
+		return nil
+	}
+	id := t.ID()
+	ks, _, _ := h.d.Settings.Get(id.Namespace, id.Key)
+	return &ks
+}
+
 // load reads limits and bucket state for names (all configured names when
 // names is nil) into a Set, plus which limits are per-key. Named loads (a
 // take, an adjust) read only their buckets' keys: no scan on the hot path.
-func (h *handler) load(t *actor.Turn, names []string) (*Set, map[string]bool, error) {
+// Per-key limits come from own when it is non-nil (Settings), else from
+// the actor's state.
+func (h *handler) load(t *actor.Turn, names []string, own *KeySettings) (*Set, map[string]bool, error) {
 	s := &Set{Limits: make(map[string]Limit, len(names)), Buckets: make(map[string]Bucket, len(names))}
 	perKey := map[string]bool{}
-	if names == nil {
+	switch {
+	case own != nil && names == nil:
+		maps.Copy(s.Limits, h.d.Buckets)
+		for name, l := range own.Limits {
+			s.Limits[name], perKey[name] = l, true
+		}
+		names = slices.Sorted(maps.Keys(s.Limits))
+	case own != nil:
+		for _, name := range names {
+			if l, ok := own.Limits[name]; ok {
+				s.Limits[name], perKey[name] = l, true
+			} else if l, ok := h.d.Buckets[name]; ok {
+				s.Limits[name] = l
+			}
+		}
+	case names == nil:
 		for name, l := range h.d.Buckets {
 			s.Limits[name] = l
 		}
-		own, _, err := t.List(actor.ListOptions{Prefix: keyLimitPrefix})
+		stored, _, err := t.List(actor.ListOptions{Prefix: keyLimitPrefix})
 		if err != nil {
 			return nil, nil, err
 		}
-		for _, kv := range own {
+		for _, kv := range stored {
 			var l Limit
 			if err := l.UnmarshalBinary(kv.Value); err != nil {
 				return nil, nil, wrap(err)
@@ -108,7 +149,7 @@ func (h *handler) load(t *actor.Turn, names []string) (*Set, map[string]bool, er
 			s.Limits[name], perKey[name] = l, true
 		}
 		names = slices.Sorted(maps.Keys(s.Limits))
-	} else {
+	default:
 		for _, name := range names {
 			v, ok, err := t.Get(keyLimitPrefix + name)
 			if err != nil {
@@ -158,7 +199,15 @@ func (h *handler) saveBuckets(t *actor.Turn, s *Set, names []string) error {
 	return nil
 }
 
-func (h *handler) budget(t *actor.Turn) (int64, error) {
+// budget returns the key's daily budget: its own (from own when non-nil,
+// else from the actor's state) or the namespace default.
+func (h *handler) budget(t *actor.Turn, own *KeySettings) (int64, error) {
+	if own != nil {
+		if own.DailyBudgetNanos > 0 {
+			return own.DailyBudgetNanos, nil
+		}
+		return h.d.DailyBudgetNanos, nil
+	}
 	v, ok, err := t.Get(keyBudget)
 	if err != nil {
 		return 0, err
@@ -198,12 +247,13 @@ func (h *handler) take(t *actor.Turn, m *holdfastv1.RateLimitTakeRequest) (*hold
 	}
 	now := t.Now().UnixNano()
 	names := slices.Sorted(maps.Keys(m.GetAmounts()))
-	s, _, err := h.load(t, names)
+	own := h.own(t)
+	s, _, err := h.load(t, names, own)
 	if err != nil {
 		return nil, err
 	}
 	resp := &holdfastv1.RateLimitTakeResponse{Remaining: map[string]float64{}, BudgetRemainingNanos: -1}
-	budget, err := h.budget(t)
+	budget, err := h.budget(t, own)
 	if err != nil {
 		return nil, err
 	}
@@ -272,7 +322,8 @@ func zeroes(names []string) map[string]int64 {
 func (h *handler) adjust(t *actor.Turn, m *holdfastv1.RateLimitAdjustRequest) (*holdfastv1.RateLimitState, error) {
 	now := t.Now().UnixNano()
 	names := slices.Sorted(maps.Keys(m.GetDeltas()))
-	s, _, err := h.load(t, names)
+	own := h.own(t)
+	s, _, err := h.load(t, names, own)
 	if err != nil {
 		return nil, err
 	}
@@ -302,12 +353,15 @@ func (h *handler) adjust(t *actor.Turn, m *holdfastv1.RateLimitAdjustRequest) (*
 			t.SetAlarm(time.Unix(0, now).UTC().Truncate(24 * time.Hour).Add(24*time.Hour + time.Minute))
 		}
 	}
-	return h.state(t)
+	return h.state(t, own)
 }
 
 func (h *handler) set(t *actor.Turn, m *holdfastv1.RateLimitSetRequest) (*holdfastv1.RateLimitState, error) {
+	if h.d.Settings != nil {
+		return h.setShared(t, m)
+	}
 	now := t.Now().UnixNano()
-	s, perKey, err := h.load(t, nil)
+	s, perKey, err := h.load(t, nil, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -324,7 +378,7 @@ func (h *handler) set(t *actor.Turn, m *holdfastv1.RateLimitSetRequest) (*holdfa
 		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(m.GetBuckets())) {
-		if name == "" || strings.ContainsAny(name, "/\x00") || len(name) > 128 {
+		if !validBucketName(name) {
 			return nil, wrap(fmt.Errorf("invalid bucket name %q (1-128 bytes, no '/')", name))
 		}
 		bl := m.GetBuckets()[name]
@@ -362,12 +416,87 @@ func (h *handler) set(t *actor.Turn, m *holdfastv1.RateLimitSetRequest) (*holdfa
 	case b < -1:
 		return nil, wrap(fmt.Errorf("%w: daily_budget_nanos %d (use -1 to clear)", ErrInvalidBudget, b))
 	}
-	return h.state(t)
+	return h.state(t, nil)
 }
 
-func (h *handler) state(t *actor.Turn) (*holdfastv1.RateLimitState, error) {
+// setShared is set with Settings: it applies the request to the key's
+// current settings, writes them with a compare-and-set on the revision it
+// read (the turn lock serializes sets on the owner; the revision fences a
+// deposed owner or a lagging cache), and only then applies the bucket
+// consequences (levels clamped to a smaller capacity) to the state. A
+// failed write fails the turn: nothing is written to the state.
+func (h *handler) setShared(t *actor.Turn, m *holdfastv1.RateLimitSetRequest) (*holdfastv1.RateLimitState, error) {
 	now := t.Now().UnixNano()
-	s, perKey, err := h.load(t, nil)
+	id := t.ID()
+	cur, rev, _ := h.d.Settings.Get(id.Namespace, id.Key)
+	ks := cur.Clone()
+	s, _, err := h.load(t, nil, &ks)
+	if err != nil {
+		return nil, err
+	}
+	if m.GetReplace() {
+		for _, name := range slices.Sorted(maps.Keys(ks.Limits)) {
+			if d, ok := h.d.Buckets[name]; ok {
+				s.Limits[name] = d
+			} else {
+				s.RemoveLimit(name)
+			}
+		}
+		clear(ks.Limits)
+	}
+	for _, name := range slices.Sorted(maps.Keys(m.GetBuckets())) {
+		if !validBucketName(name) {
+			return nil, wrap(fmt.Errorf("invalid bucket name %q (1-128 bytes, no '/')", name))
+		}
+		bl := m.GetBuckets()[name]
+		l, err := LimitFromFloat(bl.GetCapacity(), bl.GetRefillPerSecond())
+		if err != nil {
+			var le *LimitError
+			if errors.As(err, &le) {
+				le.Name = name
+			}
+			return nil, wrap(err)
+		}
+		if err := s.SetLimit(now, name, l); err != nil {
+			return nil, wrap(err)
+		}
+		ks.Limits[name] = l
+	}
+	switch b := m.GetDailyBudgetNanos(); {
+	case b > 0:
+		ks.DailyBudgetNanos = b
+	case b == -1:
+		ks.DailyBudgetNanos = 0
+	case b < -1:
+		return nil, wrap(fmt.Errorf("%w: daily_budget_nanos %d (use -1 to clear)", ErrInvalidBudget, b))
+	}
+	if !ks.Equal(cur) {
+		ctx := t.Context()
+		if ctx == nil {
+			ctx = context.Background()
+		}
+		ctx, cancel := context.WithTimeout(ctx, min(settingsPutTimeout, t.Limits().TurnDeadline))
+		_, err := h.d.Settings.Put(ctx, id.Namespace, id.Key, ks, rev)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("ratelimit: set: settings not written (retry): %w: %w", actor.ErrStorage, err)
+		}
+	}
+	if err := h.saveBuckets(t, s, slices.Collect(maps.Keys(s.Buckets))); err != nil {
+		return nil, err
+	}
+	return h.state(t, &ks)
+}
+
+// state reports the key's buckets, spend and budget. own is the key's
+// settings when there is a Settings (nil: read them from Settings, or from
+// the actor's state when there is none).
+func (h *handler) state(t *actor.Turn, own *KeySettings) (*holdfastv1.RateLimitState, error) {
+	now := t.Now().UnixNano()
+	if own == nil {
+		own = h.own(t)
+	}
+	s, perKey, err := h.load(t, nil, own)
 	if err != nil {
 		return nil, err
 	}
@@ -393,7 +522,7 @@ func (h *handler) state(t *actor.Turn) (*holdfastv1.RateLimitState, error) {
 		return nil, err
 	}
 	st.SpendTodayNanos = led[st.Day]
-	if st.DailyBudgetNanos, err = h.budget(t); err != nil {
+	if st.DailyBudgetNanos, err = h.budget(t, own); err != nil {
 		return nil, err
 	}
 	return st, nil

@@ -63,6 +63,8 @@ type statusJSON struct {
 	Commits        int64           `json:"commits"`
 	AlarmsPending  int64           `json:"alarms_pending"`
 	Namespaces     []namespaceJSON `json:"namespaces"`
+	Clustered      bool            `json:"clustered"`
+	Members        []memberJSON    `json:"members"`
 }
 
 func statusCommand() *command {
@@ -85,6 +87,8 @@ func statusCommand() *command {
 						DurableSeq: st.GetDurableSeq(), Commits: st.GetCommits(),
 						AlarmsPending: st.GetAlarmsPending(),
 						Namespaces:    make([]namespaceJSON, 0, len(st.GetNamespaces())),
+						Clustered:     st.GetClustered(),
+						Members:       membersJSON(st.GetMembers()),
 					}
 					for _, ns := range st.GetNamespaces() {
 						out.Namespaces = append(out.Namespaces, namespaceJSON{
@@ -118,7 +122,13 @@ func statusCommand() *command {
 						fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", ns.GetName(), ns.GetKind(), ns.GetDurability(), ns.GetActorsInMemory())
 					}
 				}
-				return tw.Flush()
+				if err := tw.Flush(); err != nil {
+					return err
+				}
+				if st.GetClustered() {
+					printMembers(inv, st.GetMembers())
+				}
+				return nil
 			}
 		},
 	}

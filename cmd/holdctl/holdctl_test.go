@@ -68,7 +68,8 @@ func TestStatusJSONWithFlagsAfterCommand(t *testing.T) {
 	wantJSON(t, r.stdout, `{"node_id":"node-1","version":"v0.1.0","state":"serving",
 		"started":"2030-01-02T02:04:05Z","data_dir":"/var/lib/holdfast","http_addr":"127.0.0.1:8080",
 		"grpc_addr":"127.0.0.1:7070","partitions":16,"actors_in_memory":3,"durable_seq":42,"commits":7,
-		"alarms_pending":1,"namespaces":[{"name":"kv","kind":"kv","durability":"sync","actors_in_memory":2}]}`)
+		"alarms_pending":1,"namespaces":[{"name":"kv","kind":"kv","durability":"sync","actors_in_memory":2}],
+		"clustered":false,"members":[]}`)
 
 	r = holdctl(t, nil, "--addr", addr, "status")
 	wantCode(t, r, 0)

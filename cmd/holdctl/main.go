@@ -54,6 +54,7 @@ var groups = []string{"kv", "ratelimit", "alarm", "actors", "keys", "limits"}
 func commands() []*command {
 	var cs []*command
 	cs = append(cs, statusCommand())
+	cs = append(cs, clusterCommands()...)
 	cs = append(cs, kvCommands()...)
 	cs = append(cs, ratelimitCommands()...)
 	cs = append(cs, alarmCommands()...)

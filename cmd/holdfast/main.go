@@ -1,6 +1,7 @@
 // Command holdfast runs a holdfast node.
 //
 //	holdfast serve [--config FILE] [--data-dir DIR] [--http ADDR] [--grpc ADDR]
+//	holdfast certs init DIR [--node NAME ...|--nodes A,B,C] [--host H ...] [--force]
 //	holdfast version
 //
 // SIGTERM or SIGINT stops the node gracefully: it stops accepting, lets the
@@ -15,6 +16,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/holdfast/holdfast"
@@ -28,6 +30,7 @@ const usage = `holdfast: a self-hosted Durable-Objects node and LLM gateway
 
 Usage:
   holdfast serve [--config FILE] [--data-dir DIR] [--http ADDR] [--grpc ADDR]
+  holdfast certs init DIR [--node NAME ...|--nodes A,B,C] [--host H ...] [--force]
   holdfast version
 
 Defaults: --data-dir ./data, --http 127.0.0.1:8080, --grpc 127.0.0.1:7070.
@@ -42,6 +45,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return serve(args[1:], stderr)
+	case "certs":
+		return certs(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "holdfast %s\n", holdfast.Version)
 		return 0
@@ -61,6 +66,14 @@ func serve(args []string, stderr io.Writer) int {
 	dataDir := fs.String("data-dir", "", "data directory (default ./data)")
 	httpAddr := fs.String("http", "", "HTTP address: gateway, actor API, health, metrics (default 127.0.0.1:8080)")
 	grpcAddr := fs.String("grpc", "", "gRPC address: actor and admin services (default 127.0.0.1:7070)")
+	nodeID := fs.String("node-id", "", "this node's stable ID (default node-1)")
+	region := fs.String("region", "", "region carried in gossip metadata")
+	gossip := fs.String("gossip", "", "gossip (memberlist) address, UDP and TCP (default 127.0.0.1:7946)")
+	join := fs.String("join", "", "comma-separated gossip seeds host:port (DNS names allowed); makes this node a cluster member")
+	natsAddr := fs.String("nats", "", "embedded NATS client address (default 127.0.0.1:4222)")
+	natsCluster := fs.String("nats-cluster", "", "embedded NATS route address (default 127.0.0.1:6222)")
+	clusterOn := fs.Bool("cluster", false, "run as a cluster member even without --join (the first node)")
+	insecure := fs.Bool("insecure", false, "allow a cluster without mTLS, gossip key and NATS token")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -84,6 +97,35 @@ func serve(args []string, stderr io.Writer) int {
 	}
 	if *grpcAddr != "" {
 		cfg.GRPCAddr = *grpcAddr
+	}
+	if *nodeID != "" {
+		cfg.NodeID = *nodeID
+	}
+	if *region != "" {
+		cfg.Cluster.Region = *region
+	}
+	if *gossip != "" {
+		cfg.Cluster.GossipAddr = *gossip
+	}
+	if *join != "" {
+		cfg.Cluster.Join = nil
+		for _, j := range strings.Split(*join, ",") {
+			if j = strings.TrimSpace(j); j != "" {
+				cfg.Cluster.Join = append(cfg.Cluster.Join, j)
+			}
+		}
+	}
+	if *natsAddr != "" {
+		cfg.Cluster.NATSAddr = *natsAddr
+	}
+	if *natsCluster != "" {
+		cfg.Cluster.NATSClusterAddr = *natsCluster
+	}
+	if *clusterOn {
+		cfg.Cluster.Enabled = true
+	}
+	if *insecure {
+		cfg.Cluster.Insecure = true
 	}
 	node, err := holdfast.NewNode(cfg, holdfast.Options{})
 	if err != nil {

@@ -142,7 +142,10 @@ type StatusResponse struct {
 	AlarmsPending int64            `protobuf:"varint,11,opt,name=alarms_pending,json=alarmsPending,proto3" json:"alarms_pending,omitempty"`
 	Namespaces    []*NamespaceInfo `protobuf:"bytes,12,rep,name=namespaces,proto3" json:"namespaces,omitempty"`
 	// serving, draining, stopping.
-	State         string `protobuf:"bytes,13,opt,name=state,proto3" json:"state,omitempty"`
+	State string `protobuf:"bytes,13,opt,name=state,proto3" json:"state,omitempty"`
+	// Cluster view (empty on a single node).
+	Members       []*MemberInfo `protobuf:"bytes,14,rep,name=members,proto3" json:"members,omitempty"`
+	Clustered     bool          `protobuf:"varint,15,opt,name=clustered,proto3" json:"clustered,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -268,6 +271,516 @@ func (x *StatusResponse) GetState() string {
 	return ""
 }
 
+func (x *StatusResponse) GetMembers() []*MemberInfo {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+func (x *StatusResponse) GetClustered() bool {
+	if x != nil {
+		return x.Clustered
+	}
+	return false
+}
+
+type MemberInfo struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	NodeId string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Region string                 `protobuf:"bytes,2,opt,name=region,proto3" json:"region,omitempty"`
+	// joining, serving, draining.
+	State    string `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
+	GrpcAddr string `protobuf:"bytes,4,opt,name=grpc_addr,json=grpcAddr,proto3" json:"grpc_addr,omitempty"`
+	HttpAddr string `protobuf:"bytes,5,opt,name=http_addr,json=httpAddr,proto3" json:"http_addr,omitempty"`
+	// Seconds since the lease key was last written (renewed), as seen by the
+	// answering node; -1 when it holds no lease.
+	LeaseAgeSeconds float64 `protobuf:"fixed64,6,opt,name=lease_age_seconds,json=leaseAgeSeconds,proto3" json:"lease_age_seconds,omitempty"`
+	LeaseRevoked    bool    `protobuf:"varint,7,opt,name=lease_revoked,json=leaseRevoked,proto3" json:"lease_revoked,omitempty"`
+	PartitionsOwned int64   `protobuf:"varint,8,opt,name=partitions_owned,json=partitionsOwned,proto3" json:"partitions_owned,omitempty"`
+	Load            int64   `protobuf:"varint,9,opt,name=load,proto3" json:"load,omitempty"`
+	Reachable       bool    `protobuf:"varint,10,opt,name=reachable,proto3" json:"reachable,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *MemberInfo) Reset() {
+	*x = MemberInfo{}
+	mi := &file_holdfast_v1_admin_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemberInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemberInfo) ProtoMessage() {}
+
+func (x *MemberInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_holdfast_v1_admin_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemberInfo.ProtoReflect.Descriptor instead.
+func (*MemberInfo) Descriptor() ([]byte, []int) {
+	return file_holdfast_v1_admin_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *MemberInfo) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *MemberInfo) GetRegion() string {
+	if x != nil {
+		return x.Region
+	}
+	return ""
+}
+
+func (x *MemberInfo) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *MemberInfo) GetGrpcAddr() string {
+	if x != nil {
+		return x.GrpcAddr
+	}
+	return ""
+}
+
+func (x *MemberInfo) GetHttpAddr() string {
+	if x != nil {
+		return x.HttpAddr
+	}
+	return ""
+}
+
+func (x *MemberInfo) GetLeaseAgeSeconds() float64 {
+	if x != nil {
+		return x.LeaseAgeSeconds
+	}
+	return 0
+}
+
+func (x *MemberInfo) GetLeaseRevoked() bool {
+	if x != nil {
+		return x.LeaseRevoked
+	}
+	return false
+}
+
+func (x *MemberInfo) GetPartitionsOwned() int64 {
+	if x != nil {
+		return x.PartitionsOwned
+	}
+	return 0
+}
+
+func (x *MemberInfo) GetLoad() int64 {
+	if x != nil {
+		return x.Load
+	}
+	return 0
+}
+
+func (x *MemberInfo) GetReachable() bool {
+	if x != nil {
+		return x.Reachable
+	}
+	return false
+}
+
+type RingRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RingRequest) Reset() {
+	*x = RingRequest{}
+	mi := &file_holdfast_v1_admin_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RingRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RingRequest) ProtoMessage() {}
+
+func (x *RingRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_holdfast_v1_admin_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RingRequest.ProtoReflect.Descriptor instead.
+func (*RingRequest) Descriptor() ([]byte, []int) {
+	return file_holdfast_v1_admin_proto_rawDescGZIP(), []int{4}
+}
+
+type PartitionInfo struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Partition uint32                 `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
+	Owner     string                 `protobuf:"bytes,2,opt,name=owner,proto3" json:"owner,omitempty"`
+	Epoch     uint64                 `protobuf:"varint,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Orphaned  bool                   `protobuf:"varint,4,opt,name=orphaned,proto3" json:"orphaned,omitempty"`
+	HandoffId string                 `protobuf:"bytes,5,opt,name=handoff_id,json=handoffId,proto3" json:"handoff_id,omitempty"`
+	// The owner the placement wants; differs from owner while a move is due.
+	Desired string `protobuf:"bytes,6,opt,name=desired,proto3" json:"desired,omitempty"`
+	// wait or reset.
+	OnOwnerLoss   string `protobuf:"bytes,7,opt,name=on_owner_loss,json=onOwnerLoss,proto3" json:"on_owner_loss,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PartitionInfo) Reset() {
+	*x = PartitionInfo{}
+	mi := &file_holdfast_v1_admin_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PartitionInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PartitionInfo) ProtoMessage() {}
+
+func (x *PartitionInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_holdfast_v1_admin_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PartitionInfo.ProtoReflect.Descriptor instead.
+func (*PartitionInfo) Descriptor() ([]byte, []int) {
+	return file_holdfast_v1_admin_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *PartitionInfo) GetPartition() uint32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *PartitionInfo) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *PartitionInfo) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *PartitionInfo) GetOrphaned() bool {
+	if x != nil {
+		return x.Orphaned
+	}
+	return false
+}
+
+func (x *PartitionInfo) GetHandoffId() string {
+	if x != nil {
+		return x.HandoffId
+	}
+	return ""
+}
+
+func (x *PartitionInfo) GetDesired() string {
+	if x != nil {
+		return x.Desired
+	}
+	return ""
+}
+
+func (x *PartitionInfo) GetOnOwnerLoss() string {
+	if x != nil {
+		return x.OnOwnerLoss
+	}
+	return ""
+}
+
+type RingResponse struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Partitions []*PartitionInfo       `protobuf:"bytes,1,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	// Partitions whose owner differs from the desired one.
+	MovesPending  int64 `protobuf:"varint,2,opt,name=moves_pending,json=movesPending,proto3" json:"moves_pending,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RingResponse) Reset() {
+	*x = RingResponse{}
+	mi := &file_holdfast_v1_admin_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RingResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RingResponse) ProtoMessage() {}
+
+func (x *RingResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_holdfast_v1_admin_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RingResponse.ProtoReflect.Descriptor instead.
+func (*RingResponse) Descriptor() ([]byte, []int) {
+	return file_holdfast_v1_admin_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *RingResponse) GetPartitions() []*PartitionInfo {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+func (x *RingResponse) GetMovesPending() int64 {
+	if x != nil {
+		return x.MovesPending
+	}
+	return 0
+}
+
+type WhereRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Actor         *ActorRef              `protobuf:"bytes,1,opt,name=actor,proto3" json:"actor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WhereRequest) Reset() {
+	*x = WhereRequest{}
+	mi := &file_holdfast_v1_admin_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WhereRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WhereRequest) ProtoMessage() {}
+
+func (x *WhereRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_holdfast_v1_admin_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WhereRequest.ProtoReflect.Descriptor instead.
+func (*WhereRequest) Descriptor() ([]byte, []int) {
+	return file_holdfast_v1_admin_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *WhereRequest) GetActor() *ActorRef {
+	if x != nil {
+		return x.Actor
+	}
+	return nil
+}
+
+type WhereResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Partition     uint32                 `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
+	Owner         string                 `protobuf:"bytes,2,opt,name=owner,proto3" json:"owner,omitempty"`
+	Epoch         uint64                 `protobuf:"varint,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WhereResponse) Reset() {
+	*x = WhereResponse{}
+	mi := &file_holdfast_v1_admin_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WhereResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WhereResponse) ProtoMessage() {}
+
+func (x *WhereResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_holdfast_v1_admin_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WhereResponse.ProtoReflect.Descriptor instead.
+func (*WhereResponse) Descriptor() ([]byte, []int) {
+	return file_holdfast_v1_admin_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *WhereResponse) GetPartition() uint32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *WhereResponse) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *WhereResponse) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+type DrainNodeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The node to drain; empty: the node answering.
+	NodeId        string `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DrainNodeRequest) Reset() {
+	*x = DrainNodeRequest{}
+	mi := &file_holdfast_v1_admin_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DrainNodeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DrainNodeRequest) ProtoMessage() {}
+
+func (x *DrainNodeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_holdfast_v1_admin_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DrainNodeRequest.ProtoReflect.Descriptor instead.
+func (*DrainNodeRequest) Descriptor() ([]byte, []int) {
+	return file_holdfast_v1_admin_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *DrainNodeRequest) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+type DrainNodeResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The node has begun to hand off its partitions.
+	NodeId        string `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DrainNodeResponse) Reset() {
+	*x = DrainNodeResponse{}
+	mi := &file_holdfast_v1_admin_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DrainNodeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DrainNodeResponse) ProtoMessage() {}
+
+func (x *DrainNodeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_holdfast_v1_admin_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DrainNodeResponse.ProtoReflect.Descriptor instead.
+func (*DrainNodeResponse) Descriptor() ([]byte, []int) {
+	return file_holdfast_v1_admin_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *DrainNodeResponse) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
 type ListActorsRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
@@ -280,7 +793,7 @@ type ListActorsRequest struct {
 
 func (x *ListActorsRequest) Reset() {
 	*x = ListActorsRequest{}
-	mi := &file_holdfast_v1_admin_proto_msgTypes[3]
+	mi := &file_holdfast_v1_admin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -292,7 +805,7 @@ func (x *ListActorsRequest) String() string {
 func (*ListActorsRequest) ProtoMessage() {}
 
 func (x *ListActorsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_holdfast_v1_admin_proto_msgTypes[3]
+	mi := &file_holdfast_v1_admin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -305,7 +818,7 @@ func (x *ListActorsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListActorsRequest.ProtoReflect.Descriptor instead.
 func (*ListActorsRequest) Descriptor() ([]byte, []int) {
-	return file_holdfast_v1_admin_proto_rawDescGZIP(), []int{3}
+	return file_holdfast_v1_admin_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListActorsRequest) GetNamespace() string {
@@ -342,7 +855,7 @@ type ActorSummary struct {
 
 func (x *ActorSummary) Reset() {
 	*x = ActorSummary{}
-	mi := &file_holdfast_v1_admin_proto_msgTypes[4]
+	mi := &file_holdfast_v1_admin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -354,7 +867,7 @@ func (x *ActorSummary) String() string {
 func (*ActorSummary) ProtoMessage() {}
 
 func (x *ActorSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_holdfast_v1_admin_proto_msgTypes[4]
+	mi := &file_holdfast_v1_admin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -367,7 +880,7 @@ func (x *ActorSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActorSummary.ProtoReflect.Descriptor instead.
 func (*ActorSummary) Descriptor() ([]byte, []int) {
-	return file_holdfast_v1_admin_proto_rawDescGZIP(), []int{4}
+	return file_holdfast_v1_admin_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ActorSummary) GetActor() *ActorRef {
@@ -415,7 +928,7 @@ type ListActorsResponse struct {
 
 func (x *ListActorsResponse) Reset() {
 	*x = ListActorsResponse{}
-	mi := &file_holdfast_v1_admin_proto_msgTypes[5]
+	mi := &file_holdfast_v1_admin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -427,7 +940,7 @@ func (x *ListActorsResponse) String() string {
 func (*ListActorsResponse) ProtoMessage() {}
 
 func (x *ListActorsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_holdfast_v1_admin_proto_msgTypes[5]
+	mi := &file_holdfast_v1_admin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -440,7 +953,7 @@ func (x *ListActorsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListActorsResponse.ProtoReflect.Descriptor instead.
 func (*ListActorsResponse) Descriptor() ([]byte, []int) {
-	return file_holdfast_v1_admin_proto_rawDescGZIP(), []int{5}
+	return file_holdfast_v1_admin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListActorsResponse) GetActors() []*ActorSummary {
@@ -468,7 +981,7 @@ type GetActorRequest struct {
 
 func (x *GetActorRequest) Reset() {
 	*x = GetActorRequest{}
-	mi := &file_holdfast_v1_admin_proto_msgTypes[6]
+	mi := &file_holdfast_v1_admin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -480,7 +993,7 @@ func (x *GetActorRequest) String() string {
 func (*GetActorRequest) ProtoMessage() {}
 
 func (x *GetActorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_holdfast_v1_admin_proto_msgTypes[6]
+	mi := &file_holdfast_v1_admin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -493,7 +1006,7 @@ func (x *GetActorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetActorRequest.ProtoReflect.Descriptor instead.
 func (*GetActorRequest) Descriptor() ([]byte, []int) {
-	return file_holdfast_v1_admin_proto_rawDescGZIP(), []int{6}
+	return file_holdfast_v1_admin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetActorRequest) GetActor() *ActorRef {
@@ -523,7 +1036,7 @@ type GetActorResponse struct {
 
 func (x *GetActorResponse) Reset() {
 	*x = GetActorResponse{}
-	mi := &file_holdfast_v1_admin_proto_msgTypes[7]
+	mi := &file_holdfast_v1_admin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -535,7 +1048,7 @@ func (x *GetActorResponse) String() string {
 func (*GetActorResponse) ProtoMessage() {}
 
 func (x *GetActorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_holdfast_v1_admin_proto_msgTypes[7]
+	mi := &file_holdfast_v1_admin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -548,7 +1061,7 @@ func (x *GetActorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetActorResponse.ProtoReflect.Descriptor instead.
 func (*GetActorResponse) Descriptor() ([]byte, []int) {
-	return file_holdfast_v1_admin_proto_rawDescGZIP(), []int{7}
+	return file_holdfast_v1_admin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetActorResponse) GetSummary() *ActorSummary {
@@ -589,7 +1102,7 @@ type DeleteActorRequest struct {
 
 func (x *DeleteActorRequest) Reset() {
 	*x = DeleteActorRequest{}
-	mi := &file_holdfast_v1_admin_proto_msgTypes[8]
+	mi := &file_holdfast_v1_admin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -601,7 +1114,7 @@ func (x *DeleteActorRequest) String() string {
 func (*DeleteActorRequest) ProtoMessage() {}
 
 func (x *DeleteActorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_holdfast_v1_admin_proto_msgTypes[8]
+	mi := &file_holdfast_v1_admin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -614,7 +1127,7 @@ func (x *DeleteActorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteActorRequest.ProtoReflect.Descriptor instead.
 func (*DeleteActorRequest) Descriptor() ([]byte, []int) {
-	return file_holdfast_v1_admin_proto_rawDescGZIP(), []int{8}
+	return file_holdfast_v1_admin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DeleteActorRequest) GetActor() *ActorRef {
@@ -640,7 +1153,7 @@ type DeleteActorResponse struct {
 
 func (x *DeleteActorResponse) Reset() {
 	*x = DeleteActorResponse{}
-	mi := &file_holdfast_v1_admin_proto_msgTypes[9]
+	mi := &file_holdfast_v1_admin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -652,7 +1165,7 @@ func (x *DeleteActorResponse) String() string {
 func (*DeleteActorResponse) ProtoMessage() {}
 
 func (x *DeleteActorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_holdfast_v1_admin_proto_msgTypes[9]
+	mi := &file_holdfast_v1_admin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -665,7 +1178,7 @@ func (x *DeleteActorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteActorResponse.ProtoReflect.Descriptor instead.
 func (*DeleteActorResponse) Descriptor() ([]byte, []int) {
-	return file_holdfast_v1_admin_proto_rawDescGZIP(), []int{9}
+	return file_holdfast_v1_admin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DeleteActorResponse) GetDeletedKeys() int64 {
@@ -687,7 +1200,7 @@ const file_holdfast_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"durability\x18\x03 \x01(\tR\n" +
 	"durability\x12(\n" +
-	"\x10actors_in_memory\x18\x04 \x01(\x03R\x0eactorsInMemory\"\xcc\x03\n" +
+	"\x10actors_in_memory\x18\x04 \x01(\x03R\x0eactorsInMemory\"\x9d\x04\n" +
 	"\x0eStatusResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x124\n" +
@@ -707,7 +1220,47 @@ const file_holdfast_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"namespaces\x18\f \x03(\v2\x1a.holdfast.v1.NamespaceInfoR\n" +
 	"namespaces\x12\x14\n" +
-	"\x05state\x18\r \x01(\tR\x05state\"_\n" +
+	"\x05state\x18\r \x01(\tR\x05state\x121\n" +
+	"\amembers\x18\x0e \x03(\v2\x17.holdfast.v1.MemberInfoR\amembers\x12\x1c\n" +
+	"\tclustered\x18\x0f \x01(\bR\tclustered\"\xbb\x02\n" +
+	"\n" +
+	"MemberInfo\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x16\n" +
+	"\x06region\x18\x02 \x01(\tR\x06region\x12\x14\n" +
+	"\x05state\x18\x03 \x01(\tR\x05state\x12\x1b\n" +
+	"\tgrpc_addr\x18\x04 \x01(\tR\bgrpcAddr\x12\x1b\n" +
+	"\thttp_addr\x18\x05 \x01(\tR\bhttpAddr\x12*\n" +
+	"\x11lease_age_seconds\x18\x06 \x01(\x01R\x0fleaseAgeSeconds\x12#\n" +
+	"\rlease_revoked\x18\a \x01(\bR\fleaseRevoked\x12)\n" +
+	"\x10partitions_owned\x18\b \x01(\x03R\x0fpartitionsOwned\x12\x12\n" +
+	"\x04load\x18\t \x01(\x03R\x04load\x12\x1c\n" +
+	"\treachable\x18\n" +
+	" \x01(\bR\treachable\"\r\n" +
+	"\vRingRequest\"\xd2\x01\n" +
+	"\rPartitionInfo\x12\x1c\n" +
+	"\tpartition\x18\x01 \x01(\rR\tpartition\x12\x14\n" +
+	"\x05owner\x18\x02 \x01(\tR\x05owner\x12\x14\n" +
+	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\x12\x1a\n" +
+	"\borphaned\x18\x04 \x01(\bR\borphaned\x12\x1d\n" +
+	"\n" +
+	"handoff_id\x18\x05 \x01(\tR\thandoffId\x12\x18\n" +
+	"\adesired\x18\x06 \x01(\tR\adesired\x12\"\n" +
+	"\ron_owner_loss\x18\a \x01(\tR\vonOwnerLoss\"o\n" +
+	"\fRingResponse\x12:\n" +
+	"\n" +
+	"partitions\x18\x01 \x03(\v2\x1a.holdfast.v1.PartitionInfoR\n" +
+	"partitions\x12#\n" +
+	"\rmoves_pending\x18\x02 \x01(\x03R\fmovesPending\";\n" +
+	"\fWhereRequest\x12+\n" +
+	"\x05actor\x18\x01 \x01(\v2\x15.holdfast.v1.ActorRefR\x05actor\"Y\n" +
+	"\rWhereResponse\x12\x1c\n" +
+	"\tpartition\x18\x01 \x01(\rR\tpartition\x12\x14\n" +
+	"\x05owner\x18\x02 \x01(\tR\x05owner\x12\x14\n" +
+	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\"+\n" +
+	"\x10DrainNodeRequest\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\",\n" +
+	"\x11DrainNodeResponse\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\"_\n" +
 	"\x11ListActorsRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x16\n" +
 	"\x06prefix\x18\x02 \x01(\tR\x06prefix\x12\x14\n" +
@@ -734,13 +1287,16 @@ const file_holdfast_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"request_id\x18\x02 \x01(\tR\trequestId\"8\n" +
 	"\x13DeleteActorResponse\x12!\n" +
-	"\fdeleted_keys\x18\x01 \x01(\x03R\vdeletedKeys2\xbb\x02\n" +
+	"\fdeleted_keys\x18\x01 \x01(\x03R\vdeletedKeys2\x80\x04\n" +
 	"\fAdminService\x12A\n" +
 	"\x06Status\x12\x1a.holdfast.v1.StatusRequest\x1a\x1b.holdfast.v1.StatusResponse\x12M\n" +
 	"\n" +
 	"ListActors\x12\x1e.holdfast.v1.ListActorsRequest\x1a\x1f.holdfast.v1.ListActorsResponse\x12G\n" +
 	"\bGetActor\x12\x1c.holdfast.v1.GetActorRequest\x1a\x1d.holdfast.v1.GetActorResponse\x12P\n" +
-	"\vDeleteActor\x12\x1f.holdfast.v1.DeleteActorRequest\x1a .holdfast.v1.DeleteActorResponseB;Z9github.com/holdfast/holdfast/proto/holdfast/v1;holdfastv1b\x06proto3"
+	"\vDeleteActor\x12\x1f.holdfast.v1.DeleteActorRequest\x1a .holdfast.v1.DeleteActorResponse\x12;\n" +
+	"\x04Ring\x12\x18.holdfast.v1.RingRequest\x1a\x19.holdfast.v1.RingResponse\x12>\n" +
+	"\x05Where\x12\x19.holdfast.v1.WhereRequest\x1a\x1a.holdfast.v1.WhereResponse\x12F\n" +
+	"\x05Drain\x12\x1d.holdfast.v1.DrainNodeRequest\x1a\x1e.holdfast.v1.DrainNodeResponseB;Z9github.com/holdfast/holdfast/proto/holdfast/v1;holdfastv1b\x06proto3"
 
 var (
 	file_holdfast_v1_admin_proto_rawDescOnce sync.Once
@@ -754,47 +1310,64 @@ func file_holdfast_v1_admin_proto_rawDescGZIP() []byte {
 	return file_holdfast_v1_admin_proto_rawDescData
 }
 
-var file_holdfast_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_holdfast_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_holdfast_v1_admin_proto_goTypes = []any{
 	(*StatusRequest)(nil),         // 0: holdfast.v1.StatusRequest
 	(*NamespaceInfo)(nil),         // 1: holdfast.v1.NamespaceInfo
 	(*StatusResponse)(nil),        // 2: holdfast.v1.StatusResponse
-	(*ListActorsRequest)(nil),     // 3: holdfast.v1.ListActorsRequest
-	(*ActorSummary)(nil),          // 4: holdfast.v1.ActorSummary
-	(*ListActorsResponse)(nil),    // 5: holdfast.v1.ListActorsResponse
-	(*GetActorRequest)(nil),       // 6: holdfast.v1.GetActorRequest
-	(*GetActorResponse)(nil),      // 7: holdfast.v1.GetActorResponse
-	(*DeleteActorRequest)(nil),    // 8: holdfast.v1.DeleteActorRequest
-	(*DeleteActorResponse)(nil),   // 9: holdfast.v1.DeleteActorResponse
-	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
-	(*ActorRef)(nil),              // 11: holdfast.v1.ActorRef
-	(*Entry)(nil),                 // 12: holdfast.v1.Entry
-	(*AlarmState)(nil),            // 13: holdfast.v1.AlarmState
+	(*MemberInfo)(nil),            // 3: holdfast.v1.MemberInfo
+	(*RingRequest)(nil),           // 4: holdfast.v1.RingRequest
+	(*PartitionInfo)(nil),         // 5: holdfast.v1.PartitionInfo
+	(*RingResponse)(nil),          // 6: holdfast.v1.RingResponse
+	(*WhereRequest)(nil),          // 7: holdfast.v1.WhereRequest
+	(*WhereResponse)(nil),         // 8: holdfast.v1.WhereResponse
+	(*DrainNodeRequest)(nil),      // 9: holdfast.v1.DrainNodeRequest
+	(*DrainNodeResponse)(nil),     // 10: holdfast.v1.DrainNodeResponse
+	(*ListActorsRequest)(nil),     // 11: holdfast.v1.ListActorsRequest
+	(*ActorSummary)(nil),          // 12: holdfast.v1.ActorSummary
+	(*ListActorsResponse)(nil),    // 13: holdfast.v1.ListActorsResponse
+	(*GetActorRequest)(nil),       // 14: holdfast.v1.GetActorRequest
+	(*GetActorResponse)(nil),      // 15: holdfast.v1.GetActorResponse
+	(*DeleteActorRequest)(nil),    // 16: holdfast.v1.DeleteActorRequest
+	(*DeleteActorResponse)(nil),   // 17: holdfast.v1.DeleteActorResponse
+	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
+	(*ActorRef)(nil),              // 19: holdfast.v1.ActorRef
+	(*Entry)(nil),                 // 20: holdfast.v1.Entry
+	(*AlarmState)(nil),            // 21: holdfast.v1.AlarmState
 }
 var file_holdfast_v1_admin_proto_depIdxs = []int32{
-	10, // 0: holdfast.v1.StatusResponse.started:type_name -> google.protobuf.Timestamp
+	18, // 0: holdfast.v1.StatusResponse.started:type_name -> google.protobuf.Timestamp
 	1,  // 1: holdfast.v1.StatusResponse.namespaces:type_name -> holdfast.v1.NamespaceInfo
-	11, // 2: holdfast.v1.ActorSummary.actor:type_name -> holdfast.v1.ActorRef
-	10, // 3: holdfast.v1.ActorSummary.alarm:type_name -> google.protobuf.Timestamp
-	4,  // 4: holdfast.v1.ListActorsResponse.actors:type_name -> holdfast.v1.ActorSummary
-	11, // 5: holdfast.v1.GetActorRequest.actor:type_name -> holdfast.v1.ActorRef
-	4,  // 6: holdfast.v1.GetActorResponse.summary:type_name -> holdfast.v1.ActorSummary
-	12, // 7: holdfast.v1.GetActorResponse.entries:type_name -> holdfast.v1.Entry
-	13, // 8: holdfast.v1.GetActorResponse.alarm:type_name -> holdfast.v1.AlarmState
-	11, // 9: holdfast.v1.DeleteActorRequest.actor:type_name -> holdfast.v1.ActorRef
-	0,  // 10: holdfast.v1.AdminService.Status:input_type -> holdfast.v1.StatusRequest
-	3,  // 11: holdfast.v1.AdminService.ListActors:input_type -> holdfast.v1.ListActorsRequest
-	6,  // 12: holdfast.v1.AdminService.GetActor:input_type -> holdfast.v1.GetActorRequest
-	8,  // 13: holdfast.v1.AdminService.DeleteActor:input_type -> holdfast.v1.DeleteActorRequest
-	2,  // 14: holdfast.v1.AdminService.Status:output_type -> holdfast.v1.StatusResponse
-	5,  // 15: holdfast.v1.AdminService.ListActors:output_type -> holdfast.v1.ListActorsResponse
-	7,  // 16: holdfast.v1.AdminService.GetActor:output_type -> holdfast.v1.GetActorResponse
-	9,  // 17: holdfast.v1.AdminService.DeleteActor:output_type -> holdfast.v1.DeleteActorResponse
-	14, // [14:18] is the sub-list for method output_type
-	10, // [10:14] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	3,  // 2: holdfast.v1.StatusResponse.members:type_name -> holdfast.v1.MemberInfo
+	5,  // 3: holdfast.v1.RingResponse.partitions:type_name -> holdfast.v1.PartitionInfo
+	19, // 4: holdfast.v1.WhereRequest.actor:type_name -> holdfast.v1.ActorRef
+	19, // 5: holdfast.v1.ActorSummary.actor:type_name -> holdfast.v1.ActorRef
+	18, // 6: holdfast.v1.ActorSummary.alarm:type_name -> google.protobuf.Timestamp
+	12, // 7: holdfast.v1.ListActorsResponse.actors:type_name -> holdfast.v1.ActorSummary
+	19, // 8: holdfast.v1.GetActorRequest.actor:type_name -> holdfast.v1.ActorRef
+	12, // 9: holdfast.v1.GetActorResponse.summary:type_name -> holdfast.v1.ActorSummary
+	20, // 10: holdfast.v1.GetActorResponse.entries:type_name -> holdfast.v1.Entry
+	21, // 11: holdfast.v1.GetActorResponse.alarm:type_name -> holdfast.v1.AlarmState
+	19, // 12: holdfast.v1.DeleteActorRequest.actor:type_name -> holdfast.v1.ActorRef
+	0,  // 13: holdfast.v1.AdminService.Status:input_type -> holdfast.v1.StatusRequest
+	11, // 14: holdfast.v1.AdminService.ListActors:input_type -> holdfast.v1.ListActorsRequest
+	14, // 15: holdfast.v1.AdminService.GetActor:input_type -> holdfast.v1.GetActorRequest
+	16, // 16: holdfast.v1.AdminService.DeleteActor:input_type -> holdfast.v1.DeleteActorRequest
+	4,  // 17: holdfast.v1.AdminService.Ring:input_type -> holdfast.v1.RingRequest
+	7,  // 18: holdfast.v1.AdminService.Where:input_type -> holdfast.v1.WhereRequest
+	9,  // 19: holdfast.v1.AdminService.Drain:input_type -> holdfast.v1.DrainNodeRequest
+	2,  // 20: holdfast.v1.AdminService.Status:output_type -> holdfast.v1.StatusResponse
+	13, // 21: holdfast.v1.AdminService.ListActors:output_type -> holdfast.v1.ListActorsResponse
+	15, // 22: holdfast.v1.AdminService.GetActor:output_type -> holdfast.v1.GetActorResponse
+	17, // 23: holdfast.v1.AdminService.DeleteActor:output_type -> holdfast.v1.DeleteActorResponse
+	6,  // 24: holdfast.v1.AdminService.Ring:output_type -> holdfast.v1.RingResponse
+	8,  // 25: holdfast.v1.AdminService.Where:output_type -> holdfast.v1.WhereResponse
+	10, // 26: holdfast.v1.AdminService.Drain:output_type -> holdfast.v1.DrainNodeResponse
+	20, // [20:27] is the sub-list for method output_type
+	13, // [13:20] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_holdfast_v1_admin_proto_init() }
@@ -809,7 +1382,7 @@ func file_holdfast_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_holdfast_v1_admin_proto_rawDesc), len(file_holdfast_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

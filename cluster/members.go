@@ -1,0 +1,163 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/holdfast/holdfast/cluster/membership"
+	"github.com/holdfast/holdfast/cluster/natsdir"
+	"github.com/holdfast/holdfast/cluster/ownership"
+	"github.com/holdfast/holdfast/cluster/placement"
+)
+
+// watchMembers recomputes the desired placement on every gossip change and
+// raises the directory's replica count as nodes join.
+func (n *Node) watchMembers() {
+	ch, unsubscribe := n.members.Subscribe()
+	defer unsubscribe()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-ch:
+			n.refreshMembers()
+		}
+	}
+}
+
+// refreshMembers rebuilds the address book and the placement from the
+// gossip view. Draining nodes are left out of the placement, or the new
+// owners would hand their partitions back.
+func (n *Node) refreshMembers() {
+	ms := n.members.Members()
+	addrs := make(map[string]membership.Meta, len(ms))
+	var eligible []ownership.NodeID
+	for _, m := range ms {
+		addrs[m.NodeID] = m
+		if m.State == membership.StateDraining {
+			continue
+		}
+		if m.NodeID == n.cfg.NodeID && n.isDraining() {
+			continue
+		}
+		eligible = append(eligible, ownership.NodeID(m.NodeID))
+	}
+	pl, err := placement.New(n.placementParams(), eligible)
+	if err != nil {
+		n.log.Error("placement failed; keeping the previous one", "err", err, "members", len(eligible))
+		return
+	}
+	n.mu.Lock()
+	changed := !samePlacement(n.mu.placement, pl)
+	n.mu.addrs = addrs
+	n.mu.placement = pl
+	started := n.mu.node != nil
+	n.mu.Unlock()
+	if changed && started {
+		n.feed(ownership.SetPlacement{Placement: pl})
+	}
+	n.raiseReplicas(len(ms))
+}
+
+func samePlacement(a, b *placement.Placement) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	am, bm := a.Members(), b.Members()
+	if len(am) != len(bm) {
+		return false
+	}
+	for i := range am {
+		if am[i] != bm[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func (n *Node) isDraining() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.mu.draining
+}
+
+// raiseReplicas sets the directory bucket to min(MaxReplicas, members)
+// replicas; it never lowers them (a lost node must not shrink the quorum).
+func (n *Node) raiseReplicas(members int) {
+	want := min(n.cfg.MaxReplicas, members)
+	dir := n.directory()
+	if dir == nil {
+		return
+	}
+	n.goFunc(func() {
+		ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
+		defer cancel()
+		configured, current, err := dir.Replicas(ctx)
+		if err != nil {
+			return
+		}
+		n.mu.Lock()
+		n.mu.replicas.have, n.mu.replicas.want = min(configured, current), want
+		n.mu.Unlock()
+		if configured >= want {
+			return
+		}
+		if err := dir.SetReplicas(ctx, want); err != nil {
+			n.log.Warn("raising directory replicas", "want", want, "err", err)
+			return
+		}
+		if _, err := natsdir.OpenSettings(ctx, n.js, want); err != nil {
+			n.log.Warn("raising settings replicas", "want", want, "err", err)
+		}
+	})
+}
+
+func (n *Node) addrOf(node string) (string, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	m, ok := n.mu.addrs[node]
+	if !ok || m.GRPCAddr == "" {
+		return "", false
+	}
+	return m.GRPCAddr, true
+}
+
+// Drain hands every partition of this node to the others and waits until it
+// owns none (or ctx, or DrainTimeout, ends). SIGTERM and `holdctl drain`
+// call it. The node keeps forwarding calls meanwhile.
+func (n *Node) Drain(ctx context.Context) error {
+	select {
+	case <-n.started:
+	default:
+		return nil // never ran: owns nothing
+	}
+	n.mu.Lock()
+	already := n.mu.draining
+	n.mu.draining = true
+	n.mu.Unlock()
+	if !already {
+		n.members.Update(func(m *membership.Meta) { m.State = membership.StateDraining })
+		n.refreshMembers()
+		n.feed(ownership.Drain{})
+		n.log.Info("draining: handing off every partition")
+	}
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.DrainTimeout)
+	defer cancel()
+	select {
+	case <-n.drained:
+		n.log.Info("drained: this node owns no partition")
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("drain: %d partitions still owned: %w", len(n.gate.served()), ctx.Err())
+	}
+}
+
+// raiseReplicasFromView re-checks the replica target periodically (the
+// gossip view may not change after a replica raise failed).
+func (n *Node) raiseReplicasFromView() {
+	n.mu.Lock()
+	members := len(n.mu.addrs)
+	n.mu.Unlock()
+	n.raiseReplicas(members)
+}

@@ -1,0 +1,151 @@
+package natsdir
+
+import (
+	"context"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/holdfast/holdfast/cluster/ownership"
+)
+
+// stallCheckInterval is how often Watch compares its progress with the
+// stream's last sequence; two checks behind without progress restart the
+// watcher (nats.go's ordered consumer can give up silently when it cannot
+// recreate its consumer).
+var stallCheckInterval = 2 * time.Second
+
+// Watch runs one ordered watch over the whole bucket and calls deliver, in
+// strictly increasing revision order, with an ownership.WatchEvent per
+// lease or entry change (both values nil when the key was deleted or
+// purged) and, once, ownership.WatchSynced after the initial values (the
+// latest value of each key). "meta.*" keys are skipped. When the watch
+// breaks (connection lost, consumer gone, stall) it is restarted after a
+// backoff from the revision after the last one seen, so nothing is
+// delivered twice or out of order, and no update is lost (the bucket keeps
+// the latest value of every key). deliver runs on the caller's goroutine
+// and must not call Watch. Watch returns ctx.Err() when ctx ends.
+// Concurrent Watch calls are independent.
+func (d *Directory) Watch(ctx context.Context, deliver func(ownership.Input)) error {
+	var last uint64 // highest revision received, delivered or skipped
+	synced := false
+	wait := 50 * time.Millisecond
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		progressed := d.watchOnce(ctx, &last, &synced, deliver)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if progressed {
+			wait = 50 * time.Millisecond
+		}
+		d.log.Warn("directory: watch broken, restarting", "after_rev", last, "backoff", wait)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+}
+
+// watchOnce runs one watcher until it breaks or ctx ends; it reports
+// whether it received anything.
+func (d *Directory) watchOnce(ctx context.Context, last *uint64, synced *bool, deliver func(ownership.Input)) (progressed bool) {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var opts []jetstream.WatchOpt
+	if *last > 0 {
+		opts = append(opts, jetstream.ResumeFromRevision(*last+1))
+	}
+	w, err := d.kv.WatchAll(wctx, opts...)
+	if err != nil {
+		d.log.Debug("directory: watch start failed", "err", err)
+		return false
+	}
+	defer stopWatcher(w)
+	if d.testWatcher != nil {
+		d.testWatcher(w)
+	}
+	tick := time.NewTicker(stallCheckInterval)
+	defer tick.Stop()
+	checkedAt, behind := *last, false
+	for {
+		select {
+		case <-ctx.Done():
+			return progressed
+		case <-tick.C:
+			lastSeq, ok := d.lastSeq(ctx)
+			if !ok {
+				continue
+			}
+			stalled := lastSeq > *last && *last == checkedAt
+			if stalled && behind {
+				d.log.Warn("directory: watch stalled", "at_rev", *last, "stream_last", lastSeq)
+				return progressed
+			}
+			checkedAt, behind = *last, stalled
+		case e, ok := <-w.Updates():
+			if !ok {
+				return progressed
+			}
+			progressed = true
+			if e == nil {
+				if !*synced {
+					*synced = true
+					deliver(ownership.WatchSynced{})
+				}
+				continue
+			}
+			rev := e.Revision()
+			if rev <= *last {
+				continue
+			}
+			*last = rev
+			k, ok := parseKey(e.Key())
+			if !ok {
+				continue // meta.* or foreign keys
+			}
+			ev := ownership.WatchEvent{Key: k, Rev: rev}
+			if op := e.Operation(); op == jetstream.KeyValuePut {
+				l, en, err := decodeValue(k, e.Value())
+				if err != nil {
+					d.log.Error("directory: undecodable value skipped", "key", e.Key(), "rev", rev, "err", err)
+					continue
+				}
+				ev.Lease, ev.Entry = l, en
+			}
+			deliver(ev)
+		}
+	}
+}
+
+func (d *Directory) lastSeq(ctx context.Context) (uint64, bool) {
+	ctx, cancel := context.WithTimeout(ctx, d.cfg.OpTimeout)
+	defer cancel()
+	st, err := d.js.Stream(ctx, d.stream)
+	if err != nil {
+		return 0, false
+	}
+	return st.CachedInfo().State.LastSeq, true
+}
+
+// stopWatcher stops w and drains its channel, so that nats.go's delivery
+// goroutine, which may be blocked sending to it, can exit.
+func stopWatcher(w jetstream.KeyWatcher) {
+	_ = w.Stop()
+	t := time.NewTimer(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case _, ok := <-w.Updates():
+			if !ok {
+				return
+			}
+		case <-t.C:
+			return
+		}
+	}
+}

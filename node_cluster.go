@@ -1,0 +1,179 @@
+package holdfast
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/holdfast/holdfast/actor"
+	"github.com/holdfast/holdfast/cluster"
+	"github.com/holdfast/holdfast/cluster/membership"
+	"github.com/holdfast/holdfast/cluster/natsdir"
+	"github.com/holdfast/holdfast/cluster/peer"
+	"github.com/holdfast/holdfast/cluster/tlsconf"
+	holdfastv1 "github.com/holdfast/holdfast/proto/holdfast/v1"
+)
+
+// clusterSecrets are the cluster's credentials, read once at startup.
+type clusterSecrets struct {
+	bundle    *tlsconf.Bundle // nil: insecure
+	gossipKey []byte
+	natsToken string
+}
+
+func (c Config) readClusterSecrets() (clusterSecrets, error) {
+	var s clusterSecrets
+	cc := c.Cluster
+	if cc.TLS.CA != "" || cc.TLS.Cert != "" || cc.TLS.Key != "" {
+		f := tlsconf.Files{CA: cc.TLS.CA, Cert: cc.TLS.Cert, Key: cc.TLS.Key}
+		if err := f.Validate(); err != nil {
+			return s, fmt.Errorf("cluster.tls: %w", err)
+		}
+		b, err := tlsconf.LoadNode(f)
+		if err != nil {
+			return s, fmt.Errorf("cluster.tls: %w", err)
+		}
+		s.bundle = b
+	}
+	if cc.GossipKeyFile != "" {
+		k, err := tlsconf.LoadGossipKey(cc.GossipKeyFile)
+		if err != nil {
+			return s, fmt.Errorf("cluster.gossip_key_file: %w", err)
+		}
+		s.gossipKey = k
+	}
+	if cc.NATSTokenFile != "" {
+		t, err := tlsconf.LoadSecretFile(cc.NATSTokenFile)
+		if err != nil {
+			return s, fmt.Errorf("cluster.nats_token_file: %w", err)
+		}
+		s.natsToken = t
+	}
+	return s, nil
+}
+
+// startCluster joins the cluster once the listeners are bound (their
+// addresses are announced in gossip).
+func (n *Node) startCluster() error {
+	cc := n.cfg.Cluster
+	var clientTLS *tls.Config
+	if n.secrets.bundle != nil {
+		clientTLS = n.secrets.bundle.ClientConfig("")
+	}
+	pool, err := peer.NewPool(peer.PoolConfig{TLS: clientTLS, Token: n.token, Logger: n.log})
+	if err != nil {
+		return err
+	}
+	n.peers = pool
+	nc := natsdir.DefaultServerConfig()
+	nc.NodeID, nc.DataDir, nc.ClientAddr, nc.ClusterAddr = n.cfg.NodeID, n.cfg.DataDir, cc.NATSAddr, cc.NATSClusterAddr
+	nc.Routes = n.cluster.Config().NATSRoutes
+	if len(nc.Routes) == 0 {
+		// A lone member: JetStream runs unclustered (it refuses a route
+		// address with no routes).
+		nc.ClusterAddr = ""
+	}
+	nc.Token, nc.Logger = n.secrets.natsToken, n.log
+	if n.secrets.bundle != nil {
+		nc.TLS = n.secrets.bundle.ServerConfig()
+	}
+	mc := membership.DefaultConfig()
+	mc.NodeID, mc.BindAddr, mc.AdvertiseAddr, mc.Join = n.cfg.NodeID, cc.GossipAddr, cc.AdvertiseAddr, cc.Join
+	mc.SecretKey, mc.Logger = n.secrets.gossipKey, n.log
+	if cc.GossipProbeInterval > 0 {
+		mc.ProbeInterval = cc.GossipProbeInterval
+		mc.GossipInterval = cc.GossipProbeInterval / 5
+		mc.JoinRetry = cc.GossipProbeInterval
+	}
+	return n.cluster.Start(cluster.Deps{
+		Runtime: n.runtime, Store: n.store, GRPCAddr: advertised(n.GRPCAddr()), HTTPAddr: advertised(n.HTTPAddr()),
+		Pool: pool, NATS: nc, Membership: mc,
+	})
+}
+
+// advertised turns a wildcard bind address into one peers can dial.
+func advertised(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		return net.JoinHostPort("127.0.0.1", port)
+	}
+	return addr
+}
+
+// Cluster returns the node's cluster membership (nil on a single node).
+func (n *Node) Cluster() *cluster.Node { return n.cluster }
+
+// Ring implements api.ClusterAdmin.
+func (a clusterAdmin) Ring(ctx context.Context) (*holdfastv1.RingResponse, error) {
+	n := a.Node
+	resp := &holdfastv1.RingResponse{}
+	for _, p := range n.cluster.Ring() {
+		resp.Partitions = append(resp.Partitions, &holdfastv1.PartitionInfo{
+			Partition: uint32(p.Partition), Owner: p.Owner, Epoch: p.Epoch, Orphaned: p.Orphaned,
+			HandoffId: p.HandoffID, Desired: p.Desired, OnOwnerLoss: p.OnOwnerLoss,
+		})
+		if p.Owner != p.Desired {
+			resp.MovesPending++
+		}
+	}
+	return resp, nil
+}
+
+// Where implements api.ClusterAdmin.
+func (a clusterAdmin) Where(ctx context.Context, id actor.ID) (*holdfastv1.WhereResponse, error) {
+	n := a.Node
+	w, err := n.cluster.Where(id)
+	if err != nil {
+		return nil, err
+	}
+	return &holdfastv1.WhereResponse{Partition: uint32(w.Partition), Owner: w.Owner, Epoch: w.Epoch}, nil
+}
+
+// Drain implements api.ClusterAdmin: this node, or another one reached over
+// the peer service. It returns once the drain has begun.
+func (a clusterAdmin) Drain(ctx context.Context, nodeID string) (*holdfastv1.DrainNodeResponse, error) {
+	n := a.Node
+	if nodeID == "" || nodeID == n.cfg.NodeID {
+		go n.cluster.Drain(context.Background())
+		return &holdfastv1.DrainNodeResponse{NodeId: n.cfg.NodeID}, nil
+	}
+	var addr string
+	for _, m := range n.cluster.Members() {
+		if m.NodeID == nodeID {
+			addr = m.GRPCAddr
+		}
+	}
+	if addr == "" {
+		return nil, fmt.Errorf("%w: no member %q", actor.ErrNotFound, nodeID)
+	}
+	client, err := n.peers.Client(addr)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := client.Drain(ctx, &holdfastv1.DrainRequest{}); err != nil {
+		return nil, fmt.Errorf("asking %s to drain: %w", nodeID, err)
+	}
+	return &holdfastv1.DrainNodeResponse{NodeId: nodeID}, nil
+}
+
+func (n *Node) clusterMembers() []*holdfastv1.MemberInfo {
+	var out []*holdfastv1.MemberInfo
+	for _, m := range n.cluster.Members() {
+		age := -1.0
+		if m.LeaseAge >= 0 {
+			age = m.LeaseAge.Seconds()
+		}
+		out = append(out, &holdfastv1.MemberInfo{
+			NodeId: m.NodeID, Region: m.Region, State: m.State, GrpcAddr: m.GRPCAddr, HttpAddr: m.HTTPAddr,
+			LeaseAgeSeconds: age, LeaseRevoked: m.LeaseRevoked, PartitionsOwned: int64(m.PartitionsOwned), Load: m.Load, Reachable: m.Reachable,
+		})
+	}
+	return out
+}

@@ -1,0 +1,264 @@
+// Package harness starts a holdfast cluster of N nodes on loopback ports,
+// in one process, for tests (holdfast's own and its users'): like
+// hashicorp/raft's testing.go, it is package code, not test code.
+//
+// Each node is a real holdfast.Node: real embedded NATS with JetStream on
+// its own data directory, real memberlist gossip over loopback UDP and
+// TCP, real gRPC between nodes, real bbolt files. Stop drains a node as
+// SIGTERM does; Crash stops it without a drain or a lease release (the
+// in-process analogue of SIGKILL: the test/e2e suite kills real processes);
+// Restart brings a node back on its data directory.
+package harness
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/holdfast/holdfast"
+)
+
+// Options shape a cluster. Zero values take the defaults of DefaultOptions.
+type Options struct {
+	// Partitions is P per placement group (the cluster has 2P).
+	Partitions int
+	// LeaseTTL, Epsilon, RenewInterval: short leases make failover tests
+	// quick.
+	LeaseTTL, Epsilon, RenewInterval time.Duration
+	// Configure edits each node's config before it starts.
+	Configure func(i int, c *holdfast.Config)
+	// Logger receives every node's logs (default: discarded).
+	Logger *slog.Logger
+}
+
+// DefaultOptions: 16 partitions per group, a 3 s lease.
+func DefaultOptions() Options {
+	return Options{Partitions: 16, LeaseTTL: 3 * time.Second, Epsilon: 300 * time.Millisecond, RenewInterval: 500 * time.Millisecond}
+}
+
+// Cluster is N nodes. Methods are safe for concurrent use.
+type Cluster struct {
+	t    testing.TB
+	opts Options
+	dir  string
+
+	mu    sync.Mutex
+	nodes []*member
+}
+
+type member struct {
+	id          string
+	dataDir     string
+	natsCluster string // route address, fixed for the member's life
+	gossip      string // gossip address, fixed too (a restart keeps it)
+	node        *holdfast.Node
+}
+
+// New starts n nodes and waits until every one is ready (a lease, a synced
+// directory, the directory at its replica target) and every partition has
+// an owner. Every node is stopped at the end of the test.
+func New(t testing.TB, n int, opts Options) *Cluster {
+	t.Helper()
+	d := DefaultOptions()
+	if opts.Partitions == 0 {
+		opts.Partitions = d.Partitions
+	}
+	if opts.LeaseTTL == 0 {
+		opts.LeaseTTL, opts.Epsilon, opts.RenewInterval = d.LeaseTTL, d.Epsilon, d.RenewInterval
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	c := &Cluster{t: t, opts: opts, dir: t.TempDir()}
+	for i := range n {
+		c.nodes = append(c.nodes, &member{
+			id:          fmt.Sprintf("node-%d", i+1),
+			dataDir:     filepath.Join(c.dir, fmt.Sprintf("node-%d", i+1)),
+			natsCluster: freeAddr(t),
+			gossip:      freeAddr(t),
+		})
+	}
+	t.Cleanup(c.Close)
+	// One after the other, so each finds the running ones as gossip seeds
+	// (a node's Start returns before JetStream has formed).
+	for i := range n {
+		if err := c.start(i); err != nil {
+			t.Fatalf("starting node-%d: %v", i+1, err)
+		}
+	}
+	c.WaitStable(60 * time.Second)
+	return c
+}
+
+func freeAddr(t testing.TB) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("picking a free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// config is node i's configuration: loopback ports, routes to every other
+// member, gossip seeds of every running member.
+func (c *Cluster) config(i int) holdfast.Config {
+	m := c.nodes[i]
+	cfg := holdfast.DefaultConfig()
+	cfg.NodeID, cfg.DataDir = m.id, m.dataDir
+	cfg.HTTPAddr, cfg.GRPCAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Runtime.Partitions = c.opts.Partitions
+	cc := &cfg.Cluster
+	cc.Enabled, cc.Insecure = true, true
+	cc.GossipAddr, cc.NATSAddr, cc.NATSClusterAddr = m.gossip, "127.0.0.1:0", m.natsCluster
+	cc.NATSRoutes = nil
+	for j, o := range c.nodes {
+		if j != i {
+			cc.NATSRoutes = append(cc.NATSRoutes, o.natsCluster)
+		}
+	}
+	cc.Join = c.seeds(i)
+	cc.LeaseTTL, cc.Epsilon, cc.RenewInterval = c.opts.LeaseTTL, c.opts.Epsilon, c.opts.RenewInterval
+	cc.RetryInterval = 100 * time.Millisecond
+	cc.HandoffTimeout = 10 * time.Second
+	cc.DrainTimeout = 30 * time.Second
+	cc.KVTimeout = time.Second
+	cc.GossipProbeInterval = 200 * time.Millisecond
+	cfg.ShutdownTimeout = 40 * time.Second
+	if c.opts.Configure != nil {
+		c.opts.Configure(i, &cfg)
+	}
+	return cfg
+}
+
+// seeds returns the gossip addresses of the running members other than i.
+func (c *Cluster) seeds(i int) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for j, o := range c.nodes {
+		if j != i && o.node != nil {
+			out = append(out, o.node.Cluster().GossipAddr())
+		}
+	}
+	return out
+}
+
+func (c *Cluster) start(i int) error {
+	cfg := c.config(i)
+	n, err := holdfast.NewNode(cfg, holdfast.Options{Logger: c.opts.Logger.With("node", cfg.NodeID)})
+	if err != nil {
+		return err
+	}
+	if err := n.Start(); err != nil {
+		n.Shutdown(context.Background())
+		return err
+	}
+	c.mu.Lock()
+	c.nodes[i].node = n
+	c.mu.Unlock()
+	return nil
+}
+
+// N is the number of members (running or not).
+func (c *Cluster) N() int { return len(c.nodes) }
+
+// Node returns member i's node (nil while stopped).
+func (c *Cluster) Node(i int) *holdfast.Node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nodes[i].node
+}
+
+// ID returns member i's node ID.
+func (c *Cluster) ID(i int) string { return c.nodes[i].id }
+
+// Index returns the member index of a node ID, -1 when unknown.
+func (c *Cluster) Index(id string) int {
+	for i, m := range c.nodes {
+		if m.id == id {
+			return i
+		}
+	}
+	return -1
+}
+
+// Running lists the indexes of running members.
+func (c *Cluster) Running() []int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []int
+	for i, m := range c.nodes {
+		if m.node != nil {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// Stop shuts member i down gracefully: it drains (hands off every
+// partition), then exits.
+func (c *Cluster) Stop(i int) error {
+	c.mu.Lock()
+	n := c.nodes[i].node
+	c.nodes[i].node = nil
+	c.mu.Unlock()
+	if n == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	return n.Shutdown(ctx)
+}
+
+// Crash stops member i without a drain: its partitions stay in the
+// directory under its lease until the others revoke it.
+func (c *Cluster) Crash(i int) {
+	c.mu.Lock()
+	n := c.nodes[i].node
+	c.nodes[i].node = nil
+	c.mu.Unlock()
+	if n != nil {
+		n.Crash()
+	}
+}
+
+// Restart starts a stopped member again on its data directory.
+func (c *Cluster) Restart(i int) error {
+	if c.Node(i) != nil {
+		return fmt.Errorf("node-%d is running", i+1)
+	}
+	return c.start(i)
+}
+
+// Add starts a new member and returns its index.
+func (c *Cluster) Add() (int, error) {
+	c.mu.Lock()
+	i := len(c.nodes)
+	c.nodes = append(c.nodes, &member{
+		id:          fmt.Sprintf("node-%d", i+1),
+		dataDir:     filepath.Join(c.dir, fmt.Sprintf("node-%d", i+1)),
+		natsCluster: freeAddr(c.t),
+		gossip:      freeAddr(c.t),
+	})
+	c.mu.Unlock()
+	return i, c.start(i)
+}
+
+// Close stops every running member (drain included). Idempotent.
+func (c *Cluster) Close() {
+	var wg sync.WaitGroup
+	for _, i := range c.Running() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.Crash(i)
+		}()
+	}
+	wg.Wait()
+}

@@ -1,0 +1,67 @@
+package harness
+
+import (
+	"fmt"
+	"time"
+)
+
+// WaitFor polls cond until it holds or timeout passes (then the test
+// fails with what). Polling with a bound is how a test waits on a
+// condition of several processes; never a bare sleep.
+func (c *Cluster) WaitFor(timeout time.Duration, what string, cond func() error) {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for {
+		if err = cond(); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("waiting %v for %s: %v", timeout, what, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Stable reports nil when every running member is ready, sees every other
+// running member serving, and every partition is owned, not orphaned, by
+// its desired owner, in every member's view.
+func (c *Cluster) Stable() error {
+	running := c.Running()
+	for _, i := range running {
+		n := c.Node(i)
+		if n == nil {
+			return fmt.Errorf("node-%d stopped", i+1)
+		}
+		cl := n.Cluster()
+		if err := cl.Ready(); err != nil {
+			return fmt.Errorf("node-%d: %w", i+1, err)
+		}
+		serving := 0
+		for _, m := range cl.Members() {
+			if m.State == "serving" && m.GRPCAddr != "" {
+				serving++
+			}
+		}
+		if serving != len(running) {
+			return fmt.Errorf("node-%d sees %d serving members, want %d", i+1, serving, len(running))
+		}
+		for _, p := range cl.Ring() {
+			switch {
+			case p.Owner == "":
+				return fmt.Errorf("node-%d: partition %d unowned", i+1, p.Partition)
+			case p.Orphaned:
+				return fmt.Errorf("node-%d: partition %d orphaned", i+1, p.Partition)
+			case p.Owner != p.Desired:
+				return fmt.Errorf("node-%d: partition %d owned by %s, desired %s", i+1, p.Partition, p.Owner, p.Desired)
+			}
+		}
+	}
+	return nil
+}
+
+// WaitStable waits until Stable holds.
+func (c *Cluster) WaitStable(timeout time.Duration) {
+	c.t.Helper()
+	c.WaitFor(timeout, "a stable cluster", c.Stable)
+}
