@@ -2,6 +2,7 @@ package holdfast
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +19,7 @@ import (
 	"github.com/holdfast/holdfast/api"
 	"github.com/holdfast/holdfast/cluster"
 	"github.com/holdfast/holdfast/cluster/peer"
+	"github.com/holdfast/holdfast/cluster/tlsconf"
 	"github.com/holdfast/holdfast/gateway"
 	"github.com/holdfast/holdfast/gateway/account"
 	"github.com/holdfast/holdfast/gateway/pricing"
@@ -171,6 +173,12 @@ func (n *Node) Start() error {
 		return fmt.Errorf("http_addr %s: %w", n.cfg.HTTPAddr, err)
 	}
 	auth := api.TokenAuth{Token: n.token}
+	if n.secrets.bundle != nil {
+		auth.Peer = func(st tls.ConnectionState) (string, bool) {
+			id, ok := tlsconf.PeerIdentity(st)
+			return string(id.Role), ok
+		}
+	}
 	sopts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(auth.Unary), grpc.ChainStreamInterceptor(auth.Stream)}
 	if n.cluster != nil {
 		sopts = append(sopts, peer.ServerOptions()...)

@@ -35,6 +35,9 @@ func (c Config) readClusterSecrets() (clusterSecrets, error) {
 		if err != nil {
 			return s, fmt.Errorf("cluster.tls: %w", err)
 		}
+		if name := b.Identity().Name; name != c.NodeID {
+			return s, fmt.Errorf("cluster.tls.cert %s is node %q's certificate, this node is %q", cc.TLS.Cert, name, c.NodeID)
+		}
 		s.bundle = b
 	}
 	if cc.GossipKeyFile != "" {

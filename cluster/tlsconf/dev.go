@@ -39,7 +39,7 @@ const (
 
 // DevNodeFiles are the certificate and key file names of node name.
 func DevNodeFiles(name string) (cert, key string) {
-	return "node-" + name + ".pem", "node-" + name + "-key.pem"
+	return name + ".pem", name + "-key.pem"
 }
 
 // DevOptions say what GenerateDev writes.

@@ -37,7 +37,7 @@ func TestClientConfigRefusesNonNodeServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	node, err := LoadNode(Files{CA: filepath.Join(dir, DevCAFile), Cert: filepath.Join(dir, "node-n1.pem"), Key: filepath.Join(dir, "node-n1-key.pem")})
+	node, err := LoadNode(Files{CA: filepath.Join(dir, DevCAFile), Cert: filepath.Join(dir, "n1.pem"), Key: filepath.Join(dir, "n1-key.pem")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,7 +31,7 @@ func TestGenerateDevWritesParsableFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	var want []string
-	for _, n := range []string{"ca.pem", "ca-key.pem", "node-a.pem", "node-a-key.pem", "node-b.pem", "node-b-key.pem",
+	for _, n := range []string{"ca.pem", "ca-key.pem", "a.pem", "a-key.pem", "b.pem", "b-key.pem",
 		"admin.pem", "admin-key.pem", "gossip.key", "nats.token"} {
 		want = append(want, filepath.Join(dir, n))
 	}
@@ -44,7 +44,7 @@ func TestGenerateDevWritesParsableFiles(t *testing.T) {
 		t.Errorf("CA: IsCA=%v NotBefore=%v NotAfter=%v", ca.IsCA, ca.NotBefore, ca.NotAfter)
 	}
 	for _, n := range []string{"a", "b"} {
-		c := parseCertFile(t, filepath.Join(dir, "node-"+n+".pem"))
+		c := parseCertFile(t, filepath.Join(dir, n+".pem"))
 		if c.Subject.CommonName != n || !slices.Equal(c.Subject.OrganizationalUnit, []string{tlsconf.OUNode}) {
 			t.Errorf("node %s: subject %v", n, c.Subject)
 		}
@@ -78,7 +78,7 @@ func TestGenerateDevWritesParsableFiles(t *testing.T) {
 		!slices.Equal(admin.ExtKeyUsage, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}) {
 		t.Errorf("admin: OU %v EKU %v", admin.Subject.OrganizationalUnit, admin.ExtKeyUsage)
 	}
-	for _, kf := range []string{"ca-key.pem", "node-a-key.pem", "node-b-key.pem", "admin-key.pem"} {
+	for _, kf := range []string{"ca-key.pem", "a-key.pem", "b-key.pem", "admin-key.pem"} {
 		if _, err := tls.LoadX509KeyPair(filepath.Join(dir, strings.Replace(kf, "-key", "", 1)), filepath.Join(dir, kf)); err != nil {
 			t.Errorf("%s: %v", kf, err)
 		}
@@ -112,8 +112,8 @@ func TestGenerateDevPermissions(t *testing.T) {
 	dir := gen(t, "n1", "n2")
 	want := map[string]fs.FileMode{
 		"ca.pem": 0o644, "ca-key.pem": 0o600,
-		"node-n1.pem": 0o644, "node-n1-key.pem": 0o600,
-		"node-n2.pem": 0o644, "node-n2-key.pem": 0o600,
+		"n1.pem": 0o644, "n1-key.pem": 0o600,
+		"n2.pem": 0o644, "n2-key.pem": 0o600,
 		"admin.pem": 0o644, "admin-key.pem": 0o600,
 		"gossip.key": 0o600, "nats.token": 0o600,
 	}
@@ -158,7 +158,7 @@ func TestGenerateDevRefusesOverwrite(t *testing.T) {
 	}
 
 	// Make a key world-readable: force must replace it with a 0600 one.
-	if err := os.Chmod(filepath.Join(dir, "node-n1-key.pem"), 0o644); err != nil {
+	if err := os.Chmod(filepath.Join(dir, "n1-key.pem"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	written, err = tlsconf.GenerateDev(dir, tlsconf.DevOptions{Nodes: []string{"n1"}, Force: true})
@@ -169,7 +169,7 @@ func TestGenerateDevRefusesOverwrite(t *testing.T) {
 	if bytes.Equal(before, after) {
 		t.Fatal("ca-key.pem not replaced with force")
 	}
-	st, _ := os.Stat(filepath.Join(dir, "node-n1-key.pem"))
+	st, _ := os.Stat(filepath.Join(dir, "n1-key.pem"))
 	if st.Mode().Perm() != 0o600 {
 		t.Fatalf("forced key mode %v", st.Mode().Perm())
 	}
@@ -390,8 +390,8 @@ func TestValidateErrors(t *testing.T) {
 		{"garbage cert", tlsconf.Files{CA: good.CA, Cert: garbage, Key: good.Key}, []string{garbage, "no PEM"}, tlsconf.ErrInvalidFile},
 		{"encrypted key", tlsconf.Files{CA: good.CA, Cert: good.Cert, Key: encrypted}, []string{encrypted, "encrypted"}, tlsconf.ErrInvalidFile},
 		{"ca is a leaf", tlsconf.Files{CA: good.Cert, Cert: good.Cert, Key: good.Key}, []string{good.Cert, "not a CA"}, tlsconf.ErrInvalidFile},
-		{"key of another node", tlsconf.Files{CA: good.CA, Cert: good.Cert, Key: p("node-n2-key.pem")}, []string{p("node-n2-key.pem"), "does not match"}, tlsconf.ErrInvalidFile},
-		{"cert of another CA", tlsconf.Files{CA: good.CA, Cert: filepath.Join(other, "node-n1.pem"), Key: filepath.Join(other, "node-n1-key.pem")}, []string{filepath.Join(other, "node-n1.pem"), "not signed by the CA in " + good.CA}, tlsconf.ErrInvalidFile},
+		{"key of another node", tlsconf.Files{CA: good.CA, Cert: good.Cert, Key: p("n2-key.pem")}, []string{p("n2-key.pem"), "does not match"}, tlsconf.ErrInvalidFile},
+		{"cert of another CA", tlsconf.Files{CA: good.CA, Cert: filepath.Join(other, "n1.pem"), Key: filepath.Join(other, "n1-key.pem")}, []string{filepath.Join(other, "n1.pem"), "not signed by the CA in " + good.CA}, tlsconf.ErrInvalidFile},
 		{"admin cert", tlsconf.Files{CA: good.CA, Cert: p("admin.pem"), Key: p("admin-key.pem")}, []string{p("admin.pem"), tlsconf.OUNode}, tlsconf.ErrInvalidFile},
 	}
 	chunks := append(keyChunks(t, dir), keyChunks(t, other)...)
@@ -429,7 +429,7 @@ func TestValidateErrors(t *testing.T) {
 func TestValidateMultipleProblems(t *testing.T) {
 	dir := gen(t, "n1")
 	a, b := filepath.Join(t.TempDir(), "a.pem"), filepath.Join(t.TempDir(), "b.pem")
-	err := tlsconf.Files{CA: a, Cert: b, Key: filepath.Join(dir, "node-n1-key.pem")}.Validate()
+	err := tlsconf.Files{CA: a, Cert: b, Key: filepath.Join(dir, "n1-key.pem")}.Validate()
 	var fe *tlsconf.FileError
 	if err == nil || !errors.As(err, &fe) || !strings.Contains(err.Error(), a) || !strings.Contains(err.Error(), b) {
 		t.Fatalf("Validate: %v", err)

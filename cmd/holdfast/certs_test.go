@@ -116,7 +116,7 @@ func TestCertsInitNodesAndHosts(t *testing.T) {
 				}
 			}
 		}
-		if _, err := os.Stat(filepath.Join(dir, "node-node-1.pem")); err == nil {
+		if _, err := os.Stat(filepath.Join(dir, "node-1.pem")); err == nil {
 			t.Errorf("%v: default nodes written too", args)
 		}
 	}

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/holdfast/holdfast"
+	"github.com/holdfast/holdfast/cluster/tlsconf"
 )
 
 // Options shape a cluster. Zero values take the defaults of DefaultOptions.
@@ -35,6 +36,13 @@ type Options struct {
 	Configure func(i int, c *holdfast.Config)
 	// Logger receives every node's logs (default: discarded).
 	Logger *slog.Logger
+	// Secure runs the cluster with mTLS between nodes, an encrypted gossip
+	// pool and NATS authentication (development certificates written by
+	// tlsconf.GenerateDev); otherwise it runs --insecure.
+	Secure bool
+	// MaxNodes bounds Add in a secure cluster (certificates are made up
+	// front); default N+2.
+	MaxNodes int
 }
 
 // DefaultOptions: 16 partitions per group, a 3 s lease.
@@ -47,6 +55,9 @@ type Cluster struct {
 	t    testing.TB
 	opts Options
 	dir  string
+	// certs is the directory of the development CA and certificates
+	// (Secure only).
+	certs string
 
 	mu    sync.Mutex
 	nodes []*member
@@ -76,6 +87,20 @@ func New(t testing.TB, n int, opts Options) *Cluster {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	c := &Cluster{t: t, opts: opts, dir: t.TempDir()}
+	if opts.Secure {
+		max := opts.MaxNodes
+		if max < n {
+			max = n + 2
+		}
+		var names []string
+		for i := range max {
+			names = append(names, fmt.Sprintf("node-%d", i+1))
+		}
+		c.certs = filepath.Join(c.dir, "certs")
+		if _, err := tlsconf.GenerateDev(c.certs, tlsconf.DevOptions{Nodes: names}); err != nil {
+			t.Fatalf("generating certificates: %v", err)
+		}
+	}
 	for i := range n {
 		c.nodes = append(c.nodes, &member{
 			id:          fmt.Sprintf("node-%d", i+1),
@@ -123,6 +148,13 @@ func (c *Cluster) config(i int) holdfast.Config {
 		}
 	}
 	cc.Join = c.seeds(i)
+	if c.certs != "" {
+		cc.Insecure = false
+		cert, key := tlsconf.DevNodeFiles(m.id)
+		cc.TLS = holdfast.ClusterTLSFile{CA: filepath.Join(c.certs, tlsconf.DevCAFile), Cert: filepath.Join(c.certs, cert), Key: filepath.Join(c.certs, key)}
+		cc.GossipKeyFile = filepath.Join(c.certs, tlsconf.DevGossipKeyFile)
+		cc.NATSTokenFile = filepath.Join(c.certs, tlsconf.DevNATSTokenFile)
+	}
 	cc.LeaseTTL, cc.Epsilon, cc.RenewInterval = c.opts.LeaseTTL, c.opts.Epsilon, c.opts.RenewInterval
 	cc.RetryInterval = 100 * time.Millisecond
 	cc.HandoffTimeout = 10 * time.Second
@@ -262,3 +294,7 @@ func (c *Cluster) Close() {
 	}
 	wg.Wait()
 }
+
+// CertsDir is the directory of the development CA and certificates of a
+// Secure cluster ("" otherwise): tlsconf.DevCAFile, DevAdminFile, ...
+func (c *Cluster) CertsDir() string { return c.certs }
