@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/holdfast/holdfast/actor"
-	"github.com/holdfast/holdfast/actor/ratelimit"
 	"github.com/holdfast/holdfast/actor/clock"
+	"github.com/holdfast/holdfast/actor/ratelimit"
 	"github.com/holdfast/holdfast/api"
 	"github.com/holdfast/holdfast/cluster"
 	"github.com/holdfast/holdfast/cluster/peer"

@@ -79,7 +79,7 @@ func TestCrashResetTakesOverWithFreshState(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		resp, err := c.Node(via).Caller().Call(ctx, actor.ID{Namespace: "ratelimit", Key: key}, &holdfastv1.RateLimitTakeRequest{
-			Actor: &holdfastv1.ActorRef{Namespace: "ratelimit", Key: key},
+			Actor:   &holdfastv1.ActorRef{Namespace: "ratelimit", Key: key},
 			Amounts: map[string]int64{"b": 1},
 		})
 		if err != nil {
