@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/holdfast/holdfast/cluster"
+	"github.com/holdfast/holdfast/cluster/natsdir"
 )
 
 // ClusterConfig is the `cluster:` section. A node runs as a cluster member
@@ -30,6 +31,9 @@ type ClusterConfig struct {
 	NATSClusterAddr string   `yaml:"nats_cluster_addr"`
 	NATSRoutes      []string `yaml:"nats_routes"`
 	NATSURL         string   `yaml:"nats_url"`
+	// NATSNoAdvertise keeps the embedded server from advertising its route
+	// address: only NATSRoutes are dialed (NAT, proxies).
+	NATSNoAdvertise bool `yaml:"nats_no_advertise"`
 
 	LeaseTTL       time.Duration `yaml:"lease_ttl"`
 	Epsilon        time.Duration `yaml:"epsilon"`
@@ -50,6 +54,12 @@ type ClusterConfig struct {
 
 	// GossipProbeInterval shortens memberlist's failure detection (tests).
 	GossipProbeInterval time.Duration `yaml:"gossip_probe_interval"`
+
+	// UsageRetention is how long the gateway's usage events stay in the
+	// JetStream usage stream (its max age; default and 0: 168h). Sampling is
+	// gateway.usage_events.success_sample_rate; a single node publishes
+	// no usage events.
+	UsageRetention time.Duration `yaml:"usage_retention"`
 }
 
 // ClusterTLSFile names the PEM files of the node's certificate.
@@ -66,6 +76,7 @@ func defaultClusterConfig() ClusterConfig {
 		LeaseTTL: d.LeaseTTL, Epsilon: d.Epsilon, RenewInterval: d.RenewInterval, RetryInterval: d.RetryInterval,
 		HandoffTimeout: d.HandoffTimeout, DrainTimeout: d.DrainTimeout, KVTimeout: d.KVTimeout,
 		LoadFactor: d.LoadFactor, ForwardRetries: d.ForwardRetries,
+		UsageRetention: natsdir.DefaultUsageRetention,
 	}
 }
 
@@ -117,6 +128,9 @@ func (c Config) validateCluster() error {
 	}
 	if err := c.clusterConfig().Validate(); err != nil {
 		return err
+	}
+	if c.Cluster.UsageRetention < 0 {
+		return fmt.Errorf("cluster.usage_retention %v: must not be negative", c.Cluster.UsageRetention)
 	}
 	for _, a := range []struct{ key, addr string }{{"cluster.gossip_addr", c.Cluster.GossipAddr}, {"cluster.nats_addr", c.Cluster.NATSAddr}, {"cluster.nats_cluster_addr", c.Cluster.NATSClusterAddr}} {
 		if a.addr == "" && a.key != "cluster.gossip_addr" {

@@ -18,6 +18,7 @@ import (
 	"github.com/holdfast/holdfast/actor/ratelimit"
 	"github.com/holdfast/holdfast/api"
 	"github.com/holdfast/holdfast/cluster"
+	"github.com/holdfast/holdfast/cluster/faultnet"
 	"github.com/holdfast/holdfast/cluster/peer"
 	"github.com/holdfast/holdfast/cluster/tlsconf"
 	"github.com/holdfast/holdfast/gateway"
@@ -51,6 +52,7 @@ type Node struct {
 	peers   *peer.Pool
 	secrets clusterSecrets
 	caller  api.Caller
+	faults  *faultnet.Switch
 
 	gateway    *gateway.Gateway
 	grpcServer *grpc.Server
@@ -77,6 +79,10 @@ func (f *stateFlag) get() string  { f.mu.Lock(); defer f.mu.Unlock(); return f.s
 type Options struct {
 	Logger *slog.Logger
 	Clock  clock.Clock
+	// Faults cuts the node off the network on demand (test harnesses:
+	// gRPC, gossip; NATS routes are cut by the harness's proxies). nil in
+	// production.
+	Faults *faultnet.Switch
 }
 
 // NewNode validates cfg, opens the data directory and builds the node. It
@@ -98,7 +104,7 @@ func NewNode(cfg Config, opts Options) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("invalid configuration: %w", err)
 	}
-	n := &Node{cfg: cfg, token: token, log: logger, clock: clk, registry: prometheus.NewRegistry(), serveErr: make(chan error, 2), drain: make(chan struct{})}
+	n := &Node{faults: opts.Faults, cfg: cfg, token: token, log: logger, clock: clk, registry: prometheus.NewRegistry(), serveErr: make(chan error, 2), drain: make(chan struct{})}
 	n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	store, err := actor.OpenBoltStore(cfg.DataDir)
 	if err != nil {
@@ -152,7 +158,7 @@ func NewNode(cfg Config, opts Options) (*Node, error) {
 		return nil, err
 	}
 	n.gateway, err = gateway.New(cfg.Gateway, cfg.Providers, prices, retired, n.caller, gateway.Options{
-		Logger: logger, Registerer: n.registry, Clock: clk, BindAddr: cfg.HTTPAddr,
+		Logger: logger, Registerer: n.registry, Clock: clk, BindAddr: cfg.HTTPAddr, Events: n.usageEvents(),
 	})
 	if err != nil {
 		rt.Shutdown(context.Background())
@@ -168,6 +174,7 @@ func (n *Node) Start() error {
 	if n.grpcLis, err = net.Listen("tcp", n.cfg.GRPCAddr); err != nil {
 		return fmt.Errorf("grpc_addr %s: %w", n.cfg.GRPCAddr, err)
 	}
+	n.grpcLis = n.faults.Listener(n.grpcLis)
 	if n.httpLis, err = net.Listen("tcp", n.cfg.HTTPAddr); err != nil {
 		n.grpcLis.Close()
 		return fmt.Errorf("http_addr %s: %w", n.cfg.HTTPAddr, err)

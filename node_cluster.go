@@ -65,7 +65,11 @@ func (n *Node) startCluster() error {
 	if n.secrets.bundle != nil {
 		clientTLS = n.secrets.bundle.ClientConfig("")
 	}
-	pool, err := peer.NewPool(peer.PoolConfig{TLS: clientTLS, Token: n.token, Logger: n.log})
+	pc := peer.PoolConfig{TLS: clientTLS, Token: n.token, Logger: n.log}
+	if n.faults != nil {
+		pc.Dialer = n.faults.DialContext
+	}
+	pool, err := peer.NewPool(pc)
 	if err != nil {
 		return err
 	}
@@ -79,16 +83,21 @@ func (n *Node) startCluster() error {
 		nc.ClusterAddr = ""
 	}
 	nc.Token, nc.Logger = n.secrets.natsToken, n.log
+	nc.NoAdvertise = cc.NATSNoAdvertise
 	if n.secrets.bundle != nil {
 		nc.TLS = n.secrets.bundle.ServerConfig()
 	}
 	mc := membership.DefaultConfig()
 	mc.NodeID, mc.BindAddr, mc.AdvertiseAddr, mc.Join = n.cfg.NodeID, cc.GossipAddr, cc.AdvertiseAddr, cc.Join
 	mc.SecretKey, mc.Logger = n.secrets.gossipKey, n.log
+	if n.faults != nil {
+		mc.WrapTransport = n.faults.Transport
+	}
 	if cc.GossipProbeInterval > 0 {
 		mc.ProbeInterval = cc.GossipProbeInterval
 		mc.GossipInterval = cc.GossipProbeInterval / 5
 		mc.JoinRetry = cc.GossipProbeInterval
+		mc.ReconnectInterval = 5 * cc.GossipProbeInterval
 	}
 	return n.cluster.Start(cluster.Deps{
 		Runtime: n.runtime, Store: n.store, GRPCAddr: advertised(n.GRPCAddr()), HTTPAddr: advertised(n.HTTPAddr()),

@@ -60,6 +60,7 @@ type Node struct {
 	members *membership.Membership
 
 	settings settingsRef
+	usage    Usage // usage events stream (usage.go)
 
 	inputs chan ownership.Input
 	ctx    context.Context
@@ -259,6 +260,7 @@ func (n *Node) openDirectory() error {
 		return err
 	}
 	n.settings.cache.Store(sc)
+	n.openUsage(js) // in the background: analytics never hold up the directory
 	n.js = js
 	n.dirPtr.Store(dir)
 	return nil
@@ -519,6 +521,9 @@ func (n *Node) sleep(ctx context.Context, d time.Duration) bool {
 func (n *Node) stopNATS() {
 	if c := n.settings.cache.Load(); c != nil {
 		c.Close()
+	}
+	if err := n.usage.close(); err != nil {
+		n.log.Warn("usage events stream", "err", err)
 	}
 	if n.nc != nil {
 		n.nc.Close()

@@ -78,6 +78,24 @@ type Config struct {
 	// DefaultOutputTokens is the output estimate reserved at admit when
 	// the request has no top-level max_tokens / max_completion_tokens.
 	DefaultOutputTokens int64 `yaml:"default_output_tokens"`
+	// UsageEvents shapes the per-call usage events sent to
+	// Options.Events (in a cluster: the JetStream stream read by
+	// `holdctl events`). Without a sink (a single node) it has no effect.
+	UsageEvents UsageEventsConfig `yaml:"usage_events"`
+}
+
+// UsageEventsConfig is `gateway.usage_events`.
+type UsageEventsConfig struct {
+	// Enabled publishes usage events when the node has a sink (default
+	// true; a single node has none).
+	Enabled bool `yaml:"enabled"`
+	// SuccessSampleRate is the share of successful calls published, in
+	// [0, 1] (default 1: all). Calls that failed (status >= 400, a named
+	// failure, a provider error in the stream, a failed settle) are
+	// always published. Sampling is deterministic per gateway: of the
+	// first n successes, exactly floor(n*rate) are published, evenly
+	// spread; each event carries the rate it was sampled at.
+	SuccessSampleRate float64 `yaml:"success_sample_rate"`
 }
 
 // DefaultConfig returns the defaults of every gateway setting.
@@ -93,6 +111,7 @@ func DefaultConfig() Config {
 		AccountNamespace:      "account",
 		UsageExactThreshold:   0.2,
 		DefaultOutputTokens:   4096,
+		UsageEvents:           UsageEventsConfig{Enabled: true, SuccessSampleRate: 1},
 	}
 }
 
@@ -131,6 +150,9 @@ func (c Config) Validate() error {
 	}
 	if c.DefaultOutputTokens <= 0 {
 		bad("default_output_tokens", "%d: must be positive", c.DefaultOutputTokens)
+	}
+	if r := c.UsageEvents.SuccessSampleRate; !(r >= 0 && r <= 1) {
+		bad("usage_events.success_sample_rate", "%v: want a fraction between 0 and 1", r)
 	}
 	return errors.Join(errs...)
 }
@@ -243,6 +265,9 @@ type Options struct {
 	BindAddr string
 	// LookupEnv reads api_key_env variables (nil: os.LookupEnv).
 	LookupEnv func(string) (string, bool)
+	// Events receives a usage event per call (sampled by
+	// gateway.usage_events); nil: none are made (a single node).
+	Events EventSink
 }
 
 // isLoopback reports whether addr (host:port or host) listens on

@@ -80,6 +80,12 @@
 //     upstream_4xx, in_stream_error, rate_limited, unauthenticated,
 //     forbidden, no_route, no_price, too_large, bad_request,
 //     admit_unavailable, provider_key, not_found).
+//   - With an EventSink (Options.Events; in a cluster the JetStream usage
+//     stream), each call with a known user also yields one Event (see
+//     events.go) after its log line: every failed call, and
+//     gateway.usage_events.success_sample_rate of the successes. The sink
+//     never blocks a call; what it drops it counts. Events are analytics:
+//     exact totals stay in the account actor.
 //   - Provider keys come from api_key_env or api_key_file; a changed file
 //     is used from the next request on, and a request keeps the key it
 //     started with. No key — provider or virtual — ever appears in a log

@@ -37,6 +37,8 @@ type Gateway struct {
 	sleep    func(context.Context, time.Duration) error
 	client   *http.Client
 	m        *metrics
+	events   EventSink // nil: no usage events
+	sample   *sampler  // successes published
 
 	remaining *lru[string, admitState] // (user, key ID) → bucket after the last admit
 	cacheSeen *lru[uint64, time.Time]  // prompt-prefix hash → last cache read
@@ -110,6 +112,10 @@ func New(cfg Config, providers map[string]ProviderConfig, prices *pricing.Table,
 		log: opts.Logger, clk: opts.Clock, sleep: opts.Sleep, client: opts.HTTPClient,
 		remaining: newLRU[string, admitState](100_000),
 		cacheSeen: newLRU[uint64, time.Time](65_536),
+		sample:    &sampler{rate: cfg.UsageEvents.SuccessSampleRate},
+	}
+	if cfg.UsageEvents.Enabled {
+		g.events = opts.Events
 	}
 	if g.log == nil {
 		g.log = slog.Default()
@@ -299,8 +305,9 @@ func (c *call) refuse(ref refusal) {
 		envelope.Options{RetryAfter: ref.retryAfter, NoRetry: ref.noRetry})
 }
 
-// finish counts and logs the call, and settles it with the account actor
-// when it was admitted (in the background: the client already has its
+// finish counts and logs the call, publishes its usage event (sampled),
+// and settles it with the account actor when it was admitted (in the
+// background, the event after the settle: the client already has its
 // answer).
 func (c *call) finish() {
 	if c.status == 0 {
@@ -309,6 +316,7 @@ func (c *call) finish() {
 	c.g.m.observe(c)
 	if !c.admitted || c.g.caller == nil {
 		c.logLine(nil)
+		c.publishEvent(nil)
 		c.g.inflight.add(-1)
 		return
 	}
@@ -316,6 +324,7 @@ func (c *call) finish() {
 		defer c.g.inflight.add(-1)
 		err := c.settle()
 		c.logLine(err)
+		c.publishEvent(err)
 	}()
 }
 

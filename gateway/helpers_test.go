@@ -179,6 +179,7 @@ type envOpts struct {
 	wrapClock func(*clock.Fake) clock.Clock
 	noCaller  bool
 	noLogs    bool // benchmarks: do not keep log lines
+	events    EventSink
 }
 
 // standardProviders: one real-typed provider per family, all pointing at
@@ -224,6 +225,7 @@ func newEnv(t testing.TB, mods ...func(*envOpts)) *env {
 		Sleep:      e.sleep.sleep,
 		Transport:  tr,
 		BindAddr:   "127.0.0.1:8080",
+		Events:     o.events,
 		LookupEnv: func(k string) (string, bool) {
 			v, ok := testEnvVars[k]
 			return v, ok

@@ -18,6 +18,7 @@ import (
 //	cost_nanodollars_total{provider,model}          priced cost
 //	retries_total{provider,reason}                  upstream retries, by the failure that caused them
 //	failures_total{provider,failure}                every failure by taxonomy name (per attempt for upstream ones)
+//	usage_events_total{result}                      usage events: sent (to the sink), sampled_out
 //
 // Cache hit ratio over any window:
 //
@@ -35,6 +36,7 @@ type metrics struct {
 	cost     *prometheus.CounterVec
 	retries  *prometheus.CounterVec
 	failures *prometheus.CounterVec
+	events   *prometheus.CounterVec
 
 	mu     sync.Mutex
 	models map[string]bool
@@ -62,9 +64,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "failures_total",
 			Help: "Failures by taxonomy name (overload_529, in_stream_overloaded, rate_limit_429, sse_stall, key_rotation_401, model_retired, upstream_5xx, client_cancelled, budget_exhausted, cache_silent_miss, ...)."},
 			[]string{"provider", "failure"}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "usage_events_total",
+			Help: "Usage events by result: sent to the event sink, or sampled_out (a success beyond gateway.usage_events.success_sample_rate)."},
+			[]string{"result"}),
 		models: map[string]bool{},
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.latency, m.ttfb, m.tokens, m.cost, m.retries, m.failures} {
+	for _, c := range []prometheus.Collector{m.requests, m.latency, m.ttfb, m.tokens, m.cost, m.retries, m.failures, m.events} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

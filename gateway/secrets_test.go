@@ -39,9 +39,10 @@ func keyFileEnv(t *testing.T, mods ...func(*envOpts)) (*env, string) {
 }
 
 // Every path a key could leak through — log lines, error bodies, response
-// headers, SDK error strings — is collected and searched.
+// headers, SDK error strings, usage events — is collected and searched.
 func TestNoKeyEverLeaks(t *testing.T) {
-	e, _ := keyFileEnv(t, keysMode)
+	sink := &recordingSink{}
+	e, _ := keyFileEnv(t, keysMode, withSink(sink))
 	vk := newVKey(t, "erin")
 	otherVK := newVKey(t, "frank")
 	var collected strings.Builder
@@ -108,10 +109,15 @@ func TestNoKeyEverLeaks(t *testing.T) {
 	collect(e.post("/v1beta/models/x:generateContent?key="+vk, []byte(`not json`), nil))
 	e.quiesce()
 	collected.WriteString(e.logs.String())
+	events := sink.JSON(t)
+	collected.WriteString(events)
 
 	all := collected.String()
 	if !strings.Contains(e.logs.String(), `"request_id"`) || strings.Count(e.logs.String(), "\n") < 12 {
 		t.Fatalf("too few log lines collected:\n%s", e.logs.String())
+	}
+	if strings.Count(events, "\n") < 10 {
+		t.Fatalf("too few usage events collected:\n%s", events)
 	}
 	for name, secret := range map[string]string{
 		"anthropic file key": fileKeyA, "openai key": openaiKey, "gemini key": geminiKey,

@@ -55,6 +55,14 @@ type Config struct {
 	// BroadcastTimeout bounds how long Update waits for its change to be
 	// sent to a peer, and Leave's wait when given no timeout.
 	BroadcastTimeout time.Duration
+	// ReconnectInterval is the pause between attempts to reach members that
+	// failed (not left); ReconnectTimeout forgets them (Serf's defaults:
+	// 30 s and 72 h; ours: 5 s and 72 h).
+	ReconnectInterval time.Duration
+	ReconnectTimeout  time.Duration
+	// WrapTransport, when set, wraps memberlist's UDP/TCP transport (fault
+	// injection in tests: cluster/faultnet). nil in production.
+	WrapTransport func(memberlist.NodeAwareTransport) memberlist.NodeAwareTransport
 	// Clock schedules join retries; clock.Real{} when nil.
 	Clock clock.Clock
 	// Logger receives membership and memberlist logs; slog.Default() when
@@ -78,6 +86,8 @@ func DefaultConfig() Config {
 		PushPullInterval:    lan.PushPullInterval,
 		JoinRetry:           time.Second,
 		BroadcastTimeout:    5 * time.Second,
+		ReconnectInterval:   5 * time.Second,
+		ReconnectTimeout:    72 * time.Hour,
 	}
 }
 
@@ -126,6 +136,8 @@ func (c Config) Validate() error {
 		{"PushPullInterval", c.PushPullInterval},
 		{"JoinRetry", c.JoinRetry},
 		{"BroadcastTimeout", c.BroadcastTimeout},
+		{"ReconnectInterval", c.ReconnectInterval},
+		{"ReconnectTimeout", c.ReconnectTimeout},
 	} {
 		if d.v <= 0 {
 			return fmt.Errorf("%w: %s must be positive, got %v", ErrInvalidConfig, d.name, d.v)

@@ -79,6 +79,7 @@ type Membership struct {
 	self    Meta
 	selfRaw []byte
 	peers   map[string]Meta // alive nodes with valid meta, self included
+	failed  map[string]failedMember
 	subs    map[uint64]chan struct{}
 	nextSub uint64
 }
@@ -90,12 +91,13 @@ func Start(cfg Config) (*Membership, error) {
 		return nil, err
 	}
 	m := &Membership{
-		cfg:   cfg,
-		log:   cfg.Logger,
-		clk:   cfg.Clock,
-		stop:  make(chan struct{}),
-		peers: make(map[string]Meta),
-		subs:  make(map[uint64]chan struct{}),
+		cfg:    cfg,
+		log:    cfg.Logger,
+		clk:    cfg.Clock,
+		stop:   make(chan struct{}),
+		peers:  make(map[string]Meta),
+		failed: make(map[string]failedMember),
+		subs:   make(map[uint64]chan struct{}),
 	}
 	if m.log == nil {
 		m.log = slog.Default()
@@ -136,6 +138,16 @@ func Start(cfg Config) (*Membership, error) {
 	mc.Conflict = d
 	mc.Logger = log.New(&logWriter{log: base.With("component", "memberlist")}, "", 0)
 
+	if cfg.WrapTransport != nil {
+		nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{BindAddrs: []string{bindIP}, BindPort: bindPort, Logger: mc.Logger})
+		if err != nil {
+			return nil, fmt.Errorf("membership: start memberlist on %s: %w", cfg.BindAddr, err)
+		}
+		if mc.AdvertiseAddr == "" {
+			mc.AdvertiseAddr, mc.AdvertisePort = bindIP, nt.GetAutoBindPort()
+		}
+		mc.Transport = cfg.WrapTransport(nt)
+	}
 	ml, err := memberlist.Create(mc)
 	if err != nil {
 		return nil, fmt.Errorf("membership: start memberlist on %s: %w", cfg.BindAddr, err)
@@ -148,6 +160,7 @@ func Start(cfg Config) (*Membership, error) {
 	if len(cfg.Join) > 0 {
 		m.goroutine(m.joinLoop)
 	}
+	m.goroutine(m.reconnectLoop)
 	return m, nil
 }
 
@@ -182,6 +195,48 @@ func (m *Membership) joinLoop() {
 		case <-m.stop:
 			t.Stop()
 			return
+		}
+	}
+}
+
+// failedMember is a member that failed (not left): reconnectLoop tries it.
+type failedMember struct {
+	addr  string
+	since time.Time
+}
+
+// reconnectLoop tries, every ReconnectInterval, to join the members that
+// failed (as Serf does): memberlist alone never speaks to a dead member
+// again, so both sides of a healed partition would stay apart. Members
+// failed for longer than ReconnectTimeout are forgotten.
+func (m *Membership) reconnectLoop() {
+	for {
+		wake := make(chan struct{})
+		t := m.clk.AfterFunc(m.cfg.ReconnectInterval, func() { close(wake) })
+		select {
+		case <-wake:
+		case <-m.stop:
+			t.Stop()
+			return
+		}
+		now := m.clk.Now()
+		var addrs []string
+		m.mu.Lock()
+		for name, f := range m.failed {
+			if now.Sub(f.since) > m.cfg.ReconnectTimeout {
+				delete(m.failed, name)
+				continue
+			}
+			addrs = append(addrs, f.addr)
+		}
+		m.mu.Unlock()
+		if len(addrs) == 0 {
+			continue
+		}
+		if n, err := m.ml.Join(addrs); n > 0 {
+			m.log.Info("reconnected to failed members", "contacted", n)
+		} else {
+			m.log.Debug("failed members still unreachable", "members", len(addrs), "err", err)
 		}
 	}
 }
@@ -377,10 +432,16 @@ func (d *delegate) NotifyUpdate(n *memberlist.Node) { d.upsert(n, "update") }
 
 func (d *delegate) NotifyLeave(n *memberlist.Node) {
 	m := d.m()
-	m.log.Info("member gone", "member", n.Name, "addr", n.Address())
+	m.log.Info("member gone", "member", n.Name, "addr", n.Address(), "left", n.State == memberlist.StateLeft)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.peers, n.Name)
+	if n.State != memberlist.StateLeft && n.Name != m.self.NodeID {
+		// Failed, not left: try to reach it again (a partition heals).
+		m.failed[n.Name] = failedMember{addr: n.Address(), since: m.clk.Now()}
+	} else {
+		delete(m.failed, n.Name)
+	}
 	m.notifyLocked()
 }
 
@@ -396,6 +457,7 @@ func (d *delegate) upsert(n *memberlist.Node, what string) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	delete(m.failed, n.Name)
 	if err != nil {
 		delete(m.peers, n.Name)
 	} else {

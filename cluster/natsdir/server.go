@@ -64,6 +64,10 @@ type ServerConfig struct {
 	// ReadyTimeout bounds the wait for the server to listen and JetStream to
 	// start (0 = DefaultReadyTimeout).
 	ReadyTimeout time.Duration
+	// NoAdvertise stops the server from telling peers its route address, so
+	// routes are only those configured (behind NAT, or through the test
+	// harness's per-pair proxies).
+	NoAdvertise bool
 	// Logger receives the server's logs (nil = discarded).
 	Logger *slog.Logger
 }
@@ -231,6 +235,8 @@ func serverOptions(cfg ServerConfig) (*server.Options, error) {
 			Name: cfg.ClusterName,
 			Host: chost,
 			Port: natsPort(cport),
+
+			NoAdvertise: cfg.NoAdvertise,
 		}
 		if cfg.Token != "" {
 			opts.Cluster.Username = routeUser

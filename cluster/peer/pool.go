@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"sync"
 	"time"
 
@@ -49,6 +50,9 @@ type PoolConfig struct {
 	ReconnectMaxDelay time.Duration
 	// Logger receives debug lines (connections, failed RPCs); nil discards.
 	Logger *slog.Logger
+	// Dialer, when set, opens the TCP connections (fault injection in
+	// tests: cluster/faultnet). nil: the default dialer.
+	Dialer func(ctx context.Context, addr string) (net.Conn, error)
 }
 
 // DefaultPoolConfig is the configuration of a plaintext pool without token.
@@ -216,6 +220,9 @@ func (p *Pool) dial(addr string) (*grpc.ClientConn, error) {
 		grpc.WithStatsHandler(sentTracker{}),
 		grpc.WithChainUnaryInterceptor(traceUnary),
 		grpc.WithChainStreamInterceptor(traceStream),
+	}
+	if p.cfg.Dialer != nil {
+		opts = append(opts, grpc.WithContextDialer(p.cfg.Dialer))
 	}
 	if p.cfg.Token != "" {
 		opts = append(opts, grpc.WithPerRPCCredentials(bearer{token: p.cfg.Token, secure: p.cfg.TLS != nil}))

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/holdfast/holdfast"
+	"github.com/holdfast/holdfast/cluster/faultnet"
 	"github.com/holdfast/holdfast/cluster/tlsconf"
 )
 
@@ -61,6 +62,8 @@ type Cluster struct {
 
 	mu    sync.Mutex
 	nodes []*member
+	// routes[i][j] carries member i's NATS route to member j.
+	routes map[[2]int]*proxy
 }
 
 type member struct {
@@ -68,6 +71,7 @@ type member struct {
 	dataDir     string
 	natsCluster string // route address, fixed for the member's life
 	gossip      string // gossip address, fixed too (a restart keeps it)
+	faults      *faultnet.Switch
 	node        *holdfast.Node
 }
 
@@ -107,7 +111,16 @@ func New(t testing.TB, n int, opts Options) *Cluster {
 			dataDir:     filepath.Join(c.dir, fmt.Sprintf("node-%d", i+1)),
 			natsCluster: freeAddr(t),
 			gossip:      freeAddr(t),
+			faults:      faultnet.New(),
 		})
+	}
+	c.routes = map[[2]int]*proxy{}
+	for i := range n {
+		for j := range n {
+			if i != j {
+				c.addRoute(i, j)
+			}
+		}
 	}
 	t.Cleanup(c.Close)
 	// One after the other, so each finds the running ones as gossip seeds
@@ -141,12 +154,16 @@ func (c *Cluster) config(i int) holdfast.Config {
 	cc := &cfg.Cluster
 	cc.Enabled, cc.Insecure = true, true
 	cc.GossipAddr, cc.NATSAddr, cc.NATSClusterAddr = m.gossip, "127.0.0.1:0", m.natsCluster
-	cc.NATSRoutes = nil
-	for j, o := range c.nodes {
-		if j != i {
-			cc.NATSRoutes = append(cc.NATSRoutes, o.natsCluster)
+	// Routes through per-pair proxies (Isolate cuts them); no route
+	// address advertised, so no route bypasses them.
+	cc.NATSRoutes, cc.NATSNoAdvertise = nil, true
+	c.mu.Lock()
+	for j := range c.nodes {
+		if r := c.routes[[2]int{i, j}]; r != nil {
+			cc.NATSRoutes = append(cc.NATSRoutes, r.addr())
 		}
 	}
+	c.mu.Unlock()
 	cc.Join = c.seeds(i)
 	if c.certs != "" {
 		cc.Insecure = false
@@ -183,7 +200,7 @@ func (c *Cluster) seeds(i int) []string {
 
 func (c *Cluster) start(i int) error {
 	cfg := c.config(i)
-	n, err := holdfast.NewNode(cfg, holdfast.Options{Logger: c.opts.Logger.With("node", cfg.NodeID)})
+	n, err := holdfast.NewNode(cfg, holdfast.Options{Logger: c.opts.Logger.With("node", cfg.NodeID), Faults: c.nodes[i].faults})
 	if err != nil {
 		return err
 	}
@@ -277,12 +294,56 @@ func (c *Cluster) Add() (int, error) {
 		dataDir:     filepath.Join(c.dir, fmt.Sprintf("node-%d", i+1)),
 		natsCluster: freeAddr(c.t),
 		gossip:      freeAddr(c.t),
+		faults:      faultnet.New(),
 	})
+	for j := range i {
+		c.addRoute(i, j)
+		c.addRoute(j, i)
+	}
 	c.mu.Unlock()
 	return i, c.start(i)
 }
 
-// Close stops every running member (drain included). Idempotent.
+// addRoute makes the proxy of member i's route to member j. Called with
+// c.mu held or before the cluster is shared.
+func (c *Cluster) addRoute(i, j int) {
+	p, err := newProxy(c.nodes[j].natsCluster)
+	if err != nil {
+		c.t.Fatalf("route proxy: %v", err)
+	}
+	c.routes[[2]int{i, j}] = p
+}
+
+// Isolate cuts member i off the others, both ways: gRPC, gossip and its
+// NATS routes. The member keeps running (call it directly to see what it
+// serves).
+func (c *Cluster) Isolate(i int) { c.setIsolated(i, true) }
+
+// Heal ends an Isolate.
+func (c *Cluster) Heal(i int) { c.setIsolated(i, false) }
+
+func (c *Cluster) setIsolated(i int, cut bool) {
+	c.mu.Lock()
+	sw := c.nodes[i].faults
+	var ps []*proxy
+	for k, p := range c.routes {
+		if k[0] == i || k[1] == i {
+			ps = append(ps, p)
+		}
+	}
+	c.mu.Unlock()
+	if cut {
+		sw.Cut()
+	} else {
+		sw.Heal()
+	}
+	for _, p := range ps {
+		p.setCut(cut)
+	}
+}
+
+// Close crashes every running member and closes the route proxies.
+// Idempotent.
 func (c *Cluster) Close() {
 	var wg sync.WaitGroup
 	for _, i := range c.Running() {
@@ -293,6 +354,13 @@ func (c *Cluster) Close() {
 		}()
 	}
 	wg.Wait()
+	c.mu.Lock()
+	routes := c.routes
+	c.routes = nil
+	c.mu.Unlock()
+	for _, p := range routes {
+		p.close()
+	}
 }
 
 // CertsDir is the directory of the development CA and certificates of a

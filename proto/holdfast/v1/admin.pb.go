@@ -781,6 +781,346 @@ func (x *DrainNodeResponse) GetNodeId() string {
 	return ""
 }
 
+type EventsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The gateway user whose usage events to read.
+	User string `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	// Events stored at or after this time; unset: every retained event.
+	Since *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=since,proto3" json:"since,omitempty"`
+	// At most this many, oldest first; 0 means 1000 (at most 10000).
+	Limit         int64 `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EventsRequest) Reset() {
+	*x = EventsRequest{}
+	mi := &file_holdfast_v1_admin_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EventsRequest) ProtoMessage() {}
+
+func (x *EventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_holdfast_v1_admin_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EventsRequest.ProtoReflect.Descriptor instead.
+func (*EventsRequest) Descriptor() ([]byte, []int) {
+	return file_holdfast_v1_admin_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *EventsRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *EventsRequest) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *EventsRequest) GetLimit() int64 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+// UsageEvent is one gateway call as published to the usage stream
+// (sampled: every failure, a share of the successes). No key or text.
+type UsageEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// When the call arrived.
+	Time      *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=time,proto3" json:"time,omitempty"`
+	RequestId string                 `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	User      string                 `protobuf:"bytes,3,opt,name=user,proto3" json:"user,omitempty"`
+	// The virtual key's public ID (auth keys).
+	KeyId string `protobuf:"bytes,4,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// anthropic.messages, openai.chat_completions, gemini.generateContent, ...
+	Route    string `protobuf:"bytes,5,opt,name=route,proto3" json:"route,omitempty"`
+	Provider string `protobuf:"bytes,6,opt,name=provider,proto3" json:"provider,omitempty"`
+	Model    string `protobuf:"bytes,7,opt,name=model,proto3" json:"model,omitempty"`
+	// The model the client asked for, when it was redirected.
+	RequestedModel string `protobuf:"bytes,8,opt,name=requested_model,json=requestedModel,proto3" json:"requested_model,omitempty"`
+	// HTTP status sent to the client (499: the client went away).
+	Status int32 `protobuf:"varint,9,opt,name=status,proto3" json:"status,omitempty"`
+	// Failure taxonomy name (rate_limited, overload_529, sse_stall, ...);
+	// empty for a clean success.
+	ErrorType string `protobuf:"bytes,10,opt,name=error_type,json=errorType,proto3" json:"error_type,omitempty"`
+	// The error type the provider reported (overloaded_error, ...).
+	ProviderErrorType        string `protobuf:"bytes,11,opt,name=provider_error_type,json=providerErrorType,proto3" json:"provider_error_type,omitempty"`
+	Streamed                 bool   `protobuf:"varint,12,opt,name=streamed,proto3" json:"streamed,omitempty"`
+	InputTokens              int64  `protobuf:"varint,13,opt,name=input_tokens,json=inputTokens,proto3" json:"input_tokens,omitempty"`
+	OutputTokens             int64  `protobuf:"varint,14,opt,name=output_tokens,json=outputTokens,proto3" json:"output_tokens,omitempty"`
+	CacheCreationInputTokens int64  `protobuf:"varint,15,opt,name=cache_creation_input_tokens,json=cacheCreationInputTokens,proto3" json:"cache_creation_input_tokens,omitempty"`
+	CacheReadInputTokens     int64  `protobuf:"varint,16,opt,name=cache_read_input_tokens,json=cacheReadInputTokens,proto3" json:"cache_read_input_tokens,omitempty"`
+	// The token figures are estimates (the provider reported none).
+	Estimated bool    `protobuf:"varint,17,opt,name=estimated,proto3" json:"estimated,omitempty"`
+	CostNanos int64   `protobuf:"varint,18,opt,name=cost_nanos,json=costNanos,proto3" json:"cost_nanos,omitempty"`
+	LatencyMs float64 `protobuf:"fixed64,19,opt,name=latency_ms,json=latencyMs,proto3" json:"latency_ms,omitempty"`
+	TtfbMs    float64 `protobuf:"fixed64,20,opt,name=ttfb_ms,json=ttfbMs,proto3" json:"ttfb_ms,omitempty"`
+	Attempts  int32   `protobuf:"varint,21,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	// Share of such calls published (1 for failures).
+	SampleRate    float64 `protobuf:"fixed64,22,opt,name=sample_rate,json=sampleRate,proto3" json:"sample_rate,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UsageEvent) Reset() {
+	*x = UsageEvent{}
+	mi := &file_holdfast_v1_admin_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UsageEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UsageEvent) ProtoMessage() {}
+
+func (x *UsageEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_holdfast_v1_admin_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UsageEvent.ProtoReflect.Descriptor instead.
+func (*UsageEvent) Descriptor() ([]byte, []int) {
+	return file_holdfast_v1_admin_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *UsageEvent) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *UsageEvent) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *UsageEvent) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *UsageEvent) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *UsageEvent) GetRoute() string {
+	if x != nil {
+		return x.Route
+	}
+	return ""
+}
+
+func (x *UsageEvent) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+func (x *UsageEvent) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *UsageEvent) GetRequestedModel() string {
+	if x != nil {
+		return x.RequestedModel
+	}
+	return ""
+}
+
+func (x *UsageEvent) GetStatus() int32 {
+	if x != nil {
+		return x.Status
+	}
+	return 0
+}
+
+func (x *UsageEvent) GetErrorType() string {
+	if x != nil {
+		return x.ErrorType
+	}
+	return ""
+}
+
+func (x *UsageEvent) GetProviderErrorType() string {
+	if x != nil {
+		return x.ProviderErrorType
+	}
+	return ""
+}
+
+func (x *UsageEvent) GetStreamed() bool {
+	if x != nil {
+		return x.Streamed
+	}
+	return false
+}
+
+func (x *UsageEvent) GetInputTokens() int64 {
+	if x != nil {
+		return x.InputTokens
+	}
+	return 0
+}
+
+func (x *UsageEvent) GetOutputTokens() int64 {
+	if x != nil {
+		return x.OutputTokens
+	}
+	return 0
+}
+
+func (x *UsageEvent) GetCacheCreationInputTokens() int64 {
+	if x != nil {
+		return x.CacheCreationInputTokens
+	}
+	return 0
+}
+
+func (x *UsageEvent) GetCacheReadInputTokens() int64 {
+	if x != nil {
+		return x.CacheReadInputTokens
+	}
+	return 0
+}
+
+func (x *UsageEvent) GetEstimated() bool {
+	if x != nil {
+		return x.Estimated
+	}
+	return false
+}
+
+func (x *UsageEvent) GetCostNanos() int64 {
+	if x != nil {
+		return x.CostNanos
+	}
+	return 0
+}
+
+func (x *UsageEvent) GetLatencyMs() float64 {
+	if x != nil {
+		return x.LatencyMs
+	}
+	return 0
+}
+
+func (x *UsageEvent) GetTtfbMs() float64 {
+	if x != nil {
+		return x.TtfbMs
+	}
+	return 0
+}
+
+func (x *UsageEvent) GetAttempts() int32 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+func (x *UsageEvent) GetSampleRate() float64 {
+	if x != nil {
+		return x.SampleRate
+	}
+	return 0
+}
+
+type EventsResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Events []*UsageEvent          `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	// More events matched than limit.
+	Truncated     bool `protobuf:"varint,2,opt,name=truncated,proto3" json:"truncated,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EventsResponse) Reset() {
+	*x = EventsResponse{}
+	mi := &file_holdfast_v1_admin_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EventsResponse) ProtoMessage() {}
+
+func (x *EventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_holdfast_v1_admin_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EventsResponse.ProtoReflect.Descriptor instead.
+func (*EventsResponse) Descriptor() ([]byte, []int) {
+	return file_holdfast_v1_admin_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *EventsResponse) GetEvents() []*UsageEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *EventsResponse) GetTruncated() bool {
+	if x != nil {
+		return x.Truncated
+	}
+	return false
+}
+
 type ListActorsRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
@@ -793,7 +1133,7 @@ type ListActorsRequest struct {
 
 func (x *ListActorsRequest) Reset() {
 	*x = ListActorsRequest{}
-	mi := &file_holdfast_v1_admin_proto_msgTypes[11]
+	mi := &file_holdfast_v1_admin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -805,7 +1145,7 @@ func (x *ListActorsRequest) String() string {
 func (*ListActorsRequest) ProtoMessage() {}
 
 func (x *ListActorsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_holdfast_v1_admin_proto_msgTypes[11]
+	mi := &file_holdfast_v1_admin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -818,7 +1158,7 @@ func (x *ListActorsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListActorsRequest.ProtoReflect.Descriptor instead.
 func (*ListActorsRequest) Descriptor() ([]byte, []int) {
-	return file_holdfast_v1_admin_proto_rawDescGZIP(), []int{11}
+	return file_holdfast_v1_admin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListActorsRequest) GetNamespace() string {
@@ -855,7 +1195,7 @@ type ActorSummary struct {
 
 func (x *ActorSummary) Reset() {
 	*x = ActorSummary{}
-	mi := &file_holdfast_v1_admin_proto_msgTypes[12]
+	mi := &file_holdfast_v1_admin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -867,7 +1207,7 @@ func (x *ActorSummary) String() string {
 func (*ActorSummary) ProtoMessage() {}
 
 func (x *ActorSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_holdfast_v1_admin_proto_msgTypes[12]
+	mi := &file_holdfast_v1_admin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -880,7 +1220,7 @@ func (x *ActorSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActorSummary.ProtoReflect.Descriptor instead.
 func (*ActorSummary) Descriptor() ([]byte, []int) {
-	return file_holdfast_v1_admin_proto_rawDescGZIP(), []int{12}
+	return file_holdfast_v1_admin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ActorSummary) GetActor() *ActorRef {
@@ -928,7 +1268,7 @@ type ListActorsResponse struct {
 
 func (x *ListActorsResponse) Reset() {
 	*x = ListActorsResponse{}
-	mi := &file_holdfast_v1_admin_proto_msgTypes[13]
+	mi := &file_holdfast_v1_admin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -940,7 +1280,7 @@ func (x *ListActorsResponse) String() string {
 func (*ListActorsResponse) ProtoMessage() {}
 
 func (x *ListActorsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_holdfast_v1_admin_proto_msgTypes[13]
+	mi := &file_holdfast_v1_admin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -953,7 +1293,7 @@ func (x *ListActorsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListActorsResponse.ProtoReflect.Descriptor instead.
 func (*ListActorsResponse) Descriptor() ([]byte, []int) {
-	return file_holdfast_v1_admin_proto_rawDescGZIP(), []int{13}
+	return file_holdfast_v1_admin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListActorsResponse) GetActors() []*ActorSummary {
@@ -981,7 +1321,7 @@ type GetActorRequest struct {
 
 func (x *GetActorRequest) Reset() {
 	*x = GetActorRequest{}
-	mi := &file_holdfast_v1_admin_proto_msgTypes[14]
+	mi := &file_holdfast_v1_admin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -993,7 +1333,7 @@ func (x *GetActorRequest) String() string {
 func (*GetActorRequest) ProtoMessage() {}
 
 func (x *GetActorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_holdfast_v1_admin_proto_msgTypes[14]
+	mi := &file_holdfast_v1_admin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1006,7 +1346,7 @@ func (x *GetActorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetActorRequest.ProtoReflect.Descriptor instead.
 func (*GetActorRequest) Descriptor() ([]byte, []int) {
-	return file_holdfast_v1_admin_proto_rawDescGZIP(), []int{14}
+	return file_holdfast_v1_admin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetActorRequest) GetActor() *ActorRef {
@@ -1036,7 +1376,7 @@ type GetActorResponse struct {
 
 func (x *GetActorResponse) Reset() {
 	*x = GetActorResponse{}
-	mi := &file_holdfast_v1_admin_proto_msgTypes[15]
+	mi := &file_holdfast_v1_admin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1048,7 +1388,7 @@ func (x *GetActorResponse) String() string {
 func (*GetActorResponse) ProtoMessage() {}
 
 func (x *GetActorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_holdfast_v1_admin_proto_msgTypes[15]
+	mi := &file_holdfast_v1_admin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1061,7 +1401,7 @@ func (x *GetActorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetActorResponse.ProtoReflect.Descriptor instead.
 func (*GetActorResponse) Descriptor() ([]byte, []int) {
-	return file_holdfast_v1_admin_proto_rawDescGZIP(), []int{15}
+	return file_holdfast_v1_admin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetActorResponse) GetSummary() *ActorSummary {
@@ -1102,7 +1442,7 @@ type DeleteActorRequest struct {
 
 func (x *DeleteActorRequest) Reset() {
 	*x = DeleteActorRequest{}
-	mi := &file_holdfast_v1_admin_proto_msgTypes[16]
+	mi := &file_holdfast_v1_admin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1114,7 +1454,7 @@ func (x *DeleteActorRequest) String() string {
 func (*DeleteActorRequest) ProtoMessage() {}
 
 func (x *DeleteActorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_holdfast_v1_admin_proto_msgTypes[16]
+	mi := &file_holdfast_v1_admin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1127,7 +1467,7 @@ func (x *DeleteActorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteActorRequest.ProtoReflect.Descriptor instead.
 func (*DeleteActorRequest) Descriptor() ([]byte, []int) {
-	return file_holdfast_v1_admin_proto_rawDescGZIP(), []int{16}
+	return file_holdfast_v1_admin_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *DeleteActorRequest) GetActor() *ActorRef {
@@ -1153,7 +1493,7 @@ type DeleteActorResponse struct {
 
 func (x *DeleteActorResponse) Reset() {
 	*x = DeleteActorResponse{}
-	mi := &file_holdfast_v1_admin_proto_msgTypes[17]
+	mi := &file_holdfast_v1_admin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1165,7 +1505,7 @@ func (x *DeleteActorResponse) String() string {
 func (*DeleteActorResponse) ProtoMessage() {}
 
 func (x *DeleteActorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_holdfast_v1_admin_proto_msgTypes[17]
+	mi := &file_holdfast_v1_admin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1178,7 +1518,7 @@ func (x *DeleteActorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteActorResponse.ProtoReflect.Descriptor instead.
 func (*DeleteActorResponse) Descriptor() ([]byte, []int) {
-	return file_holdfast_v1_admin_proto_rawDescGZIP(), []int{17}
+	return file_holdfast_v1_admin_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *DeleteActorResponse) GetDeletedKeys() int64 {
@@ -1260,7 +1600,44 @@ const file_holdfast_v1_admin_proto_rawDesc = "" +
 	"\x10DrainNodeRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\",\n" +
 	"\x11DrainNodeResponse\x12\x17\n" +
-	"\anode_id\x18\x01 \x01(\tR\x06nodeId\"_\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\"k\n" +
+	"\rEventsRequest\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x120\n" +
+	"\x05since\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x12\x14\n" +
+	"\x05limit\x18\x03 \x01(\x03R\x05limit\"\xea\x05\n" +
+	"\n" +
+	"UsageEvent\x12.\n" +
+	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x02 \x01(\tR\trequestId\x12\x12\n" +
+	"\x04user\x18\x03 \x01(\tR\x04user\x12\x15\n" +
+	"\x06key_id\x18\x04 \x01(\tR\x05keyId\x12\x14\n" +
+	"\x05route\x18\x05 \x01(\tR\x05route\x12\x1a\n" +
+	"\bprovider\x18\x06 \x01(\tR\bprovider\x12\x14\n" +
+	"\x05model\x18\a \x01(\tR\x05model\x12'\n" +
+	"\x0frequested_model\x18\b \x01(\tR\x0erequestedModel\x12\x16\n" +
+	"\x06status\x18\t \x01(\x05R\x06status\x12\x1d\n" +
+	"\n" +
+	"error_type\x18\n" +
+	" \x01(\tR\terrorType\x12.\n" +
+	"\x13provider_error_type\x18\v \x01(\tR\x11providerErrorType\x12\x1a\n" +
+	"\bstreamed\x18\f \x01(\bR\bstreamed\x12!\n" +
+	"\finput_tokens\x18\r \x01(\x03R\vinputTokens\x12#\n" +
+	"\routput_tokens\x18\x0e \x01(\x03R\foutputTokens\x12=\n" +
+	"\x1bcache_creation_input_tokens\x18\x0f \x01(\x03R\x18cacheCreationInputTokens\x125\n" +
+	"\x17cache_read_input_tokens\x18\x10 \x01(\x03R\x14cacheReadInputTokens\x12\x1c\n" +
+	"\testimated\x18\x11 \x01(\bR\testimated\x12\x1d\n" +
+	"\n" +
+	"cost_nanos\x18\x12 \x01(\x03R\tcostNanos\x12\x1d\n" +
+	"\n" +
+	"latency_ms\x18\x13 \x01(\x01R\tlatencyMs\x12\x17\n" +
+	"\attfb_ms\x18\x14 \x01(\x01R\x06ttfbMs\x12\x1a\n" +
+	"\battempts\x18\x15 \x01(\x05R\battempts\x12\x1f\n" +
+	"\vsample_rate\x18\x16 \x01(\x01R\n" +
+	"sampleRate\"_\n" +
+	"\x0eEventsResponse\x12/\n" +
+	"\x06events\x18\x01 \x03(\v2\x17.holdfast.v1.UsageEventR\x06events\x12\x1c\n" +
+	"\ttruncated\x18\x02 \x01(\bR\ttruncated\"_\n" +
 	"\x11ListActorsRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x16\n" +
 	"\x06prefix\x18\x02 \x01(\tR\x06prefix\x12\x14\n" +
@@ -1287,7 +1664,7 @@ const file_holdfast_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"request_id\x18\x02 \x01(\tR\trequestId\"8\n" +
 	"\x13DeleteActorResponse\x12!\n" +
-	"\fdeleted_keys\x18\x01 \x01(\x03R\vdeletedKeys2\x80\x04\n" +
+	"\fdeleted_keys\x18\x01 \x01(\x03R\vdeletedKeys2\xc3\x04\n" +
 	"\fAdminService\x12A\n" +
 	"\x06Status\x12\x1a.holdfast.v1.StatusRequest\x1a\x1b.holdfast.v1.StatusResponse\x12M\n" +
 	"\n" +
@@ -1296,7 +1673,8 @@ const file_holdfast_v1_admin_proto_rawDesc = "" +
 	"\vDeleteActor\x12\x1f.holdfast.v1.DeleteActorRequest\x1a .holdfast.v1.DeleteActorResponse\x12;\n" +
 	"\x04Ring\x12\x18.holdfast.v1.RingRequest\x1a\x19.holdfast.v1.RingResponse\x12>\n" +
 	"\x05Where\x12\x19.holdfast.v1.WhereRequest\x1a\x1a.holdfast.v1.WhereResponse\x12F\n" +
-	"\x05Drain\x12\x1d.holdfast.v1.DrainNodeRequest\x1a\x1e.holdfast.v1.DrainNodeResponseB;Z9github.com/holdfast/holdfast/proto/holdfast/v1;holdfastv1b\x06proto3"
+	"\x05Drain\x12\x1d.holdfast.v1.DrainNodeRequest\x1a\x1e.holdfast.v1.DrainNodeResponse\x12A\n" +
+	"\x06Events\x12\x1a.holdfast.v1.EventsRequest\x1a\x1b.holdfast.v1.EventsResponseB;Z9github.com/holdfast/holdfast/proto/holdfast/v1;holdfastv1b\x06proto3"
 
 var (
 	file_holdfast_v1_admin_proto_rawDescOnce sync.Once
@@ -1310,7 +1688,7 @@ func file_holdfast_v1_admin_proto_rawDescGZIP() []byte {
 	return file_holdfast_v1_admin_proto_rawDescData
 }
 
-var file_holdfast_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_holdfast_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_holdfast_v1_admin_proto_goTypes = []any{
 	(*StatusRequest)(nil),         // 0: holdfast.v1.StatusRequest
 	(*NamespaceInfo)(nil),         // 1: holdfast.v1.NamespaceInfo
@@ -1323,51 +1701,59 @@ var file_holdfast_v1_admin_proto_goTypes = []any{
 	(*WhereResponse)(nil),         // 8: holdfast.v1.WhereResponse
 	(*DrainNodeRequest)(nil),      // 9: holdfast.v1.DrainNodeRequest
 	(*DrainNodeResponse)(nil),     // 10: holdfast.v1.DrainNodeResponse
-	(*ListActorsRequest)(nil),     // 11: holdfast.v1.ListActorsRequest
-	(*ActorSummary)(nil),          // 12: holdfast.v1.ActorSummary
-	(*ListActorsResponse)(nil),    // 13: holdfast.v1.ListActorsResponse
-	(*GetActorRequest)(nil),       // 14: holdfast.v1.GetActorRequest
-	(*GetActorResponse)(nil),      // 15: holdfast.v1.GetActorResponse
-	(*DeleteActorRequest)(nil),    // 16: holdfast.v1.DeleteActorRequest
-	(*DeleteActorResponse)(nil),   // 17: holdfast.v1.DeleteActorResponse
-	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
-	(*ActorRef)(nil),              // 19: holdfast.v1.ActorRef
-	(*Entry)(nil),                 // 20: holdfast.v1.Entry
-	(*AlarmState)(nil),            // 21: holdfast.v1.AlarmState
+	(*EventsRequest)(nil),         // 11: holdfast.v1.EventsRequest
+	(*UsageEvent)(nil),            // 12: holdfast.v1.UsageEvent
+	(*EventsResponse)(nil),        // 13: holdfast.v1.EventsResponse
+	(*ListActorsRequest)(nil),     // 14: holdfast.v1.ListActorsRequest
+	(*ActorSummary)(nil),          // 15: holdfast.v1.ActorSummary
+	(*ListActorsResponse)(nil),    // 16: holdfast.v1.ListActorsResponse
+	(*GetActorRequest)(nil),       // 17: holdfast.v1.GetActorRequest
+	(*GetActorResponse)(nil),      // 18: holdfast.v1.GetActorResponse
+	(*DeleteActorRequest)(nil),    // 19: holdfast.v1.DeleteActorRequest
+	(*DeleteActorResponse)(nil),   // 20: holdfast.v1.DeleteActorResponse
+	(*timestamppb.Timestamp)(nil), // 21: google.protobuf.Timestamp
+	(*ActorRef)(nil),              // 22: holdfast.v1.ActorRef
+	(*Entry)(nil),                 // 23: holdfast.v1.Entry
+	(*AlarmState)(nil),            // 24: holdfast.v1.AlarmState
 }
 var file_holdfast_v1_admin_proto_depIdxs = []int32{
-	18, // 0: holdfast.v1.StatusResponse.started:type_name -> google.protobuf.Timestamp
+	21, // 0: holdfast.v1.StatusResponse.started:type_name -> google.protobuf.Timestamp
 	1,  // 1: holdfast.v1.StatusResponse.namespaces:type_name -> holdfast.v1.NamespaceInfo
 	3,  // 2: holdfast.v1.StatusResponse.members:type_name -> holdfast.v1.MemberInfo
 	5,  // 3: holdfast.v1.RingResponse.partitions:type_name -> holdfast.v1.PartitionInfo
-	19, // 4: holdfast.v1.WhereRequest.actor:type_name -> holdfast.v1.ActorRef
-	19, // 5: holdfast.v1.ActorSummary.actor:type_name -> holdfast.v1.ActorRef
-	18, // 6: holdfast.v1.ActorSummary.alarm:type_name -> google.protobuf.Timestamp
-	12, // 7: holdfast.v1.ListActorsResponse.actors:type_name -> holdfast.v1.ActorSummary
-	19, // 8: holdfast.v1.GetActorRequest.actor:type_name -> holdfast.v1.ActorRef
-	12, // 9: holdfast.v1.GetActorResponse.summary:type_name -> holdfast.v1.ActorSummary
-	20, // 10: holdfast.v1.GetActorResponse.entries:type_name -> holdfast.v1.Entry
-	21, // 11: holdfast.v1.GetActorResponse.alarm:type_name -> holdfast.v1.AlarmState
-	19, // 12: holdfast.v1.DeleteActorRequest.actor:type_name -> holdfast.v1.ActorRef
-	0,  // 13: holdfast.v1.AdminService.Status:input_type -> holdfast.v1.StatusRequest
-	11, // 14: holdfast.v1.AdminService.ListActors:input_type -> holdfast.v1.ListActorsRequest
-	14, // 15: holdfast.v1.AdminService.GetActor:input_type -> holdfast.v1.GetActorRequest
-	16, // 16: holdfast.v1.AdminService.DeleteActor:input_type -> holdfast.v1.DeleteActorRequest
-	4,  // 17: holdfast.v1.AdminService.Ring:input_type -> holdfast.v1.RingRequest
-	7,  // 18: holdfast.v1.AdminService.Where:input_type -> holdfast.v1.WhereRequest
-	9,  // 19: holdfast.v1.AdminService.Drain:input_type -> holdfast.v1.DrainNodeRequest
-	2,  // 20: holdfast.v1.AdminService.Status:output_type -> holdfast.v1.StatusResponse
-	13, // 21: holdfast.v1.AdminService.ListActors:output_type -> holdfast.v1.ListActorsResponse
-	15, // 22: holdfast.v1.AdminService.GetActor:output_type -> holdfast.v1.GetActorResponse
-	17, // 23: holdfast.v1.AdminService.DeleteActor:output_type -> holdfast.v1.DeleteActorResponse
-	6,  // 24: holdfast.v1.AdminService.Ring:output_type -> holdfast.v1.RingResponse
-	8,  // 25: holdfast.v1.AdminService.Where:output_type -> holdfast.v1.WhereResponse
-	10, // 26: holdfast.v1.AdminService.Drain:output_type -> holdfast.v1.DrainNodeResponse
-	20, // [20:27] is the sub-list for method output_type
-	13, // [13:20] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	22, // 4: holdfast.v1.WhereRequest.actor:type_name -> holdfast.v1.ActorRef
+	21, // 5: holdfast.v1.EventsRequest.since:type_name -> google.protobuf.Timestamp
+	21, // 6: holdfast.v1.UsageEvent.time:type_name -> google.protobuf.Timestamp
+	12, // 7: holdfast.v1.EventsResponse.events:type_name -> holdfast.v1.UsageEvent
+	22, // 8: holdfast.v1.ActorSummary.actor:type_name -> holdfast.v1.ActorRef
+	21, // 9: holdfast.v1.ActorSummary.alarm:type_name -> google.protobuf.Timestamp
+	15, // 10: holdfast.v1.ListActorsResponse.actors:type_name -> holdfast.v1.ActorSummary
+	22, // 11: holdfast.v1.GetActorRequest.actor:type_name -> holdfast.v1.ActorRef
+	15, // 12: holdfast.v1.GetActorResponse.summary:type_name -> holdfast.v1.ActorSummary
+	23, // 13: holdfast.v1.GetActorResponse.entries:type_name -> holdfast.v1.Entry
+	24, // 14: holdfast.v1.GetActorResponse.alarm:type_name -> holdfast.v1.AlarmState
+	22, // 15: holdfast.v1.DeleteActorRequest.actor:type_name -> holdfast.v1.ActorRef
+	0,  // 16: holdfast.v1.AdminService.Status:input_type -> holdfast.v1.StatusRequest
+	14, // 17: holdfast.v1.AdminService.ListActors:input_type -> holdfast.v1.ListActorsRequest
+	17, // 18: holdfast.v1.AdminService.GetActor:input_type -> holdfast.v1.GetActorRequest
+	19, // 19: holdfast.v1.AdminService.DeleteActor:input_type -> holdfast.v1.DeleteActorRequest
+	4,  // 20: holdfast.v1.AdminService.Ring:input_type -> holdfast.v1.RingRequest
+	7,  // 21: holdfast.v1.AdminService.Where:input_type -> holdfast.v1.WhereRequest
+	9,  // 22: holdfast.v1.AdminService.Drain:input_type -> holdfast.v1.DrainNodeRequest
+	11, // 23: holdfast.v1.AdminService.Events:input_type -> holdfast.v1.EventsRequest
+	2,  // 24: holdfast.v1.AdminService.Status:output_type -> holdfast.v1.StatusResponse
+	16, // 25: holdfast.v1.AdminService.ListActors:output_type -> holdfast.v1.ListActorsResponse
+	18, // 26: holdfast.v1.AdminService.GetActor:output_type -> holdfast.v1.GetActorResponse
+	20, // 27: holdfast.v1.AdminService.DeleteActor:output_type -> holdfast.v1.DeleteActorResponse
+	6,  // 28: holdfast.v1.AdminService.Ring:output_type -> holdfast.v1.RingResponse
+	8,  // 29: holdfast.v1.AdminService.Where:output_type -> holdfast.v1.WhereResponse
+	10, // 30: holdfast.v1.AdminService.Drain:output_type -> holdfast.v1.DrainNodeResponse
+	13, // 31: holdfast.v1.AdminService.Events:output_type -> holdfast.v1.EventsResponse
+	24, // [24:32] is the sub-list for method output_type
+	16, // [16:24] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_holdfast_v1_admin_proto_init() }
@@ -1382,7 +1768,7 @@ func file_holdfast_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_holdfast_v1_admin_proto_rawDesc), len(file_holdfast_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   18,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

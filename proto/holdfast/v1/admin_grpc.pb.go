@@ -26,6 +26,7 @@ const (
 	AdminService_Ring_FullMethodName        = "/holdfast.v1.AdminService/Ring"
 	AdminService_Where_FullMethodName       = "/holdfast.v1.AdminService/Where"
 	AdminService_Drain_FullMethodName       = "/holdfast.v1.AdminService/Drain"
+	AdminService_Events_FullMethodName      = "/holdfast.v1.AdminService/Events"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -41,6 +42,9 @@ type AdminServiceClient interface {
 	Ring(ctx context.Context, in *RingRequest, opts ...grpc.CallOption) (*RingResponse, error)
 	Where(ctx context.Context, in *WhereRequest, opts ...grpc.CallOption) (*WhereResponse, error)
 	Drain(ctx context.Context, in *DrainNodeRequest, opts ...grpc.CallOption) (*DrainNodeResponse, error)
+	// Events reads a gateway user's usage events (cluster only: a single
+	// node answers FAILED_PRECONDITION).
+	Events(ctx context.Context, in *EventsRequest, opts ...grpc.CallOption) (*EventsResponse, error)
 }
 
 type adminServiceClient struct {
@@ -121,6 +125,16 @@ func (c *adminServiceClient) Drain(ctx context.Context, in *DrainNodeRequest, op
 	return out, nil
 }
 
+func (c *adminServiceClient) Events(ctx context.Context, in *EventsRequest, opts ...grpc.CallOption) (*EventsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EventsResponse)
+	err := c.cc.Invoke(ctx, AdminService_Events_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -134,6 +148,9 @@ type AdminServiceServer interface {
 	Ring(context.Context, *RingRequest) (*RingResponse, error)
 	Where(context.Context, *WhereRequest) (*WhereResponse, error)
 	Drain(context.Context, *DrainNodeRequest) (*DrainNodeResponse, error)
+	// Events reads a gateway user's usage events (cluster only: a single
+	// node answers FAILED_PRECONDITION).
+	Events(context.Context, *EventsRequest) (*EventsResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -164,6 +181,9 @@ func (UnimplementedAdminServiceServer) Where(context.Context, *WhereRequest) (*W
 }
 func (UnimplementedAdminServiceServer) Drain(context.Context, *DrainNodeRequest) (*DrainNodeResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Drain not implemented")
+}
+func (UnimplementedAdminServiceServer) Events(context.Context, *EventsRequest) (*EventsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Events not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -312,6 +332,24 @@ func _AdminService_Drain_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_Events_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EventsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).Events(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_Events_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).Events(ctx, req.(*EventsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -346,6 +384,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Drain",
 			Handler:    _AdminService_Drain_Handler,
+		},
+		{
+			MethodName: "Events",
+			Handler:    _AdminService_Events_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

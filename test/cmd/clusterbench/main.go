@@ -1,0 +1,249 @@
+// Command clusterbench measures holdfast's cluster figures (issue 4,
+// Performance) on an in-process cluster (test/harness: real embedded NATS
+// JetStream, real memberlist gossip over loopback, real gRPC between nodes,
+// real bbolt files), every figure as a ratio against a baseline measured in
+// the same run, and writes them to a Markdown report:
+//
+//  1. forwarded call vs local call on loopback: kv get and ratelimit take
+//     on a 3-node cluster entering the owner's router (in-process) vs a
+//     non-owner's (forwarded over gRPC), 1, 16 and 64 callers; and the
+//     batching effect (64 forwarded callers against 1);
+//  2. handoff while a 4th node joins under load: per moved partition the
+//     longest call during the join, against the partitions that did not
+//     move (same window); time from Add to a stable ring;
+//  3. failover after an in-process crash of a ratelimit key's owner
+//     (on_owner_loss reset), N runs, against the configured TTL + ε;
+//  4. ratelimit checks/s through every node of a 3-node cluster vs the same
+//     load on one non-clustered node (measured before and after the
+//     cluster, to bracket drift).
+//
+// Nothing here is a test: no figure fails the run. The harness takes a
+// testing.TB; benchTB (tb.go) is a small one for a program.
+//
+// Usage:
+//
+//	go run ./test/cmd/clusterbench -out docs/BENCHMARKS-cluster.md
+//	go run ./test/cmd/clusterbench -only forward -out /tmp/c.md
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+)
+
+type options struct {
+	out            string
+	only           map[string]bool
+	partitions     int
+	ttl, epsilon   time.Duration
+	renew          time.Duration
+	warmup, window time.Duration
+	callers        int
+	keys           int
+	handoffCallers int
+	failoverRuns   int
+}
+
+func main() {
+	var o options
+	only := flag.String("only", "forward,throughput,handoff,failover", "figures to run, comma-separated: forward, throughput, handoff, failover")
+	flag.StringVar(&o.out, "out", "docs/BENCHMARKS-cluster.md", "report to write")
+	flag.IntVar(&o.partitions, "partitions", 128, "P per placement group (the cluster has 2P ownership partitions)")
+	flag.DurationVar(&o.ttl, "ttl", 3*time.Second, "lease TTL")
+	flag.DurationVar(&o.epsilon, "epsilon", 300*time.Millisecond, "lease ε")
+	flag.DurationVar(&o.renew, "renew", 500*time.Millisecond, "lease renewal interval")
+	flag.DurationVar(&o.warmup, "warmup", 500*time.Millisecond, "warm-up of each load run")
+	flag.DurationVar(&o.window, "window", 2*time.Second, "measured window of each load run")
+	flag.IntVar(&o.callers, "callers", 64, "callers of the checks/s figure")
+	flag.IntVar(&o.keys, "keys", 10_000, "ratelimit keys of the checks/s figure")
+	flag.IntVar(&o.handoffCallers, "handoff-callers", 32, "callers during the join")
+	flag.IntVar(&o.failoverRuns, "failover-runs", 20, "crash runs")
+	flag.Parse()
+	o.only = map[string]bool{}
+	for _, f := range strings.Split(*only, ",") {
+		o.only[strings.TrimSpace(f)] = true
+	}
+	if err := run(o); err != nil {
+		fmt.Fprintln(os.Stderr, "clusterbench:", err)
+		os.Exit(1)
+	}
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "clusterbench %s: %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+type report struct {
+	o                 options
+	args              []string
+	started, finished time.Time
+	machine           machine
+
+	clusterStart time.Duration
+	forward      []fwdRow
+	forwardErr   error
+	single       []loadResult // before and after the cluster
+	singleErr    error
+	cluster      *loadResult
+	clusterErr   error
+	handoff      *handoffFigure
+	handoffErr   error
+	failover     []failoverRun
+	failoverErr  error
+	failoverUp   time.Duration
+}
+
+func run(o options) error {
+	root, err := moduleRoot()
+	if err != nil {
+		return err
+	}
+	if err := os.Chdir(root); err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp("", "clusterbench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	r := &report{o: o, args: os.Args[1:], started: time.Now(), machine: describeMachine()}
+	logf("machine: %d CPUs, %s, %s; GOMAXPROCS %d", r.machine.nproc, r.machine.cpu, r.machine.goVersion, runtime.GOMAXPROCS(0))
+	sink := newLogSink()
+
+	if o.only["throughput"] {
+		r.singleErr = runSection("single-before", tmp, func(t *benchTB) error {
+			res, err := measureSingleThroughput(t, o)
+			if err == nil {
+				r.single = append(r.single, res)
+			}
+			return err
+		})
+	}
+	if o.only["forward"] || o.only["throughput"] || o.only["handoff"] {
+		err := runSection("cluster", tmp, func(t *benchTB) error {
+			t0 := time.Now()
+			c := newCluster(t, 3, o, sink, "memory")
+			r.clusterStart = time.Since(t0)
+			logf("3-node cluster stable in %v", r.clusterStart.Round(time.Millisecond))
+			if o.only["forward"] {
+				r.forward, r.forwardErr = measureForward(c, o)
+			}
+			if o.only["throughput"] {
+				res, err := measureClusterThroughput(c, o)
+				r.clusterErr = err
+				if err == nil {
+					r.cluster = &res
+				}
+			}
+			if o.only["handoff"] {
+				r.handoff, r.handoffErr = measureHandoff(c, o, sink)
+			}
+			return nil
+		})
+		if err != nil {
+			logf("%v", err)
+			for _, e := range []*error{&r.forwardErr, &r.clusterErr, &r.handoffErr} {
+				if *e == nil {
+					*e = err
+				}
+			}
+		}
+	}
+	if o.only["throughput"] {
+		err := runSection("single-after", tmp, func(t *benchTB) error {
+			res, err := measureSingleThroughput(t, o)
+			if err == nil {
+				r.single = append(r.single, res)
+			}
+			return err
+		})
+		if r.singleErr == nil {
+			r.singleErr = err
+		}
+	}
+	if o.only["failover"] {
+		err := runSection("failover", tmp, func(t *benchTB) error {
+			t0 := time.Now()
+			c := newCluster(t, 3, o, sink, "memory")
+			r.failoverUp = time.Since(t0)
+			r.failover, r.failoverErr = measureFailover(c, o)
+			return nil
+		})
+		if err != nil && r.failoverErr == nil {
+			r.failoverErr = err
+		}
+	}
+	r.finished = time.Now()
+	r.machine.loadEnd = loadAvg()
+	md := r.markdown()
+	if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(o.out, []byte(md), 0o644); err != nil {
+		return err
+	}
+	logf("wrote %s in %v", o.out, r.finished.Sub(r.started).Round(time.Second))
+	return nil
+}
+
+func moduleRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	mod := strings.TrimSpace(string(out))
+	if mod == "" || mod == os.DevNull {
+		return "", fmt.Errorf("not inside the holdfast module")
+	}
+	return filepath.Dir(mod), nil
+}
+
+type machine struct {
+	nproc                          int
+	cpu, goVersion, kernel, commit string
+	loadStart, loadEnd             string
+}
+
+func describeMachine() machine {
+	m := machine{nproc: runtime.NumCPU(), cpu: "unknown", loadStart: loadAvg()}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.cpu = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if out, err := exec.Command("go", "version").Output(); err == nil {
+		m.goVersion = strings.TrimSpace(string(out))
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.kernel = strings.TrimSpace(string(b))
+	}
+	if out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output(); err == nil {
+		m.commit = strings.TrimSpace(string(out))
+		if out, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(bytes.TrimSpace(out)) > 0 {
+			m.commit += " (with uncommitted changes)"
+		}
+	}
+	return m
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
