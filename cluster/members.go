@@ -161,3 +161,17 @@ func (n *Node) raiseReplicasFromView() {
 	n.mu.Unlock()
 	n.raiseReplicas(members)
 }
+
+// loadLoop publishes this node's load (actors in memory) in its gossip
+// metadata when it changed by more than a tenth, at most every 5 s.
+func (n *Node) loadLoop() {
+	var last int64
+	for n.sleep(n.ctx, 5*time.Second) {
+		load := n.rt.ActorsInMemory()
+		if d := load - last; d*10 <= last && -d*10 <= last && !(last == 0 && load > 0) {
+			continue
+		}
+		last = load
+		n.members.Update(func(m *membership.Meta) { m.Load = load })
+	}
+}

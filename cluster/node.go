@@ -170,6 +170,7 @@ func (n *Node) Start(d Deps) error {
 	n.members = m
 	n.refreshMembers()
 	n.goFunc(n.watchMembers)
+	n.goFunc(n.loadLoop)
 	n.goFunc(n.boot)
 	return nil
 }
@@ -229,6 +230,12 @@ func (n *Node) openDirectory() error {
 			nc, err = n.natsSrv.Connect("holdfast-" + n.cfg.NodeID)
 		} else {
 			nc, err = nats.Connect(n.cfg.NATSURL, nats.Name("holdfast-"+n.cfg.NodeID))
+			if err == nil {
+				// A client cannot read the server's sync_interval: say what
+				// the directory's durability rests on.
+				n.log.Warn("using an external NATS cluster: every server must run JetStream with sync_interval: always, or acknowledged ownership changes can be lost on power loss (Jepsen, NATS 2.12.1)",
+					"server_version", nc.ConnectedServerVersion())
+			}
 		}
 		if err != nil {
 			return err
@@ -244,7 +251,7 @@ func (n *Node) openDirectory() error {
 		return err
 	}
 	params := n.placementParams()
-	if err := dir.CheckPlacement(ctx, natsdir.PlacementRecord{Partitions: params.Partitions, Hasher: placement.HasherName, Library: placement.Library, LoadFactor: params.LoadFactor}); err != nil {
+	if err := dir.CheckPlacement(ctx, natsdir.PlacementRecord{Partitions: params.Partitions, Hasher: placement.HasherName, Library: placement.Library, LoadFactor: params.LoadFactor, ReplicationFactor: params.ReplicationFactor}); err != nil {
 		var mm *natsdir.PlacementMismatchError
 		if errors.As(err, &mm) {
 			n.log.Error("this node's placement parameters differ from the cluster's: refusing to join", "err", err)

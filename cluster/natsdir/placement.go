@@ -20,13 +20,16 @@ type PlacementRecord struct {
 	Hasher     string  `json:"hasher"`
 	Library    string  `json:"library"`
 	LoadFactor float64 `json:"load_factor"`
+	// ReplicationFactor is the virtual nodes per member (it changes the
+	// map too).
+	ReplicationFactor int `json:"replication_factor"`
 }
 
 // PlacementMismatchError tells that the directory records other placement
 // parameters than this node's: the node must refuse to join.
 type PlacementMismatchError struct {
 	// Fields names each differing field: "partitions", "hasher",
-	// "library", "load factor".
+	// "library", "load factor", "replication factor".
 	Fields []string
 	Stored PlacementRecord // in the directory
 	Local  PlacementRecord // this node's
@@ -45,6 +48,8 @@ func (e *PlacementMismatchError) Error() string {
 			s, l = e.Stored.Library, e.Local.Library
 		case "load factor":
 			s, l = e.Stored.LoadFactor, e.Local.LoadFactor
+		case "replication factor":
+			s, l = e.Stored.ReplicationFactor, e.Local.ReplicationFactor
 		}
 		parts = append(parts, fmt.Sprintf("%s: directory has %v, this node %v", f, s, l))
 	}
@@ -64,6 +69,9 @@ func (r PlacementRecord) diff(o PlacementRecord) []string {
 	}
 	if r.LoadFactor != o.LoadFactor {
 		f = append(f, "load factor")
+	}
+	if r.ReplicationFactor != o.ReplicationFactor {
+		f = append(f, "replication factor")
 	}
 	return f
 }

@@ -5,16 +5,19 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"log/slog"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/holdfast/holdfast"
+	"github.com/holdfast/holdfast/cluster/natsdir"
 	holdfastv1 "github.com/holdfast/holdfast/proto/holdfast/v1"
 	"github.com/holdfast/holdfast/test/harness"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -153,6 +156,29 @@ func TestUsageEventsThroughTheCluster(t *testing.T) {
 	if published != 5 {
 		t.Errorf("%d events acknowledged, want 5", published)
 	}
+	// The stream keeps cluster.usage_retention and gains replicas as the
+	// members joined, like the directory.
+	nc, err := nats.Connect(c.Node(0).Cluster().NATSClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.WaitFor(40*time.Second, "usage stream at 3 replicas", func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		st, err := js.Stream(ctx, natsdir.UsageStream)
+		if err != nil {
+			return err
+		}
+		if sc := st.CachedInfo().Config; sc.Replicas != 3 || sc.MaxAge != time.Hour {
+			return fmt.Errorf("replicas %d, max age %v", sc.Replicas, sc.MaxAge)
+		}
+		return nil
+	})
 	mresp, err := http.Get("http://" + c.Node(0).HTTPAddr() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
