@@ -144,13 +144,40 @@ func (n *Node) Drain(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.DrainTimeout)
 	defer cancel()
-	select {
-	case <-n.drained:
-		n.log.Info("drained: this node owns no partition")
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("drain: %d partitions still owned: %w", len(n.gate.served()), ctx.Err())
+	for {
+		select {
+		case <-n.drained:
+			n.log.Info("drained: this node owns no partition")
+			return nil
+		case <-ctx.Done():
+			return fmt.Errorf("drain: %d partitions still owned: %w", len(n.gate.served()), ctx.Err())
+		default:
+		}
+		if !n.hasDrainTarget() {
+			// The whole cluster is stopping: nobody to hand off to. The
+			// partitions stay with this node's disk and its lease; it
+			// reclaims them in place when it restarts.
+			n.log.Warn("drain: no serving member to hand off to; partitions stay on this node's disk", "partitions", len(n.gate.served()))
+			return nil
+		}
+		n.sleep(ctx, 100*time.Millisecond)
 	}
+}
+
+// hasDrainTarget tells whether some other member is eligible to take
+// partitions (not draining).
+func (n *Node) hasDrainTarget() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.mu.placement == nil {
+		return false
+	}
+	for _, m := range n.mu.placement.Members() {
+		if string(m) != n.cfg.NodeID {
+			return true
+		}
+	}
+	return false
 }
 
 // raiseReplicasFromView re-checks the replica target periodically (the
