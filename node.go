@@ -351,8 +351,15 @@ func (n *Node) Status(ctx context.Context) (*holdfastv1.StatusResponse, error) {
 }
 
 // ListActors implements api.Admin.
+//
+// On a cluster member it lists the actors of every member (each lists only
+// the partitions it serves: a local bucket a node no longer owns is not
+// listed), merged in key order.
 func (n *Node) ListActors(ctx context.Context, namespace, prefix string, limit int) ([]actor.ActorInfo, bool, error) {
-	return n.runtime.ListActors(ctx, namespace, prefix, limit)
+	if n.cluster == nil {
+		return n.runtime.ListActors(ctx, namespace, prefix, limit)
+	}
+	return n.listClusterActors(ctx, namespace, prefix, limit)
 }
 
 // GetActor implements api.Admin.

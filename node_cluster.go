@@ -2,8 +2,14 @@ package holdfast
 
 import (
 	"context"
+	"sort"
+
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
 	"crypto/tls"
 	"fmt"
+	"github.com/holdfast/holdfast/api"
 	"net"
 	"time"
 
@@ -188,4 +194,109 @@ func (n *Node) clusterMembers() []*holdfastv1.MemberInfo {
 		})
 	}
 	return out
+}
+
+// OwnerAdmin implements api.ClusterAdmin: an admin client of the node
+// owning id's partition, or nil when it is this node.
+func (a clusterAdmin) OwnerAdmin(ctx context.Context, id actor.ID) (holdfastv1.AdminServiceClient, error) {
+	n := a.Node
+	w, err := n.cluster.Where(id)
+	if err != nil {
+		return nil, err
+	}
+	if w.Orphaned {
+		return nil, &cluster.UnavailableError{Partition: w.Partition, Why: "orphaned"}
+	}
+	if w.Owner == "" || w.Owner == n.cfg.NodeID {
+		return nil, nil
+	}
+	var addr string
+	for _, m := range n.cluster.Members() {
+		if m.NodeID == w.Owner {
+			addr = m.GRPCAddr
+		}
+	}
+	if addr == "" {
+		return nil, &cluster.UnavailableError{Partition: w.Partition, Why: "no route to " + w.Owner}
+	}
+	conn, err := n.peers.Conn(addr)
+	if err != nil {
+		return nil, err
+	}
+	return holdfastv1.NewAdminServiceClient(conn), nil
+}
+
+// listLocalKey marks an admin ListActors call one member makes to another:
+// answer with your own actors, do not fan out again.
+const listLocalKey = "x-holdfast-list-local"
+
+func (n *Node) listClusterActors(ctx context.Context, namespace, prefix string, limit int) ([]actor.ActorInfo, bool, error) {
+	if limit <= 0 {
+		limit = 1000
+	}
+	local := func() ([]actor.ActorInfo, bool, error) {
+		served := n.cluster.ServedPartitions()
+		// Ask for more than limit: entries of stale local buckets are
+		// dropped below.
+		infos, truncated, err := n.runtime.ListActors(ctx, namespace, prefix, limit+len(served))
+		if err != nil {
+			return nil, false, err
+		}
+		out := infos[:0]
+		for _, in := range infos {
+			if _, ok := served[in.Partition]; ok {
+				out = append(out, in)
+			}
+		}
+		return out, truncated, nil
+	}
+	if md, ok := metadata.FromIncomingContext(ctx); ok && len(md.Get(listLocalKey)) > 0 {
+		return local()
+	}
+	all, truncated, err := local()
+	if err != nil {
+		return nil, false, err
+	}
+	for _, m := range n.cluster.Members() {
+		if m.NodeID == n.cfg.NodeID || m.GRPCAddr == "" || m.State == "gone" {
+			continue
+		}
+		conn, err := n.peers.Conn(m.GRPCAddr)
+		if err != nil {
+			return nil, false, err
+		}
+		octx := metadata.AppendToOutgoingContext(ctx, listLocalKey, "1")
+		resp, err := holdfastv1.NewAdminServiceClient(conn).ListActors(octx, &holdfastv1.ListActorsRequest{Namespace: namespace, Prefix: prefix, Limit: int64(limit)})
+		if err != nil {
+			return nil, false, fmt.Errorf("listing the actors of %s: %w", m.NodeID, remoteErr(err))
+		}
+		truncated = truncated || resp.GetTruncated()
+		for _, a := range resp.GetActors() {
+			info := actor.ActorInfo{ID: actor.ID{Namespace: a.GetActor().GetNamespace(), Key: a.GetActor().GetKey(), Shard: a.GetActor().GetShard()},
+				Partition: int(a.GetPartition()), Keys: a.GetKeys(), InMemory: a.GetInMemory()}
+			if a.GetAlarm() != nil {
+				info.Alarm = a.GetAlarm().AsTime()
+			}
+			all = append(all, info)
+		}
+	}
+	sort.Slice(all, func(i, j int) bool {
+		if all[i].ID.Key != all[j].ID.Key {
+			return all[i].ID.Key < all[j].ID.Key
+		}
+		return all[i].ID.Shard < all[j].ID.Shard
+	})
+	if len(all) > limit {
+		all, truncated = all[:limit], true
+	}
+	return all, truncated, nil
+}
+
+// remoteErr turns a forwarded admin call's gRPC error back into the error
+// the other node returned.
+func remoteErr(err error) error {
+	if st, ok := status.FromError(err); ok {
+		return api.ErrorFromStatus(st.Proto())
+	}
+	return err
 }

@@ -23,6 +23,19 @@ type ClusterAdmin interface {
 	// of user's usage events stored at or after since (zero: all
 	// retained), oldest first; truncated when more matched.
 	Events(ctx context.Context, user string, since time.Time, limit int) (*holdfastv1.EventsResponse, error)
+	// OwnerAdmin returns the admin service of the node owning id's
+	// partition, or nil when this node owns it: GetActor and DeleteActor
+	// run on the owner.
+	OwnerAdmin(ctx context.Context, id actor.ID) (holdfastv1.AdminServiceClient, error)
+}
+
+// ownerAdmin is the admin client of id's owner (nil: this node answers).
+func (s *AdminServer) ownerAdmin(ctx context.Context, id actor.ID) (holdfastv1.AdminServiceClient, error) {
+	ca, ok := s.Admin.(ClusterAdmin)
+	if !ok {
+		return nil, nil
+	}
+	return ca.OwnerAdmin(ctx, id)
 }
 
 // Usage event reads: the default and the largest limit of one Events call,

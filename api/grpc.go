@@ -255,6 +255,11 @@ func (s *AdminServer) GetActor(ctx context.Context, r *holdfastv1.GetActorReques
 	if err != nil {
 		return nil, GRPCError(err)
 	}
+	if owner, err := s.ownerAdmin(ctx, id); err != nil {
+		return nil, GRPCError(err)
+	} else if owner != nil {
+		return owner.GetActor(ctx, r)
+	}
 	d, err := s.Admin.GetActor(ctx, id, int(r.GetLimit()))
 	if err != nil {
 		return nil, GRPCError(err)
@@ -278,6 +283,11 @@ func (s *AdminServer) DeleteActor(ctx context.Context, r *holdfastv1.DeleteActor
 	id, err := actorID(r.GetActor())
 	if err != nil {
 		return nil, GRPCError(err)
+	}
+	if owner, err := s.ownerAdmin(ctx, id); err != nil {
+		return nil, GRPCError(err)
+	} else if owner != nil {
+		return owner.DeleteActor(ctx, r)
 	}
 	n, err := s.Admin.DeleteActor(ctx, id)
 	if err != nil {

@@ -151,3 +151,7 @@ func (n *Node) Ready() error {
 	}
 	return nil
 }
+
+// ServedPartitions returns the partitions this node serves now, with
+// their epochs.
+func (n *Node) ServedPartitions() map[int]uint64 { return n.gate.served() }

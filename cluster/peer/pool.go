@@ -344,3 +344,13 @@ func (b bearer) RequireTransportSecurity() bool { return b.secure }
 
 // String keeps the token out of any %v of the config.
 func (b bearer) String() string { return "bearer(redacted)" }
+
+// Conn returns the pooled connection to addr, for the other services a
+// node serves (the admin service when an admin call must reach the owner).
+func (p *Pool) Conn(addr string) (grpc.ClientConnInterface, error) {
+	pr, err := p.peer(addr)
+	if err != nil {
+		return nil, &notSentError{err}
+	}
+	return pr.conn, nil
+}
