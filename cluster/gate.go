@@ -29,6 +29,10 @@ type partGate struct {
 	running int           // turns admitted and not done
 	drain   bool          // onDrained is due when running reaches 0
 	hint    string        // owner hint once released to another node
+	// arriving: a handoff to this node has completed its staging; calls
+	// wait (as on a hold) for the Serve that follows, instead of bouncing
+	// between the old owner and this one.
+	arriving bool
 }
 
 func newGate(partitions int, canServe func(int, uint64) bool, onDrained func(int)) *gate {
@@ -44,7 +48,7 @@ func (g *gate) Enter(ctx context.Context, p int) (uint64, func(), error) {
 	pg := &g.parts[p]
 	for {
 		pg.mu.Lock()
-		if pg.held {
+		if pg.held || (pg.arriving && !pg.serving) {
 			w := pg.wake
 			pg.mu.Unlock()
 			select {
@@ -92,6 +96,35 @@ func (g *gate) serve(p int, epoch uint64) {
 	pg := &g.parts[p]
 	pg.mu.Lock()
 	pg.serving, pg.epoch, pg.hint = true, epoch, ""
+	if pg.arriving {
+		pg.arriving = false
+		if !pg.held {
+			close(pg.wake)
+		}
+	}
+	pg.mu.Unlock()
+}
+
+// arrive marks p as arriving by a handoff whose staging is complete.
+func (g *gate) arrive(p int) {
+	pg := &g.parts[p]
+	pg.mu.Lock()
+	if !pg.arriving && !pg.serving && !pg.held {
+		pg.arriving, pg.wake = true, make(chan struct{})
+	}
+	pg.mu.Unlock()
+}
+
+// unarrive ends an arrival that will not be served (staging dropped).
+func (g *gate) unarrive(p int) {
+	pg := &g.parts[p]
+	pg.mu.Lock()
+	if pg.arriving {
+		pg.arriving = false
+		if !pg.held {
+			close(pg.wake)
+		}
+	}
 	pg.mu.Unlock()
 }
 
@@ -100,8 +133,8 @@ func (g *gate) stop(p int, hint string) {
 	pg := &g.parts[p]
 	pg.mu.Lock()
 	pg.serving, pg.hint = false, hint
-	if pg.held {
-		pg.held, pg.drain = false, false
+	if pg.held || pg.arriving {
+		pg.held, pg.drain, pg.arriving = false, false, false
 		close(pg.wake)
 	}
 	pg.mu.Unlock()
@@ -111,7 +144,10 @@ func (g *gate) hold(p int) {
 	pg := &g.parts[p]
 	pg.mu.Lock()
 	if !pg.held {
-		pg.held, pg.wake = true, make(chan struct{})
+		if !pg.arriving {
+			pg.wake = make(chan struct{})
+		}
+		pg.held = true
 	}
 	pg.drain = true
 	fire := pg.running == 0
@@ -129,7 +165,9 @@ func (g *gate) resume(p int) {
 	pg.mu.Lock()
 	if pg.held {
 		pg.held, pg.drain = false, false
-		close(pg.wake)
+		if !pg.arriving {
+			close(pg.wake)
+		}
 	}
 	pg.mu.Unlock()
 }

@@ -82,6 +82,7 @@ type Node struct {
 		sync.Mutex
 		sending   map[string]context.CancelFunc // handoff ID -> transfer cancel
 		receiving map[string]*receiver
+		arriving  map[string]int // handoff ID -> partition with complete staging
 	}
 	drained      chan struct{}
 	drainOnce    sync.Once
@@ -115,6 +116,7 @@ func New(cfg Config, partitions int) (*Node, error) {
 	n.mu.reach = map[string]bool{}
 	n.xfer.sending = map[string]context.CancelFunc{}
 	n.xfer.receiving = map[string]*receiver{}
+	n.xfer.arriving = map[string]int{}
 	n.gate = newGate(partitions, n.canServe, n.onHeldIdle)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	return n, nil
@@ -229,7 +231,14 @@ func (n *Node) openDirectory() error {
 		if n.natsSrv != nil {
 			nc, err = n.natsSrv.Connect("holdfast-" + n.cfg.NodeID)
 		} else {
-			nc, err = nats.Connect(n.cfg.NATSURL, nats.Name("holdfast-"+n.cfg.NodeID))
+			opts := []nats.Option{nats.Name("holdfast-" + n.cfg.NodeID)}
+			if n.deps.NATS.Token != "" {
+				opts = append(opts, nats.Token(n.deps.NATS.Token))
+			}
+			if n.deps.NATS.TLS != nil {
+				opts = append(opts, nats.Secure(n.deps.NATS.TLS))
+			}
+			nc, err = nats.Connect(n.cfg.NATSURL, opts...)
 			if err == nil {
 				// A client cannot read the server's sync_interval: say what
 				// the directory's durability rests on.
@@ -435,10 +444,17 @@ func (n *Node) exec(o ownership.Output) {
 	case ownership.Stamp:
 		n.must("stamp partition", n.store.StampPartition(int(o.Partition), o.Epoch))
 	case ownership.PromoteStaging:
+		n.xfer.Lock()
+		delete(n.xfer.arriving, o.HandoffID)
+		n.xfer.Unlock()
 		n.rt.DropPartition(int(o.Partition))
 		n.must("promote staging", n.store.PromoteStaging(o.HandoffID, int(o.Partition), o.Epoch))
 	case ownership.DropStaging:
 		n.xfer.Lock()
+		if p, ok := n.xfer.arriving[o.HandoffID]; ok {
+			delete(n.xfer.arriving, o.HandoffID)
+			n.gate.unarrive(p)
+		}
 		if r := n.xfer.receiving[o.HandoffID]; r != nil {
 			delete(n.xfer.receiving, o.HandoffID)
 			r.cancel()

@@ -137,6 +137,14 @@ func (n *Node) receiveTransfer(stream holdfastv1.PeerService_TransferServer) err
 	if err := n.store.CompleteStaging(id); err != nil {
 		return fmt.Errorf("staging %s: %w", id, err)
 	}
+	// Calls for the partition now wait here for its Serve rather than
+	// bounce off this node until HandoffDone arrives.
+	n.xfer.Lock()
+	n.xfer.arriving[id] = int(h.GetPartition())
+	n.xfer.Unlock()
+	n.gate.arrive(int(h.GetPartition()))
+	// Bounded: if no Serve follows, calls stop waiting.
+	n.clock.AfterFunc(n.cfg.HandoffTimeout, func() { n.gate.unarrive(int(h.GetPartition())) })
 	n.feed(ownership.StagingCompleted{HandoffID: id})
 	select {
 	case ok := <-r.ack:
