@@ -71,6 +71,9 @@ type UnknownOutcomeError struct {
 }
 
 func (e *UnknownOutcomeError) Error() string {
+	if e.RequestID == "" {
+		return fmt.Sprintf("unknown outcome (the call carried no request id, so a retry may apply it twice): %v", e.Err)
+	}
 	return fmt.Sprintf("unknown outcome of request %q: %v", e.RequestID, e.Err)
 }
 

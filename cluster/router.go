@@ -114,10 +114,11 @@ func (n *Node) forward(ctx context.Context, owner string, id actor.ID, p int, ep
 		if ctx.Err() != nil {
 			return nil, false, "", ctx.Err()
 		}
-		if rid := requestID(msg); rid != "" {
-			return nil, false, "", &actor.UnknownOutcomeError{RequestID: rid, Err: err}
-		}
-		return nil, false, "", fmt.Errorf("forwarding to %s: %w (%v)", owner, ErrUnavailable, err)
+		// The call reached the owner and then the connection broke: it may
+		// have run. With a request ID the client's retry is safe; without
+		// one the outcome is still unknown (never "unavailable", which
+		// says it did not run).
+		return nil, false, "", &actor.UnknownOutcomeError{RequestID: requestID(msg), Err: fmt.Errorf("forwarding to %s: %w", owner, err)}
 	}
 	switch r := fr.GetResult().(type) {
 	case *holdfastv1.ForwardResponse_Reply:

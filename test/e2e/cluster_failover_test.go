@@ -3,8 +3,8 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -120,6 +120,27 @@ func TestClusterSIGKILLOwnerFailover(t *testing.T) {
 		}
 	}()
 
+	// Readers of the chosen kv key (reads carry no request ID: a read in
+	// flight at the kill must still fail as retryable).
+	reads := newTally()
+	for w := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !isClosed(stopKeyWriter) {
+				r, err := kvGet(survivors[w], kvKey, "balance")
+				class, retryable, detail := outcome(r, err)
+				if class == "ok" || r.Status == 404 && !killed() {
+					reads.add("ok", "", false)
+					pause(stopKeyWriter, 2*time.Millisecond)
+					continue
+				}
+				reads.add(class, "get: "+detail, !retryable || !killed())
+				pause(stopKeyWriter, 20*time.Millisecond)
+			}
+		}()
+	}
+
 	// Takers of the chosen ratelimit key through both survivors.
 	var allowed, refused, rlUnknown, rlAfterFailoverRefused atomic.Int64
 	var servedAgainAt atomic.Int64
@@ -136,7 +157,10 @@ func TestClusterSIGKILLOwnerFailover(t *testing.T) {
 				class, retryable, detail := outcome(r, err)
 				if class == "ok" {
 					var tk takeJSON
-					DecodeJSON(t, r.Body, &tk)
+					if err := json.Unmarshal(r.Body, &tk); err != nil {
+						rl.add("bad take reply", r.String(), true)
+						continue
+					}
 					if tk.Allowed {
 						allowed.Add(1)
 					} else {
@@ -204,8 +228,12 @@ func TestClusterSIGKILLOwnerFailover(t *testing.T) {
 		if err != nil {
 			return false, err.Error()
 		}
-		p := rg.Partitions[kvWhere.Partition]
-		return p.Orphaned && p.Owner == victimID, fmt.Sprintf("%+v", p)
+		for _, p := range rg.Partitions {
+			if p.Partition == kvWhere.Partition {
+				return p.Orphaned && p.Owner == victimID, fmt.Sprintf("%+v", p)
+			}
+		}
+		return false, fmt.Sprintf("partition %d not in the ring", kvWhere.Partition)
 	})
 	for _, n := range survivors {
 		r, err := kvGet(n, kvKey, "balance")
@@ -222,7 +250,7 @@ func TestClusterSIGKILLOwnerFailover(t *testing.T) {
 	over := allowed.Load() - capacity
 	t.Logf("ratelimit/%s capacity %d: %d takes allowed in all, over-admitted %d (reset gives a fresh bucket), %d refused, %d of unknown outcome",
 		rlKey, capacity, allowed.Load(), over, refused.Load(), rlUnknown.Load())
-	if over > capacity+int64(rlUnknown.Load()) {
+	if over > capacity {
 		t.Errorf("over-admitted %d takes: more than one fresh bucket (%d)", over, capacity)
 	}
 	kvMu.Lock()
@@ -230,9 +258,11 @@ func TestClusterSIGKILLOwnerFailover(t *testing.T) {
 	kvMu.Unlock()
 	t.Logf("kv/%s puts: %d acknowledged (last %q), outcomes after the kill: %v", kvKey, kvKeyAcks.Load(), final, kvOut)
 	t.Logf("background kv load: %d acknowledged, %v", bgAcks.Load(), bg)
-	for _, ty := range []*tally{bg, kvOut, rl} {
+	t.Logf("reads of kv/%s: %v", kvKey, reads)
+	for _, ty := range []*tally{bg, kvOut, rl, reads} {
 		if _, d := ty.snapshot(); len(d) > 0 {
-			t.Errorf("unexpected failures (first %d): %s", len(d), strings.Join(d, "\n  "))
+			t.Errorf("unexpected failures (first %d; a retryable 503 is the only acceptable failure while the owner is dead):\n  %s",
+				len(d), strings.Join(d, "\n  "))
 		}
 	}
 
@@ -254,11 +284,6 @@ func TestClusterSIGKILLOwnerFailover(t *testing.T) {
 	})
 	t.Logf("kv/%s served again %v after the restart (%v after the kill)", kvKey,
 		time.Since(restart).Round(time.Millisecond), time.Since(kill).Round(time.Millisecond))
-	if os.Getenv("HOLDFAST_E2E_DUMP") != "" {
-		for i, n := range c.nodes {
-			os.WriteFile(fmt.Sprintf("%s/node-%d.log", os.Getenv("HOLDFAST_E2E_DUMP"), i+1), []byte(n.Logs()), 0o644)
-		}
-	}
 	switch {
 	case got == final:
 	case doubt[got]:

@@ -15,8 +15,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
+	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -134,13 +138,36 @@ func New(t testing.TB, n int, opts Options) *Cluster {
 	return c
 }
 
+// freeAddr picks a loopback port free for TCP and UDP, below the kernel's
+// ephemeral range: the gossip and NATS route addresses must be known before
+// a member starts (the others list them), and a port of the ephemeral
+// range released before its member binds it is soon taken by an outgoing
+// connection ("address already in use").
 func freeAddr(t testing.TB) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("picking a free port: %v", err)
+	lo := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if v, err := strconv.Atoi(f[0]); err == nil && v > 12000 {
+				lo = v
+			}
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
+	for range 500 {
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(10000+rand.IntN(lo-10000)))
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		u, err := net.ListenPacket("udp", addr)
+		l.Close()
+		if err != nil {
+			continue
+		}
+		u.Close()
+		return addr
+	}
+	t.Fatalf("no free loopback port below %d", lo)
+	return ""
 }
 
 // config is node i's configuration: loopback ports, routes to every other
