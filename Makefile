@@ -7,7 +7,7 @@ STATICCHECK_VERSION := v0.8.2
 TEST_TIMEOUT ?= 12m
 FUZZTIME ?= 20000x
 
-.PHONY: all build run test test-short fuzz bench proto lint clean
+.PHONY: all build run test test-short fuzz bench bench-cluster proto lint clean
 
 all: build
 
@@ -37,6 +37,10 @@ fuzz:
 
 bench:
 	$(GO) run ./test/cmd/benchreport -out docs/BENCHMARKS.md
+
+# The cluster figures (issue 4): an in-process cluster on loopback, ~3-4 min.
+bench-cluster:
+	$(GO) run ./test/cmd/clusterbench -out docs/BENCHMARKS-cluster.md
 
 proto:
 	protoc -I proto -I proto/third_party --go_out=proto --go_opt=paths=source_relative \

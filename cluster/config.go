@@ -50,7 +50,8 @@ type Config struct {
 	// TransferChunkBytes is the size of one handoff chunk.
 	TransferChunkBytes int
 	// ForwardRetries bounds the retries of a call on NOT_OWNER or a call that
-	// provably never ran.
+	// provably never ran (backoff 5 ms doubling to 400 ms: 8 retries wait
+	// about a second in all, longer than a handoff's pause).
 	ForwardRetries int
 
 	// Security. Insecure allows a multi-node cluster without TLS, gossip
@@ -87,7 +88,7 @@ func DefaultConfig() Config {
 		LoadFactor:         1.25,
 		MaxReplicas:        3,
 		TransferChunkBytes: 256 << 10,
-		ForwardRetries:     4,
+		ForwardRetries:     8,
 	}
 }
 

@@ -466,10 +466,13 @@ func (n *Node) exec(o ownership.Output) {
 		n.xfer.Unlock()
 		n.must("drop staging", n.store.DropStaging(o.HandoffID))
 	case ownership.Hold:
+		n.log.Debug("handoff: holding partition", "partition", o.Partition)
 		n.gate.hold(int(o.Partition))
 	case ownership.Resume:
+		n.log.Debug("handoff aborted: serving partition again", "partition", o.Partition)
 		n.gate.resume(int(o.Partition))
 	case ownership.ReleaseHeld:
+		n.log.Debug("handoff: released partition", "partition", o.Partition, "new_owner", o.NotOwner)
 		n.gate.stop(int(o.Partition), string(o.NotOwner))
 		n.rt.DropPartition(int(o.Partition))
 	case ownership.StartTransfer:

@@ -49,6 +49,8 @@ type options struct {
 	keys           int
 	handoffCallers int
 	failoverRuns   int
+	reps           int
+	joins          int
 }
 
 func main() {
@@ -60,11 +62,13 @@ func main() {
 	flag.DurationVar(&o.epsilon, "epsilon", 300*time.Millisecond, "lease ε")
 	flag.DurationVar(&o.renew, "renew", 500*time.Millisecond, "lease renewal interval")
 	flag.DurationVar(&o.warmup, "warmup", 500*time.Millisecond, "warm-up of each load run")
-	flag.DurationVar(&o.window, "window", 2*time.Second, "measured window of each load run")
+	flag.DurationVar(&o.window, "window", 1500*time.Millisecond, "measured window of each load run")
 	flag.IntVar(&o.callers, "callers", 64, "callers of the checks/s figure")
 	flag.IntVar(&o.keys, "keys", 10_000, "ratelimit keys of the checks/s figure")
 	flag.IntVar(&o.handoffCallers, "handoff-callers", 32, "callers during the join")
 	flag.IntVar(&o.failoverRuns, "failover-runs", 20, "crash runs")
+	flag.IntVar(&o.joins, "joins", 2, "nodes joining one after the other under load (3→4, 4→5, ...)")
+	flag.IntVar(&o.reps, "reps", 3, "repetitions of the forward and checks/s sweeps (medians reported)")
 	flag.Parse()
 	o.only = map[string]bool{}
 	for _, f := range strings.Split(*only, ",") {
@@ -89,15 +93,22 @@ type report struct {
 	clusterStart time.Duration
 	forward      []fwdRow
 	forwardErr   error
-	single       []loadResult // before and after the cluster
-	singleErr    error
-	cluster      *loadResult
-	clusterErr   error
-	handoff      *handoffFigure
+	tput         *tputFigure
+	tputErr      error
+	handoff      []*handoffFigure
 	handoffErr   error
 	failover     []failoverRun
 	failoverErr  error
 	failoverUp   time.Duration
+	// others: cores busy with other processes during each figure.
+	others map[string]float64
+}
+
+// noise runs f and records the cores other processes used meanwhile.
+func (r *report) noise(figure string, f func()) {
+	a := snapCPU()
+	f()
+	r.others[figure] = othersCores(a, snapCPU())
 }
 
 func run(o options) error {
@@ -113,19 +124,10 @@ func run(o options) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	r := &report{o: o, args: os.Args[1:], started: time.Now(), machine: describeMachine()}
+	r := &report{o: o, args: os.Args[1:], started: time.Now(), machine: describeMachine(), others: map[string]float64{}}
 	logf("machine: %d CPUs, %s, %s; GOMAXPROCS %d", r.machine.nproc, r.machine.cpu, r.machine.goVersion, runtime.GOMAXPROCS(0))
 	sink := newLogSink()
 
-	if o.only["throughput"] {
-		r.singleErr = runSection("single-before", tmp, func(t *benchTB) error {
-			res, err := measureSingleThroughput(t, o)
-			if err == nil {
-				r.single = append(r.single, res)
-			}
-			return err
-		})
-	}
 	if o.only["forward"] || o.only["throughput"] || o.only["handoff"] {
 		err := runSection("cluster", tmp, func(t *benchTB) error {
 			t0 := time.Now()
@@ -133,39 +135,23 @@ func run(o options) error {
 			r.clusterStart = time.Since(t0)
 			logf("3-node cluster stable in %v", r.clusterStart.Round(time.Millisecond))
 			if o.only["forward"] {
-				r.forward, r.forwardErr = measureForward(c, o)
+				r.noise("forward", func() { r.forward, r.forwardErr = measureForward(c, o) })
 			}
 			if o.only["throughput"] {
-				res, err := measureClusterThroughput(c, o)
-				r.clusterErr = err
-				if err == nil {
-					r.cluster = &res
-				}
+				r.noise("throughput", func() { r.tput, r.tputErr = measureThroughput(t, c, o) })
 			}
 			if o.only["handoff"] {
-				r.handoff, r.handoffErr = measureHandoff(c, o, sink)
+				r.noise("handoff", func() { r.handoff, r.handoffErr = measureHandoff(c, o, sink) })
 			}
 			return nil
 		})
 		if err != nil {
 			logf("%v", err)
-			for _, e := range []*error{&r.forwardErr, &r.clusterErr, &r.handoffErr} {
+			for _, e := range []*error{&r.forwardErr, &r.tputErr, &r.handoffErr} {
 				if *e == nil {
 					*e = err
 				}
 			}
-		}
-	}
-	if o.only["throughput"] {
-		err := runSection("single-after", tmp, func(t *benchTB) error {
-			res, err := measureSingleThroughput(t, o)
-			if err == nil {
-				r.single = append(r.single, res)
-			}
-			return err
-		})
-		if r.singleErr == nil {
-			r.singleErr = err
 		}
 	}
 	if o.only["failover"] {
@@ -173,7 +159,7 @@ func run(o options) error {
 			t0 := time.Now()
 			c := newCluster(t, 3, o, sink, "memory")
 			r.failoverUp = time.Since(t0)
-			r.failover, r.failoverErr = measureFailover(c, o)
+			r.noise("failover", func() { r.failover, r.failoverErr = measureFailover(c, o) })
 			return nil
 		})
 		if err != nil && r.failoverErr == nil {
@@ -182,6 +168,7 @@ func run(o options) error {
 	}
 	r.finished = time.Now()
 	r.machine.loadEnd = loadAvg()
+	r.machine.others = othersCores(r.machine.cpu0, snapCPU())
 	md := r.markdown()
 	if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
 		return err
@@ -209,6 +196,8 @@ type machine struct {
 	nproc                          int
 	cpu, goVersion, kernel, commit string
 	loadStart, loadEnd             string
+	cpu0                           cpuSnap
+	others                         float64 // cores busy with other processes during the run, on average
 }
 
 func describeMachine() machine {
@@ -233,6 +222,7 @@ func describeMachine() machine {
 			m.commit += " (with uncommitted changes)"
 		}
 	}
+	m.cpu0 = snapCPU()
 	return m
 }
 
