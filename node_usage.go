@@ -69,7 +69,7 @@ func (s usageSink) Publish(ev gateway.Event) {
 // Events implements api.ClusterAdmin: user's usage events from the
 // cluster's stream (any node reads every node's events).
 func (a clusterAdmin) Events(ctx context.Context, user string, since time.Time, limit int) (*holdfastv1.EventsResponse, error) {
-	evs, err := a.cluster.Usage().Read(ctx, user, since, limit+1)
+	evs, err := a.readUsage(ctx, user, since, limit+1)
 	if errors.Is(err, cluster.ErrUsageNotReady) {
 		return nil, status.Error(codes.Unavailable, "usage events stream not open yet on this node (cluster forming); retry shortly")
 	}
@@ -89,6 +89,27 @@ func (a clusterAdmin) Events(ctx context.Context, user string, since time.Time, 
 		resp.Events = append(resp.Events, usageEventProto(e))
 	}
 	return resp, nil
+}
+
+// readUsage reads, retrying a failed read (reads are idempotent) a few
+// times within ctx: a stream leader election or replica change answers
+// "no responders" for a moment.
+func (a clusterAdmin) readUsage(ctx context.Context, user string, since time.Time, limit int) ([]natsdir.UsageEvent, error) {
+	wait := 250 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		evs, err := a.cluster.Usage().Read(ctx, user, since, limit)
+		if err == nil || errors.Is(err, cluster.ErrUsageNotReady) || attempt == 3 {
+			return evs, err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		case <-t.C:
+		}
+		wait *= 2
+	}
 }
 
 func usageEventProto(e natsdir.UsageEvent) *holdfastv1.UsageEvent {

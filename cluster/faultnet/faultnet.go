@@ -242,5 +242,27 @@ func (t *transport) DialAddressTimeout(addr memberlist.Address, timeout time.Dur
 
 func (t *transport) Shutdown() error {
 	t.doneOnce.Do(func() { close(t.done) })
-	return t.inner.Shutdown()
+	// Keep draining the inner transport until it has shut down: its
+	// listeners block sending a packet nobody reads, and then its Shutdown
+	// waits for them forever.
+	stop := make(chan struct{})
+	drained := make(chan struct{})
+	go func() {
+		defer close(drained)
+		for {
+			select {
+			case <-t.inner.PacketCh():
+			case c := <-t.inner.StreamCh():
+				if c != nil {
+					c.Close()
+				}
+			case <-stop:
+				return
+			}
+		}
+	}()
+	err := t.inner.Shutdown()
+	close(stop)
+	<-drained
+	return err
 }
