@@ -566,6 +566,14 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		if err := n.Drain(ctx); err != nil {
 			n.log.Warn("drain incomplete at shutdown", "err", err)
 			n.shutdownErr = err
+		} else if len(n.gate.served()) == 0 && n.hasDrainTarget() && n.directory() != nil {
+			// Handed everything off: move this server's stream replicas
+			// to the others, or every stream stays a replica short.
+			lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			if err := natsdir.LeaveStreams(lctx, n.nc, n.js, n.cfg.NodeID, natsdir.Streams); err != nil {
+				n.log.Warn("moving this node's stream replicas away", "err", err)
+			}
+			cancel()
 		}
 		if n.members != nil {
 			n.members.Leave(2 * time.Second)
