@@ -121,6 +121,34 @@ type NamespaceConfig struct {
 	// waiting until the node returns with its disk; `reset` (the default of
 	// ratelimit) starts fresh state on a new owner (rate limits fail open).
 	OnOwnerLoss string `yaml:"on_owner_loss"`
+
+	// Hot keys (kind ratelimit; actor/ratelimit hot.go, cluster/hotkey).
+	// Shards > 1 spreads every key over that many static shard actors,
+	// each holding 1/Shards of every limit (at most 1024).
+	Shards int `yaml:"shards"`
+	// HotThresholdTPS is the turns/s above which a key is hot: it splits
+	// automatically (unless shards is set) and its owner grants calling
+	// nodes allowances. 0 (the default): off.
+	HotThresholdTPS float64 `yaml:"hot_threshold_tps"`
+	// HotShards is how many shards an automatic split makes (default 4, at
+	// most 64); 1: no automatic split (allowances only).
+	HotShards int `yaml:"hot_shards"`
+	// HotMergeAfter: a split key merges once its rate stayed below half
+	// the threshold this long (default 10s); also the least time between a
+	// merge and the next split.
+	HotMergeAfter time.Duration `yaml:"hot_merge_after"`
+	// HotCacheTTL is how long a node uses a key's split without asking
+	// the key's parent again (default 5s).
+	HotCacheTTL time.Duration `yaml:"hot_cache_ttl"`
+	// Allowances: owners of hot keys grant calling nodes allowances
+	// (default true when hot_threshold_tps is set).
+	Allowances *bool `yaml:"allowances"`
+	// AllowanceLifetime is how long a node may hold an allowance, at most
+	// 1s (the default).
+	AllowanceLifetime time.Duration `yaml:"allowance_lifetime"`
+	// AllowanceMaxTakes bounds one allowance, in takes of the same amounts
+	// (default 64).
+	AllowanceMaxTakes int `yaml:"allowance_max_takes"`
 }
 
 // BucketConfig is one token bucket's limit.
@@ -305,6 +333,36 @@ func (ns NamespaceConfig) validate(name string) error {
 		}
 	default:
 		return fmt.Errorf("namespaces.%s.on_owner_loss %q: want wait or reset", name, ns.OnOwnerLoss)
+	}
+	return ns.validateHot(name)
+}
+
+// validateHot checks the hot-key options, each error naming its key.
+func (ns NamespaceConfig) validateHot(name string) error {
+	set := map[string]bool{
+		"shards": ns.Shards != 0, "hot_threshold_tps": ns.HotThresholdTPS != 0, "hot_shards": ns.HotShards != 0,
+		"hot_merge_after": ns.HotMergeAfter != 0, "hot_cache_ttl": ns.HotCacheTTL != 0, "allowances": ns.Allowances != nil,
+		"allowance_lifetime": ns.AllowanceLifetime != 0, "allowance_max_takes": ns.AllowanceMaxTakes != 0,
+	}
+	if ns.Kind != "ratelimit" {
+		for _, k := range []string{"shards", "hot_threshold_tps", "hot_shards", "hot_merge_after", "hot_cache_ttl", "allowances", "allowance_lifetime", "allowance_max_takes"} {
+			if set[k] {
+				return fmt.Errorf("namespaces.%s.%s applies to kind ratelimit only", name, k)
+			}
+		}
+		return nil
+	}
+	if ns.Shards > 1 && ns.HotShards > 1 {
+		return fmt.Errorf("namespaces.%s: shards (%d static shards) and hot_shards (%d, an automatic split) are exclusive: set one", name, ns.Shards, ns.HotShards)
+	}
+	if ns.HotCacheTTL < 0 {
+		return fmt.Errorf("namespaces.%s.hot_cache_ttl %v must not be negative", name, ns.HotCacheTTL)
+	}
+	if err := ns.hotConfig().Validate(); err != nil {
+		return fmt.Errorf("namespaces.%s: %w", name, err)
+	}
+	if ns.AllowanceLifetime < 0 || ns.AllowanceLifetime > time.Second {
+		return fmt.Errorf("namespaces.%s.allowance_lifetime %v: want at most 1s", name, ns.AllowanceLifetime)
 	}
 	return nil
 }

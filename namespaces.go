@@ -9,6 +9,7 @@ import (
 	"github.com/holdfast/holdfast/actor"
 	"github.com/holdfast/holdfast/actor/kv"
 	"github.com/holdfast/holdfast/actor/ratelimit"
+	"github.com/holdfast/holdfast/cluster/hotkey"
 	"github.com/holdfast/holdfast/gateway/account"
 )
 
@@ -17,8 +18,9 @@ import (
 //
 // limits, when non-nil, is where ratelimit namespaces keep per-key limits
 // (a cluster's replicated settings bucket); nil keeps them in the actor's
-// state (a single node).
-func buildNamespaces(cfg Config, limits ratelimit.Settings) ([]actor.NamespaceConfig, error) {
+// state (a single node). hot, when non-nil, receives the node's hot
+// ratelimit actors (holdctl hot).
+func buildNamespaces(cfg Config, limits ratelimit.Settings, hot *ratelimit.HotRegistry) ([]actor.NamespaceConfig, error) {
 	names := make([]string, 0, len(cfg.Namespaces))
 	for name := range cfg.Namespaces {
 		names = append(names, name)
@@ -45,7 +47,7 @@ func buildNamespaces(cfg Config, limits ratelimit.Settings) ([]actor.NamespaceCo
 			}
 			nc.New = account.New(d)
 		case "ratelimit":
-			f, err := ratelimitKind(name, ns, limits)
+			f, err := ratelimitKind(name, ns, limits, hot)
 			if err != nil {
 				return nil, err
 			}
@@ -59,8 +61,9 @@ func buildNamespaces(cfg Config, limits ratelimit.Settings) ([]actor.NamespaceCo
 }
 
 // ratelimitKind builds a ratelimit namespace's handler from its defaults.
-func ratelimitKind(name string, ns NamespaceConfig, limits ratelimit.Settings) (func(actor.ID) actor.Handler, error) {
-	d := ratelimit.Defaults{Buckets: map[string]ratelimit.Limit{}, SpendRetentionDays: ns.SpendRetentionDays, Settings: limits}
+func ratelimitKind(name string, ns NamespaceConfig, limits ratelimit.Settings, hot *ratelimit.HotRegistry) (func(actor.ID) actor.Handler, error) {
+	d := ratelimit.Defaults{Buckets: map[string]ratelimit.Limit{}, SpendRetentionDays: ns.SpendRetentionDays, Settings: limits, Hot: ns.hotConfig()}
+	d.Hot.Registry = hot
 	for bname, b := range ns.Buckets {
 		l, err := ratelimit.LimitFromFloat(b.Capacity, b.RefillPerSecond)
 		if err != nil {
@@ -76,6 +79,38 @@ func ratelimitKind(name string, ns NamespaceConfig, limits ratelimit.Settings) (
 		d.DailyBudgetNanos = n
 	}
 	return ratelimit.New(d), nil
+}
+
+// hotConfig is the ratelimit kind's hot-key configuration of ns (without
+// defaults, which the kind applies): allowances, when on (the default with
+// a threshold), last allowance_lifetime or 1s.
+func (ns NamespaceConfig) hotConfig() ratelimit.HotConfig {
+	h := ratelimit.HotConfig{Shards: ns.Shards, ThresholdTPS: ns.HotThresholdTPS, HotShards: ns.HotShards,
+		MergeAfter: ns.HotMergeAfter, AllowanceMaxTakes: ns.AllowanceMaxTakes}
+	if ns.HotThresholdTPS > 0 && (ns.Allowances == nil || *ns.Allowances) {
+		h.AllowanceLifetime = ns.AllowanceLifetime
+		if h.AllowanceLifetime == 0 {
+			h.AllowanceLifetime = ratelimit.MaxAllowanceLifetime
+		}
+	}
+	return h
+}
+
+// hotLayerNamespaces are the ratelimit namespaces with hot-key handling, as
+// the node's hot-key layer sees them.
+func (c Config) hotLayerNamespaces() map[string]hotkey.Namespace {
+	out := map[string]hotkey.Namespace{}
+	for name, ns := range c.Namespaces {
+		if ns.Kind != "ratelimit" {
+			continue
+		}
+		h := ns.hotConfig()
+		if !h.Enabled() {
+			continue
+		}
+		out[name] = hotkey.Namespace{CacheTTL: ns.HotCacheTTL, Allowances: h.AllowanceLifetime > 0}
+	}
+	return out
 }
 
 // ParseUSD parses a decimal dollar amount ("12.5", "0.000000001") into

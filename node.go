@@ -53,6 +53,8 @@ type Node struct {
 	secrets clusterSecrets
 	caller  api.Caller
 	faults  *faultnet.Switch
+	// hot is the hot-key handling (node_hotkey.go): its layer wraps caller.
+	hot *hotKeys
 
 	gateway    *gateway.Gateway
 	grpcServer *grpc.Server
@@ -129,7 +131,8 @@ func NewNode(cfg Config, opts Options) (*Node, error) {
 	if n.cluster != nil {
 		limits = n.cluster.Settings()
 	}
-	namespaces, err := buildNamespaces(cfg, limits)
+	n.hot = newHotKeys()
+	namespaces, err := buildNamespaces(cfg, limits, n.hot.registry)
 	if err != nil {
 		store.Close()
 		return nil, err
@@ -146,6 +149,10 @@ func NewNode(cfg Config, opts Options) (*Node, error) {
 	n.caller = rt
 	if n.cluster != nil {
 		n.caller = n.cluster
+	}
+	if n.caller, err = n.hot.wrap(cfg, n.caller, logger, clk); err != nil {
+		rt.Shutdown(context.Background())
+		return nil, err
 	}
 	prices, err := pricing.NewTable(cfg.Pricing)
 	if err != nil {
@@ -270,6 +277,7 @@ func (n *Node) readyz(w http.ResponseWriter, r *http.Request) {
 func (n *Node) Shutdown(ctx context.Context) error {
 	n.shutdownOnce.Do(func() {
 		var errs []error
+		n.hot.close(ctx) // give back the allowances while the owners answer
 		if n.cluster != nil {
 			// Hand off every partition while the servers still answer:
 			// peers forward calls here until they see the moves.
@@ -409,6 +417,7 @@ func (n *Node) Crash() {
 	n.shutdownOnce.Do(func() {
 		n.state.set("stopping")
 		close(n.drain)
+		n.hot.abort()
 		if n.cluster != nil {
 			n.cluster.Crash()
 		}

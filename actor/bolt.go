@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -20,17 +21,45 @@ const DataFileName = "holdfast.db"
 
 var (
 	bucketPartitions = []byte("partitions")
-	bucketActors     = []byte("actors")
-	bucketAlarms     = []byte("alarms")
 	bucketMeta       = []byte("meta")
 	bucketHighest    = []byte("highest") // partKey -> 8B highest epoch seen
 	bucketStaging    = []byte("staging") // handoff ID -> staging bucket
 	keyFormat        = []byte("format")
-	// formatVersion names the layout; a file of another version is refused.
+	// formatVersion names the layout; a file of another version is refused,
+	// except holdfast-2, which OpenBoltStore converts.
 	// holdfast-2: partitions are grouped by on_owner_loss (reset
 	// namespaces' actors live in [P, 2P)), stamps, highest epochs, staging.
-	formatVersion = []byte("holdfast-2")
+	// holdfast-3: a partition's bucket holds rows, no nested buckets (see
+	// bolt_partition.go).
+	formatVersion   = []byte("holdfast-3")
+	formatVersionV2 = []byte("holdfast-2")
 )
+
+// Rows of a partition bucket. An encoded actor ID is prefix-free (its
+// fields are length-prefixed: see ID.Encode), so the actor and the key of
+// an actor row are unambiguous, and the rows of one actor are exactly the
+// keys starting with rowActor + the encoded ID, in key order.
+const (
+	rowActor = 'a' // 'a' + encoded actor ID + key -> value
+	rowAlarm = 'i' // 'i' + alarm index key (8B unix nanos + encoded actor ID) -> empty
+)
+
+// appendActorRow appends the row key of actor's key to b.
+func appendActorRow(b, actor, key []byte) []byte {
+	b = append(b, rowActor)
+	b = append(b, actor...)
+	return append(b, key...)
+}
+
+// splitActorRow splits an actor row key (without checking its first byte)
+// into the encoded actor ID and the key; ok is false for a malformed row.
+func splitActorRow(row []byte) (actor, key []byte, ok bool) {
+	n := encodedIDLen(row[1:])
+	if n <= 0 {
+		return nil, nil, false
+	}
+	return row[1 : 1+n], row[1+n:], true
+}
 
 // DataDirError explains why a data directory cannot be used.
 type DataDirError struct {
@@ -92,6 +121,9 @@ func OpenBoltStore(dir string) (*BoltStore, error) {
 		return nil, &DataDirError{Path: dir, Reason: reason, Err: err}
 	}
 	path := filepath.Join(dir, DataFileName)
+	// Pages: a group commit writes every page it changed, then fsyncs
+	// twice (data, meta); the flat layout of a partition bucket (rows, no
+	// nested buckets) keeps that to about one page per partition touched.
 	db, err := bolt.Open(path, 0o600, &bolt.Options{
 		Timeout:         time.Second,
 		InitialMmapSize: 256 << 20,
@@ -109,8 +141,14 @@ func OpenBoltStore(dir string) (*BoltStore, error) {
 		if err != nil {
 			return err
 		}
-		if v := meta.Get(keyFormat); v != nil && !bytes.Equal(v, formatVersion) {
-			return fmt.Errorf("unsupported data format %q (this build reads %q)", v, formatVersion)
+		switch v := meta.Get(keyFormat); {
+		case v == nil, bytes.Equal(v, formatVersion):
+		case bytes.Equal(v, formatVersionV2):
+			if err := convertFromV2(tx); err != nil {
+				return fmt.Errorf("converting the data from format %q to %q: %w", v, formatVersion, err)
+			}
+		default:
+			return fmt.Errorf("unsupported data format %q (this build reads %q and converts %q)", v, formatVersion, formatVersionV2)
 		}
 		if err := meta.Put(keyFormat, formatVersion); err != nil {
 			return err
@@ -133,73 +171,71 @@ func partKey(p int) []byte {
 	return binary.BigEndian.AppendUint16(nil, uint16(p))
 }
 
-func actorBucket(tx *bolt.Tx, partition int, actor []byte) *bolt.Bucket {
-	pb := tx.Bucket(bucketPartitions).Bucket(partKey(partition))
-	if pb == nil {
-		return nil
-	}
-	ab := pb.Bucket(bucketActors)
-	if ab == nil {
-		return nil
-	}
-	return ab.Bucket(actor)
+// partitionBucket returns partition's bucket, or nil.
+func partitionBucket(tx *bolt.Tx, partition int) *bolt.Bucket {
+	var pk [2]byte
+	binary.BigEndian.PutUint16(pk[:], uint16(partition))
+	return tx.Bucket(bucketPartitions).Bucket(pk[:])
 }
 
 // Get implements Store.
 func (s *BoltStore) Get(partition int, actor, key []byte) (val []byte, ok bool, err error) {
-	err = s.db.View(func(tx *bolt.Tx) error {
-		b := actorBucket(tx, partition, actor)
-		if b == nil {
-			return nil
-		}
-		if v := b.Get(key); v != nil {
-			val, ok = append([]byte{}, v...), true
-		}
-		return nil
-	})
-	return val, ok, err
+	tx, err := s.db.Begin(false)
+	if err != nil {
+		return nil, false, err
+	}
+	defer tx.Rollback()
+	pb := partitionBucket(tx, partition)
+	if pb == nil {
+		return nil, false, nil
+	}
+	var buf [128]byte
+	if v := pb.Get(appendActorRow(buf[:0], actor, key)); v != nil {
+		return append([]byte{}, v...), true, nil
+	}
+	return nil, false, nil
 }
 
 // Scan implements Store.
 func (s *BoltStore) Scan(partition int, actor, start, end []byte, reverse bool, fn func(k, v []byte) bool) error {
 	return s.db.View(func(tx *bolt.Tx) error {
-		b := actorBucket(tx, partition, actor)
-		if b == nil {
+		pb := partitionBucket(tx, partition)
+		if pb == nil {
 			return nil
 		}
-		c := b.Cursor()
+		prefix := appendActorRow(nil, actor, nil)
+		lo := appendActorRow(nil, actor, start)
+		var hi []byte // exclusive
+		if end != nil {
+			hi = appendActorRow(nil, actor, end)
+		} else {
+			hi = prefixEnd(prefix)
+		}
+		c := pb.Cursor()
 		if !reverse {
-			for k, v := c.Seek(start); k != nil; k, v = c.Next() {
-				if end != nil && bytes.Compare(k, end) >= 0 {
+			for k, v := c.Seek(lo); k != nil; k, v = c.Next() {
+				if hi != nil && bytes.Compare(k, hi) >= 0 {
 					return nil
 				}
-				if v == nil { // nested bucket: none are made, skip defensively
-					continue
-				}
-				if !fn(k, v) {
+				if !fn(k[len(prefix):], v) {
 					return nil
 				}
 			}
 			return nil
 		}
 		var k, v []byte
-		if end == nil {
+		if hi == nil {
+			k, v = c.Last()
+		} else if k, _ = c.Seek(hi); k == nil {
 			k, v = c.Last()
 		} else {
-			if k, _ = c.Seek(end); k == nil {
-				k, v = c.Last()
-			} else {
-				k, v = c.Prev()
-			}
+			k, v = c.Prev()
 		}
 		for ; k != nil; k, v = c.Prev() {
-			if bytes.Compare(k, start) < 0 {
+			if bytes.Compare(k, lo) < 0 {
 				return nil
 			}
-			if v == nil {
-				continue
-			}
-			if !fn(k, v) {
+			if !fn(k[len(prefix):], v) {
 				return nil
 			}
 		}
@@ -208,22 +244,31 @@ func (s *BoltStore) Scan(partition int, actor, start, end []byte, reverse bool, 
 }
 
 // Commit implements Store: one bbolt read-write transaction, one commit.
+// The writes are applied grouped by partition (each partition bucket is
+// looked up once), in sequence order within a partition, so one actor's
+// writes apply in the order its turns made them.
 func (s *BoltStore) Commit(writes []*Write) error {
+	byPart := writes
+	if !slices.IsSortedFunc(writes, cmpWritePartition) {
+		byPart = slices.Clone(writes)
+		slices.SortStableFunc(byPart, cmpWritePartition)
+	}
 	return s.db.Update(func(tx *bolt.Tx) error {
 		root := tx.Bucket(bucketPartitions)
-		for _, w := range writes {
-			pb, err := root.CreateBucketIfNotExists(partKey(w.Partition))
-			if err != nil {
+		var pb *bolt.Bucket
+		var buf []byte // row keys: bbolt copies the keys it keeps
+		for i, w := range byPart {
+			if i == 0 || w.Partition != byPart[i-1].Partition {
+				var err error
+				if pb, err = root.CreateBucketIfNotExists(partKey(w.Partition)); err != nil {
+					return err
+				}
+			}
+			var err error
+			if buf, err = applyAlarmIndex(pb, w.AlarmIndex, buf); err != nil {
 				return err
 			}
-			if err := applyAlarmIndex(pb, w.AlarmIndex); err != nil {
-				return err
-			}
-			actors, err := pb.CreateBucketIfNotExists(bucketActors)
-			if err != nil {
-				return err
-			}
-			if err := applyActorOps(actors, w.Actor, w.Ops); err != nil {
+			if buf, err = applyActorOps(pb, w.Actor, w.Ops, buf); err != nil {
 				return err
 			}
 		}
@@ -231,70 +276,62 @@ func (s *BoltStore) Commit(writes []*Write) error {
 	})
 }
 
-func applyAlarmIndex(pb *bolt.Bucket, ops []Op) error {
-	if len(ops) == 0 {
-		return nil
-	}
-	idx, err := pb.CreateBucketIfNotExists(bucketAlarms)
-	if err != nil {
-		return err
-	}
+func cmpWritePartition(a, b *Write) int { return a.Partition - b.Partition }
+
+func applyAlarmIndex(pb *bolt.Bucket, ops []Op, buf []byte) ([]byte, error) {
 	for _, op := range ops {
+		buf = append(append(buf[:0], rowAlarm), op.Key...)
+		var err error
 		switch op.Kind {
 		case OpPut:
-			err = idx.Put(op.Key, nil)
+			err = pb.Put(buf, nil)
 		case OpDelete:
-			err = idx.Delete(op.Key)
+			err = pb.Delete(buf)
 		default:
 			err = fmt.Errorf("alarm index: unsupported op %d", op.Kind)
 		}
 		if err != nil {
-			return err
+			return buf, err
 		}
 	}
-	return nil
+	return buf, nil
 }
 
-func applyActorOps(actors *bolt.Bucket, actor []byte, ops []Op) error {
-	var b *bolt.Bucket
+// applyActorOps applies one actor's ops to its rows in the partition
+// bucket pb. An actor with no keys left has no rows: listings show live
+// actors.
+func applyActorOps(pb *bolt.Bucket, actor []byte, ops []Op, buf []byte) ([]byte, error) {
 	for _, op := range ops {
-		if op.Kind == OpDeleteActor {
-			if err := actors.DeleteBucket(actor); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
-				return err
-			}
-			b = nil
-			continue
-		}
-		if b == nil {
-			var err error
-			if b, err = actors.CreateBucketIfNotExists(actor); err != nil {
-				return err
-			}
-		}
+		var err error
 		switch op.Kind {
 		case OpPut:
-			if err := b.Put(op.Key, op.Value); err != nil {
-				return err
-			}
+			buf = appendActorRow(buf[:0], actor, op.Key)
+			err = pb.Put(buf, op.Value)
 		case OpDelete:
-			if err := b.Delete(op.Key); err != nil {
-				return err
-			}
+			buf = appendActorRow(buf[:0], actor, op.Key)
+			err = pb.Delete(buf)
 		case OpDeletePrefix:
-			c := b.Cursor()
-			for k, _ := c.Seek(op.Key); k != nil && bytes.HasPrefix(k, op.Key); k, _ = c.Seek(op.Key) {
-				if err := c.Delete(); err != nil {
-					return err
-				}
-			}
+			buf = appendActorRow(buf[:0], actor, op.Key)
+			err = deleteRows(pb, buf)
+		case OpDeleteActor:
+			buf = appendActorRow(buf[:0], actor, nil)
+			err = deleteRows(pb, buf)
 		default:
-			return fmt.Errorf("unsupported op %d", op.Kind)
+			err = fmt.Errorf("unsupported op %d", op.Kind)
+		}
+		if err != nil {
+			return buf, err
 		}
 	}
-	// An actor with no keys left has no bucket: listings show live actors.
-	if b != nil {
-		if k, _ := b.Cursor().First(); k == nil {
-			return actors.DeleteBucket(actor)
+	return buf, nil
+}
+
+// deleteRows deletes every key of b that starts with prefix.
+func deleteRows(b *bolt.Bucket, prefix []byte) error {
+	c := b.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Seek(prefix) {
+		if err := c.Delete(); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -303,28 +340,35 @@ func applyActorOps(actors *bolt.Bucket, actor []byte, ops []Op) error {
 // ScanAlarms implements Store.
 func (s *BoltStore) ScanAlarms(fn func(partition int, at int64, actor []byte) bool) error {
 	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketPartitions).ForEachBucket(func(pk []byte) error {
-			idx := tx.Bucket(bucketPartitions).Bucket(pk).Bucket(bucketAlarms)
-			if idx == nil || len(pk) != 2 {
+		root := tx.Bucket(bucketPartitions)
+		return root.ForEachBucket(func(pk []byte) error {
+			if len(pk) != 2 {
 				return nil
 			}
 			p := int(binary.BigEndian.Uint16(pk))
-			c := idx.Cursor()
-			for k, _ := c.First(); k != nil; k, _ = c.Next() {
-				if len(k) < 8 {
-					continue
-				}
-				if !fn(p, int64(binary.BigEndian.Uint64(k)), append([]byte{}, k[8:]...)) {
-					return errStopScan
-				}
-			}
-			return nil
+			return scanAlarmRows(root.Bucket(pk), func(at int64, actor []byte) bool { return fn(p, at, actor) })
 		})
 	})
 	if errors.Is(err, errStopScan) {
 		return nil
 	}
 	return err
+}
+
+// scanAlarmRows calls fn for each alarm index row of pb, in time order; it
+// returns errStopScan when fn stops it.
+func scanAlarmRows(pb *bolt.Bucket, fn func(at int64, actor []byte) bool) error {
+	c := pb.Cursor()
+	prefix := []byte{rowAlarm}
+	for k, _ := c.Seek(prefix); k != nil && k[0] == rowAlarm; k, _ = c.Next() {
+		if len(k) < 9 {
+			continue
+		}
+		if !fn(int64(binary.BigEndian.Uint64(k[1:])), append([]byte{}, k[9:]...)) {
+			return errStopScan
+		}
+	}
+	return nil
 }
 
 var errStopScan = errors.New("stop scan")
@@ -338,16 +382,24 @@ func (s *BoltStore) ScanActors(partition int, prefix []byte, fn func(partition i
 			if pb == nil {
 				return nil
 			}
-			ab := pb.Bucket(bucketActors)
-			if ab == nil {
-				return nil
-			}
 			p := int(binary.BigEndian.Uint16(pk))
-			c := ab.Cursor()
-			for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-				if !fn(p, append([]byte{}, k...)) {
+			want := appendActorRow(nil, prefix, nil)
+			c := pb.Cursor()
+			k, _ := c.Seek(want)
+			for k != nil && bytes.HasPrefix(k, want) {
+				actor, _, ok := splitActorRow(k)
+				if !ok {
+					return fmt.Errorf("partition %d: malformed actor row %q", p, k)
+				}
+				if !fn(p, append([]byte{}, actor...)) {
 					return errStopScan
 				}
+				// On to the first row past this actor's.
+				next := prefixEnd(appendActorRow(nil, actor, nil))
+				if next == nil {
+					return nil
+				}
+				k, _ = c.Seek(next)
 			}
 			return nil
 		}

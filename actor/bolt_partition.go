@@ -10,15 +10,21 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 )
 
-// Partition layout of the bbolt file (format holdfast-2):
+// Partition layout of the bbolt file (format holdfast-3):
 //
 //	partitions/<p>/stamp            8B epoch the bucket was last served at
-//	partitions/<p>/actors/<actor>/  the actor's keys
-//	partitions/<p>/alarms/          the alarm index
+//	partitions/<p>/a<actor><key>    the actor's keys (rowActor)
+//	partitions/<p>/i<at><actor>     the alarm index (rowAlarm)
 //	highest/<p>                     8B highest epoch seen
 //	staging/<handoff id>/info       partition, from epoch, from node
 //	staging/<handoff id>/complete   the handoff ID: the epoch marker, last
-//	staging/<handoff id>/<p>/       actors/ and alarms/ as in partitions/<p>
+//	staging/<handoff id>/<p>/       rows as in partitions/<p>
+//
+// A partition bucket holds no nested bucket: a commit rewrites each page
+// it changes (copy on write), and every level of nesting adds one page per
+// partition touched. A small partition's bucket is inline in its parent's
+// page. (Format holdfast-2 nested actors/<actor>/ and alarms/ buckets in
+// partitions/<p>; OpenBoltStore converts it.)
 //
 // The staging data bucket is named as the partition's bucket, so promotion
 // is one bucket move (bbolt's MoveBucket keeps the name) in one
@@ -172,24 +178,35 @@ func (s *BoltStore) ExportPartition(p int, cursor []byte, maxBytes int) ([]Parti
 		if pb == nil {
 			return nil
 		}
+		c := pb.Cursor()
 		if cur.kind <= RecordActorKey {
-			if !exportActors(pb.Bucket(bucketActors), cur, add) {
-				return nil
-			}
-		}
-		if idx := pb.Bucket(bucketAlarms); idx != nil {
-			c := idx.Cursor()
-			k, _ := c.First()
-			if cur.kind == RecordAlarm {
-				k, _ = c.Seek(cur.key)
-				if k != nil && bytes.Equal(k, cur.key) {
-					k, _ = c.Next()
+			k, v := c.Seek([]byte{rowActor})
+			if cur.kind == RecordActorKey {
+				after := appendActorRow(nil, cur.actor, cur.key)
+				if k, v = c.Seek(after); k != nil && bytes.Equal(k, after) {
+					k, v = c.Next()
 				}
 			}
-			for ; k != nil; k, _ = c.Next() {
-				if !add(RecordAlarm, nil, k, nil) {
+			for ; k != nil && k[0] == rowActor; k, v = c.Next() {
+				actor, key, ok := splitActorRow(k)
+				if !ok {
+					return fmt.Errorf("malformed actor row %q", k)
+				}
+				if !add(RecordActorKey, actor, key, v) {
 					return nil
 				}
+			}
+		}
+		k, _ := c.Seek([]byte{rowAlarm})
+		if cur.kind == RecordAlarm {
+			after := append([]byte{rowAlarm}, cur.key...)
+			if k, _ = c.Seek(after); k != nil && bytes.Equal(k, after) {
+				k, _ = c.Next()
+			}
+		}
+		for ; k != nil && k[0] == rowAlarm; k, _ = c.Next() {
+			if !add(RecordAlarm, nil, k[1:], nil) {
+				return nil
 			}
 		}
 		return nil
@@ -201,41 +218,6 @@ func (s *BoltStore) ExportPartition(p int, cursor []byte, maxBytes int) ([]Parti
 		return recs, nil, nil
 	}
 	return recs, recs[len(recs)-1].cursor(), nil
-}
-
-// exportActors adds the actor keys after cur; false when add said stop.
-func exportActors(ab *bolt.Bucket, cur exportCursor, add func(kind uint8, actor, k, v []byte) bool) bool {
-	if ab == nil {
-		return true
-	}
-	ac := ab.Cursor()
-	ak, _ := ac.First()
-	if cur.kind == RecordActorKey {
-		ak, _ = ac.Seek(cur.actor)
-	}
-	for ; ak != nil; ak, _ = ac.Next() {
-		b := ab.Bucket(ak)
-		if b == nil {
-			continue
-		}
-		kc := b.Cursor()
-		k, v := kc.First()
-		if cur.kind == RecordActorKey && bytes.Equal(ak, cur.actor) {
-			k, v = kc.Seek(cur.key)
-			if k != nil && bytes.Equal(k, cur.key) {
-				k, v = kc.Next()
-			}
-		}
-		for ; k != nil; k, v = kc.Next() {
-			if v == nil {
-				continue // a nested bucket: none are made
-			}
-			if !add(RecordActorKey, ak, k, v) {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 func stagingBucket(tx *bolt.Tx, handoffID string) *bolt.Bucket {
@@ -316,31 +298,16 @@ func (s *BoltStore) WriteStaging(handoffID string, recs []PartitionRecord) error
 		if info.Complete {
 			return fmt.Errorf("staging %q is complete: %w", handoffID, ErrInvalidArgument)
 		}
-		var actors, alarms, ab *bolt.Bucket
-		var last []byte
+		var buf []byte // row keys: bbolt copies the keys it keeps
 		for i := range recs {
 			r := &recs[i]
 			switch r.Kind {
 			case RecordActorKey:
-				if actors == nil {
-					if actors, err = data.CreateBucketIfNotExists(bucketActors); err != nil {
-						return err
-					}
-				}
-				if ab == nil || !bytes.Equal(last, r.Actor) {
-					if ab, err = actors.CreateBucketIfNotExists(r.Actor); err != nil {
-						return err
-					}
-					last = r.Actor
-				}
-				err = ab.Put(r.Key, r.Value)
+				buf = appendActorRow(buf[:0], r.Actor, r.Key)
+				err = data.Put(buf, r.Value)
 			case RecordAlarm:
-				if alarms == nil {
-					if alarms, err = data.CreateBucketIfNotExists(bucketAlarms); err != nil {
-						return err
-					}
-				}
-				err = alarms.Put(r.Key, nil)
+				buf = append(append(buf[:0], rowAlarm), r.Key...)
+				err = data.Put(buf, nil)
 			}
 			if err != nil {
 				return err
@@ -412,24 +379,92 @@ func (s *BoltStore) scanPartitionAlarms(p int, fn func(at int64, actor []byte) b
 	if err := checkPartitionKey(p); err != nil {
 		return err
 	}
-	return s.db.View(func(tx *bolt.Tx) error {
-		pb := tx.Bucket(bucketPartitions).Bucket(partKey(p))
+	err := s.db.View(func(tx *bolt.Tx) error {
+		pb := partitionBucket(tx, p)
 		if pb == nil {
 			return nil
 		}
-		idx := pb.Bucket(bucketAlarms)
-		if idx == nil {
+		return scanAlarmRows(pb, fn)
+	})
+	if errors.Is(err, errStopScan) {
+		return nil
+	}
+	return err
+}
+
+// Format holdfast-2 nested these buckets in a partition bucket.
+var (
+	v2BucketActors = []byte("actors")
+	v2BucketAlarms = []byte("alarms")
+)
+
+// convertFromV2 rewrites every partition bucket and staging data bucket of
+// a holdfast-2 file into rows, in tx (one transaction: the conversion is
+// all or nothing). The keys and values are copied as they are.
+func convertFromV2(tx *bolt.Tx) error {
+	root := tx.Bucket(bucketPartitions)
+	if root == nil {
+		return nil
+	}
+	if err := root.ForEachBucket(func(pk []byte) error {
+		return flattenV2(root.Bucket(pk))
+	}); err != nil {
+		return err
+	}
+	st := tx.Bucket(bucketStaging)
+	if st == nil {
+		return nil
+	}
+	return st.ForEachBucket(func(id []byte) error {
+		sb := st.Bucket(id)
+		info, ok := decodeStagingInfo(string(id), sb.Get(keyInfo))
+		if !ok {
 			return nil
 		}
-		c := idx.Cursor()
-		for k, _ := c.First(); k != nil; k, _ = c.Next() {
-			if len(k) < 8 {
-				continue
-			}
-			if !fn(int64(binary.BigEndian.Uint64(k)), append([]byte{}, k[8:]...)) {
-				return nil
-			}
+		if data := sb.Bucket(partKey(info.Partition)); data != nil {
+			return flattenV2(data)
 		}
 		return nil
 	})
+}
+
+// flattenV2 turns one holdfast-2 partition bucket (actors/<actor>/ and
+// alarms/ nested buckets) into rows of the same bucket.
+func flattenV2(pb *bolt.Bucket) error {
+	type row struct{ k, v []byte }
+	var rows []row // read first, written after: no writes while a cursor walks
+	if ab := pb.Bucket(v2BucketActors); ab != nil {
+		if err := ab.ForEachBucket(func(actor []byte) error {
+			if encodedIDLen(actor) != len(actor) {
+				return fmt.Errorf("malformed actor bucket name %q", actor)
+			}
+			return ab.Bucket(actor).ForEach(func(k, v []byte) error {
+				if v != nil { // nested buckets were never made
+					rows = append(rows, row{appendActorRow(nil, actor, k), append([]byte{}, v...)})
+				}
+				return nil
+			})
+		}); err != nil {
+			return err
+		}
+	}
+	if idx := pb.Bucket(v2BucketAlarms); idx != nil {
+		if err := idx.ForEach(func(k, _ []byte) error {
+			rows = append(rows, row{append([]byte{rowAlarm}, k...), nil})
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	for _, name := range [][]byte{v2BucketActors, v2BucketAlarms} {
+		if err := pb.DeleteBucket(name); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
+			return err
+		}
+	}
+	for _, r := range rows {
+		if err := pb.Put(r.k, r.v); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -1,7 +1,6 @@
 package actor
 
 import (
-	"runtime"
 	"sync"
 	"sync/atomic"
 )
@@ -9,55 +8,31 @@ import (
 // cell is one activated actor.
 //
 // Fields under "guarded by the turn lock" are touched only by the goroutine
-// that holds sem (the running turn, or the janitor evicting the cell).
+// that holds the turn lock (the running turn, or DropPartition).
 type cell struct {
 	id   ID
 	enc  []byte
 	part int
 	ns   *namespace
 
-	sem      chan struct{} // the turn lock: cap 1, held for one turn
-	waiting  atomic.Int32  // calls queued for the turn lock (the mailbox)
-	lastUsed atomic.Int64  // clock unix nanos of the last turn's end
+	lock     turnLock     // the turn lock, held for one turn
+	waiting  atomic.Int32 // calls queued for the turn lock (the mailbox)
+	lastUsed atomic.Int64 // clock unix nanos of the last turn's end
 
-	refs int // guarded by the registry shard's mutex
+	// refs counts the calls holding the cell (acquire to release). It is
+	// raised only under the registry shard's mutex, so the janitor, which
+	// reads it under that mutex, sees every holder; release lowers it
+	// without the mutex.
+	refs atomic.Int32
 
 	// guarded by the turn lock
 	handler      Handler
-	overlay      *layer // writes not yet durable (local durability)
-	lastWriteSeq uint64 // seq of this actor's last enqueued write
+	overlay      *layer    // writes not yet durable (local durability)
+	mem          *memActor // its data in Runtime.mem (memory durability), or nil: kept to skip the store's lookup
+	lastWriteSeq uint64    // seq of this actor's last enqueued write
 	alarm        alarmState
 	alarmLoaded  bool
 	dropped      bool // removed by DropPartition: a turn still queued on it fails
-}
-
-// trySpin takes the turn lock if it is free or frees within a short spin.
-//
-// It busy-waits with a short pause between tries (a turn is about a
-// microsecond; yielding to the scheduler costs as much) and yields only
-// every 16 tries, so a long turn does not burn a core.
-func (c *cell) trySpin() bool {
-	for i := 0; i < 96; i++ {
-		select {
-		case c.sem <- struct{}{}:
-			return true
-		default:
-		}
-		if i%16 == 15 {
-			runtime.Gosched()
-		} else {
-			c.spinPause()
-		}
-	}
-	return false
-}
-
-// spinPause waits a few dozen nanoseconds without a system call or a
-// write to shared memory (reads of a cache line the holder does not write).
-func (c *cell) spinPause() {
-	for i := 0; i < 30; i++ {
-		_ = c.lastUsed.Load()
-	}
 }
 
 // registry maps encoded actor IDs to their cells, sharded to keep lock
@@ -101,7 +76,7 @@ func (r *registry) acquire(id ID, enc []byte, partitions int, ns *namespace) (*c
 	created := false
 	if c == nil {
 		own := append([]byte(nil), enc...)
-		c = &cell{id: id, enc: own, part: groupedPartition(own, partitions, ns.group), ns: ns, sem: make(chan struct{}, 1)}
+		c = &cell{id: id, enc: own, part: groupedPartition(own, partitions, ns.group), ns: ns, lock: newTurnLock()}
 		if ns.cfg.Durability == Local {
 			c.overlay = newLayer()
 		}
@@ -109,16 +84,15 @@ func (r *registry) acquire(id ID, enc []byte, partitions int, ns *namespace) (*c
 		r.count.Add(1)
 		created = true
 	}
-	c.refs++
+	c.refs.Add(1)
 	s.mu.Unlock()
 	return c, created
 }
 
+// release drops the reference acquire took. The caller's writes to the
+// cell before it happen before an evictor's check that sees refs == 0.
 func (r *registry) release(c *cell) {
-	s := r.shard(c.enc)
-	s.mu.Lock()
-	c.refs--
-	s.mu.Unlock()
+	c.refs.Add(-1)
 }
 
 // lookup returns the cell of enc if it is activated (no reference taken).
@@ -137,7 +111,7 @@ func (r *registry) evictIdle(evictable func(c *cell) bool) int {
 		s := &r.shards[i]
 		s.mu.Lock()
 		for k, c := range s.cells {
-			if c.refs == 0 && c.waiting.Load() == 0 && evictable(c) {
+			if c.refs.Load() == 0 && c.waiting.Load() == 0 && evictable(c) {
 				delete(s.cells, k)
 				r.count.Add(-1)
 				n++

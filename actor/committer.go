@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/holdfast/holdfast/actor/clock"
 )
@@ -33,7 +34,10 @@ type committer struct {
 		notify  chan struct{}
 		closed  bool
 	}
-	wake    chan struct{} // cap 1: "queue is not empty"
+	wake chan struct{} // cap 1: "queue is not empty"
+	// spare is the queue array not in use, swapped with mu.queue when a
+	// batch is taken whole (owned by the committer goroutine).
+	spare   []*Write
 	durable atomic.Uint64
 	commits atomic.Int64
 	done    chan struct{}
@@ -93,18 +97,23 @@ func (c *committer) run(stop <-chan struct{}) {
 		if n > c.maxBatch {
 			n = c.maxBatch
 		}
-		batch := c.mu.queue[:n:n]
-		c.mu.queue = append([]*Write(nil), c.mu.queue[n:]...)
+		queue := c.mu.queue
+		batch := queue[:n]
+		// The next writes go to the spare array: no copy, no allocation
+		// while batches are taken whole (maxBatch caps them otherwise).
+		c.mu.queue = append(c.spare[:0], queue[n:]...)
 		// Every write before the remaining queue is in this batch.
 		upTo := c.mu.lastSeq - uint64(len(c.mu.queue))
 		failed := c.mu.err
 		c.mu.Unlock()
 
 		if failed != nil {
+			c.recycle(queue)
 			continue // drop: their waiters see the sticky error
 		}
 		start := c.clock.Now()
 		err := c.store.Commit(batch)
+		c.recycle(queue)
 		c.metrics.commitSeconds.Observe(c.clock.Now().Sub(start).Seconds())
 		c.metrics.commitBatch.Observe(float64(len(batch)))
 		c.commits.Add(1)
@@ -120,6 +129,13 @@ func (c *committer) run(stop <-chan struct{}) {
 		c.mu.notify = make(chan struct{})
 		c.mu.Unlock()
 	}
+}
+
+// recycle makes a taken queue array the spare, dropping its writes so
+// they can be collected.
+func (c *committer) recycle(queue []*Write) {
+	clear(queue)
+	c.spare = queue[:0]
 }
 
 type storageError struct{ err error }
@@ -142,9 +158,12 @@ func (c *committer) failed() error {
 	return c.mu.err
 }
 
-// wait blocks until every write up to seq is durable, the store failed, or
-// ctx ends.
-func (c *committer) wait(ctx context.Context, seq uint64) error {
+// wait blocks until every write up to seq is durable, the store failed,
+// ctx ends, or the deadline passes (context.DeadlineExceeded; a zero
+// deadline is none). The deadline is a timer armed only when it has to
+// wait: a context.WithDeadline per turn cost more than the wait.
+func (c *committer) wait(ctx context.Context, seq uint64, deadline time.Time) error {
+	var timeout <-chan time.Time
 	for {
 		c.mu.Lock()
 		err, ch := c.mu.err, c.mu.notify
@@ -155,10 +174,21 @@ func (c *committer) wait(ctx context.Context, seq uint64) error {
 		if err != nil {
 			return err
 		}
+		if timeout == nil && !deadline.IsZero() {
+			d := time.Until(deadline)
+			if d <= 0 {
+				return context.DeadlineExceeded
+			}
+			t := time.NewTimer(d)
+			defer t.Stop()
+			timeout = t.C
+		}
 		select {
 		case <-ch:
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-timeout:
+			return context.DeadlineExceeded
 		}
 	}
 }

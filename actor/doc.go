@@ -19,11 +19,14 @@
 // # Thread model
 //
 //   - A call runs on the caller's goroutine: it takes the actor's turn lock
-//     (cell.sem, a 1-slot channel, so waiting honours the deadline), runs
-//     the handler, enqueues the writes, releases the turn lock, and only
-//     then waits for durability. The next turn of the same actor may run
-//     while an earlier one's writes are being committed: it reads them from
-//     the actor's overlay, and its own reply waits for them too.
+//     (cell.lock, a turnLock: spin, then park; waiting honours the
+//     deadline), runs the handler, enqueues the writes, releases the turn
+//     lock, and only then waits for durability. The next turn of the same
+//     actor may run while an earlier one's writes are being committed: it
+//     reads them from the actor's overlay, and its own reply waits for them
+//     too. The turn lock is not first come, first served: a caller may take
+//     it ahead of parked ones unless one of them waited over a millisecond
+//     (see turnLock).
 //   - One committer goroutine owns Store.Commit. Readers call Store.Get and
 //     Store.Scan concurrently (bbolt read transactions).
 //   - The alarm scheduler fires due alarms on goroutines started with
@@ -36,16 +39,20 @@
 //
 // # Lock order
 //
-// turn lock (cell.sem) → registry shard mutex → alarm scheduler mutex →
-// committer mutex. No lock is held across Store I/O except the turn lock
-// (a turn's reads); the committer holds no lock while it commits. Waiting
-// for durability happens after the turn lock is released.
+// turn lock (cell.lock) → registry shard mutex → alarm scheduler mutex →
+// committer mutex. The stores' own locks (MemStore's, then one of its
+// actors'; bbolt's) are innermost: taken inside a store method, held only
+// during it. No lock is held across Store I/O except the turn lock (a
+// turn's reads); the committer holds no lock while it commits. Waiting for
+// durability happens after the turn lock is released. Runtime.calls (calls
+// in flight) and cell.refs are atomic counters, not locks.
 //
 // # Storage layout
 //
-// See Store and, for partition stamps, highest epochs and staging
-// buckets, bolt_partition.go. Inside an actor's bucket, user keys carry the prefix 'd';
-// idempotency records 'r' and 't'; the alarm 's'.
+// See Store and, for the bbolt file (rows of a partition bucket, stamps,
+// highest epochs, staging buckets), bolt_partition.go. An actor's keys
+// carry a prefix: user keys 'd'; idempotency records 'r' and 't'; the
+// alarm 's'.
 //
 // # Cluster hooks
 //

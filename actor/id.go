@@ -38,6 +38,26 @@ func (id ID) AppendEncode(b []byte) []byte {
 	return b
 }
 
+// encodedIDLen returns the length of the encoded ID that b starts with, or
+// -1 when b does not start with one. The encoding is prefix-free: no
+// encoded ID is a prefix of another (each field is length-prefixed or a
+// self-delimiting uvarint), so storage can append keys to it.
+func encodedIDLen(b []byte) int {
+	i := 0
+	for range 2 { // namespace, key
+		n, k := binary.Uvarint(b[i:])
+		if k <= 0 || n > uint64(len(b)-i-k) {
+			return -1
+		}
+		i += k + int(n)
+	}
+	shard, k := binary.Uvarint(b[i:])
+	if k <= 0 || shard > 1<<32-1 {
+		return -1
+	}
+	return i + k
+}
+
 // NamespacePrefix returns the encoding prefix shared by every actor of ns.
 func NamespacePrefix(ns string) []byte {
 	b := binary.AppendUvarint(nil, uint64(len(ns)))

@@ -195,19 +195,25 @@ func (l *layer) clearAll(seq uint64) {
 // ops returns the store operations equivalent to this layer, for a commit.
 // The keys and values are shared with the layer (neither is ever modified).
 func (l *layer) ops() []Op {
+	return l.appendOps(make([]Op, 0, l.count()+1))
+}
+
+// appendOps appends the store operations equivalent to this layer to ops:
+// the clear first, if any, then the entries in key order.
+func (l *layer) appendOps(ops []Op) []Op {
 	n := l.count()
 	if n == 1 && !l.clearedAll && !l.clearedData {
-		var op Op
-		l.each(func(k []byte, e layerEntry) {
-			if e.del {
-				op = Op{Kind: OpDelete, Key: k}
-			} else {
-				op = Op{Kind: OpPut, Key: k, Value: e.val}
-			}
-		})
-		return []Op{op}
+		var kv layerKV
+		if l.entries == nil {
+			kv = l.small[0]
+		} else {
+			l.each(func(k []byte, e layerEntry) { kv = layerKV{key: k, layerEntry: e} })
+		}
+		if kv.del {
+			return append(ops, Op{Kind: OpDelete, Key: kv.key})
+		}
+		return append(ops, Op{Kind: OpPut, Key: kv.key, Value: kv.val})
 	}
-	ops := make([]Op, 0, n+1)
 	if l.clearedAll {
 		ops = append(ops, Op{Kind: OpDeleteActor})
 	} else if l.clearedData {

@@ -23,7 +23,12 @@ type MemStore struct {
 }
 
 type memActor struct {
-	mu   sync.RWMutex
+	mu sync.RWMutex
+	// gone: removed from its store (guarded by mu). A runtime cell keeps
+	// its actor's memActor across turns (memory durability: it saves the
+	// store's lookup and its shared lock on every read and write); a gone
+	// one is looked up again.
+	gone bool
 	part int
 	id   []byte
 	data map[string][]byte
@@ -69,12 +74,22 @@ func (s *MemStore) Get(partition int, actor, key []byte) ([]byte, bool, error) {
 	if a == nil {
 		return nil, false, nil
 	}
-	a.mu.RLock()
-	v, ok := a.data[string(key)]
-	a.mu.RUnlock()
-	// Values are never mutated in place (a put stores a new slice), so the
-	// caller may keep v without a copy.
+	v, ok, _ := a.get(key) // gone: removed since the lookup, so absent
 	return v, ok, nil
+}
+
+// get returns the value of key; stale reports that a is gone (the caller
+// looks the actor up again). Values are never mutated in place (a put
+// stores a new slice), so the caller may keep v without a copy.
+func (a *memActor) get(key []byte) (v []byte, ok, stale bool) {
+	a.mu.RLock()
+	if a.gone {
+		a.mu.RUnlock()
+		return nil, false, true
+	}
+	v, ok = a.data[string(key)]
+	a.mu.RUnlock()
+	return v, ok, false
 }
 
 // noteAdded records a key new to data in the index, if it is built. A key
@@ -225,13 +240,19 @@ func (s *MemStore) Commit(writes []*Write) error {
 }
 
 // apply applies one write at once (memory durability needs no committer).
-func (s *MemStore) apply(w *Write) {
-	{
-		s.applyAlarmIndex(w.Partition, w.AlarmIndex)
-		a := s.actor(w.Partition, w.Actor)
-		var key string
+func (s *MemStore) apply(w *Write) { s.applyVia(nil, w) }
+
+// applyVia is apply through a, the actor's memActor as a caller kept it
+// (nil: none), and returns the memActor to keep (nil when the write left
+// the actor empty: an empty actor is removed).
+func (s *MemStore) applyVia(a *memActor, w *Write) *memActor {
+	s.applyAlarmIndex(w.Partition, w.AlarmIndex)
+	for {
 		if a == nil {
-			key = memKey(w.Partition, w.Actor)
+			a = s.actor(w.Partition, w.Actor)
+		}
+		if a == nil {
+			key := memKey(w.Partition, w.Actor)
 			s.mu.Lock()
 			if a = s.actors[key]; a == nil {
 				a = &memActor{part: w.Partition, id: append([]byte{}, w.Actor...), data: make(map[string][]byte)}
@@ -239,49 +260,71 @@ func (s *MemStore) apply(w *Write) {
 			}
 			s.mu.Unlock()
 		}
-		a.mu.Lock()
-		for _, op := range w.Ops {
-			switch op.Kind {
-			case OpPut:
-				if _, ok := a.data[string(op.Key)]; !ok {
-					k := string(op.Key)
-					a.data[k] = op.Value
-					a.noteAdded(k)
-				} else {
-					a.data[string(op.Key)] = op.Value
-				}
-			case OpDelete:
-				if _, ok := a.data[string(op.Key)]; ok {
-					delete(a.data, string(op.Key))
-					a.noteDeleted()
-				}
-			case OpDeletePrefix:
-				for k := range a.data {
-					if bytes.HasPrefix([]byte(k), op.Key) {
-						delete(a.data, k)
-						a.invalidate()
-					}
-				}
-			case OpDeleteActor:
-				clear(a.data)
-				a.invalidate()
-			}
+		applied, empty := a.applyOps(w.Ops)
+		if !applied {
+			a = nil // gone meanwhile: look it up again
+			continue
 		}
-		empty := len(a.data) == 0
-		a.mu.Unlock()
 		if empty {
-			key = memKey(w.Partition, w.Actor)
-			s.mu.Lock()
-			if cur := s.actors[key]; cur == a {
-				a.mu.RLock()
-				if len(a.data) == 0 {
-					delete(s.actors, key)
-				}
-				a.mu.RUnlock()
+			s.removeIfEmpty(a)
+			return nil
+		}
+		return a
+	}
+}
+
+// applyOps applies ops unless a is gone; empty reports that a holds no
+// key afterwards.
+func (a *memActor) applyOps(ops []Op) (applied, empty bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.gone {
+		return false, false
+	}
+	for _, op := range ops {
+		switch op.Kind {
+		case OpPut:
+			if _, ok := a.data[string(op.Key)]; !ok {
+				k := string(op.Key)
+				a.data[k] = op.Value
+				a.noteAdded(k)
+			} else {
+				a.data[string(op.Key)] = op.Value
 			}
-			s.mu.Unlock()
+		case OpDelete:
+			if _, ok := a.data[string(op.Key)]; ok {
+				delete(a.data, string(op.Key))
+				a.noteDeleted()
+			}
+		case OpDeletePrefix:
+			for k := range a.data {
+				if bytes.HasPrefix([]byte(k), op.Key) {
+					delete(a.data, k)
+					a.invalidate()
+				}
+			}
+		case OpDeleteActor:
+			clear(a.data)
+			a.invalidate()
 		}
 	}
+	return true, len(a.data) == 0
+}
+
+// removeIfEmpty removes a from the store if it is still there and empty.
+func (s *MemStore) removeIfEmpty(a *memActor) {
+	key := memKey(a.part, a.id)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.actors[key] != a {
+		return
+	}
+	a.mu.Lock()
+	if len(a.data) == 0 {
+		delete(s.actors, key)
+		a.gone = true
+	}
+	a.mu.Unlock()
 }
 
 func (s *MemStore) applyAlarmIndex(partition int, ops []Op) {

@@ -32,6 +32,9 @@ func (s *MemStore) dropPartitionLocked(p int) {
 	for k, a := range s.actors {
 		if a.part == p {
 			delete(s.actors, k)
+			a.mu.Lock()
+			a.gone = true
+			a.mu.Unlock()
 		}
 	}
 	delete(s.alarms, p)

@@ -3,6 +3,7 @@ package actor
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // Partition lifecycle. The cluster driver calls these while partition p is
@@ -39,12 +40,15 @@ func (r *Runtime) DropPartition(p int) {
 		s.mu.Unlock()
 	}
 	for _, c := range dropped {
-		c.sem <- struct{}{} // wait for a running turn; no lock held
+		if !c.lock.tryLock() { // wait for a running turn; no lock held
+			_ = c.lock.lockSlow(context.Background(), time.Time{}) // no deadline: cannot fail
+		}
 		c.dropped = true
 		c.handler = nil
 		c.overlay = nil
+		c.mem = nil
 		c.alarm, c.alarmLoaded = alarmState{}, false
-		<-c.sem
+		c.lock.unlock()
 	}
 	if len(dropped) > 0 {
 		r.metrics.actorsInMemory.Set(float64(r.cells.count.Load()))
@@ -80,7 +84,7 @@ func (r *Runtime) ServePartition(p int) error {
 // durability writes need no wait. Safe for concurrent use.
 func (r *Runtime) WaitPartitionDurable(ctx context.Context, p int) error {
 	_ = p
-	return r.committer.wait(ctx, r.committer.enqueued())
+	return r.committer.wait(ctx, r.committer.enqueued(), time.Time{})
 }
 
 // scanPartitionAlarms calls fn for each entry of partition p's alarm

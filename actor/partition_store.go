@@ -118,6 +118,9 @@ func checkRecord(r *PartitionRecord) error {
 		if len(r.Actor) == 0 || len(r.Key) == 0 {
 			return fmt.Errorf("%w: actor record with an empty actor or key", ErrInvalidArgument)
 		}
+		if encodedIDLen(r.Actor) != len(r.Actor) {
+			return fmt.Errorf("%w: actor record whose actor is not an encoded actor ID", ErrInvalidArgument)
+		}
 	case RecordAlarm:
 		if len(r.Key) < 8 {
 			return fmt.Errorf("%w: alarm index record with a %d-byte key", ErrInvalidArgument, len(r.Key))

@@ -488,6 +488,15 @@ func TestStagingCrashSafetyAndDrop(t *testing.T) {
 	if err := s.WriteStaging("missing", []actor.PartitionRecord{rec}); !errors.Is(err, actor.ErrNotFound) {
 		t.Fatalf("write to a missing staging: %v", err)
 	}
+	// An actor that is no encoded actor ID could not be told from its key
+	// on disk: refused.
+	for _, bad := range [][]byte{[]byte("x"), append(ref("kv", "a").Encode(), 0)} {
+		r := rec
+		r.Actor = bad
+		if err := s.WriteStaging("h", []actor.PartitionRecord{r}); !errors.Is(err, actor.ErrInvalidArgument) {
+			t.Fatalf("staging record of actor %q: %v", bad, err)
+		}
+	}
 	s.Close() // a crash before the marker
 	s = openBolt(t, dir)
 	d, err := s.PartitionDisk()

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/holdfast/holdfast/actor/clock"
@@ -42,11 +43,13 @@ type Runtime struct {
 	alarmCtx    context.Context
 	alarmCancel context.CancelFunc
 
-	lifecycle struct {
-		sync.RWMutex
-		closed bool
-	}
-	inflight     sync.WaitGroup // calls in progress
+	// calls counts the calls in flight, with callsClosed set once
+	// Shutdown began (one atomic add per call on the hot path, where a
+	// RWMutex and a WaitGroup cost four); drained is closed when it is
+	// callsClosed and no call is in flight.
+	calls        atomic.Int64
+	drained      chan struct{}
+	drainOnce    sync.Once
 	stop         chan struct{}
 	goroutines   sync.WaitGroup
 	shutdownOnce sync.Once
@@ -78,6 +81,7 @@ func New(cfg Config, store Store, namespaces []NamespaceConfig) (*Runtime, error
 		mem:        NewMemStore(),
 		namespaces: make(map[string]*namespace),
 		cells:      newRegistry(),
+		drained:    make(chan struct{}),
 		stop:       make(chan struct{}),
 	}
 	r.started = r.clock.Now()
@@ -122,15 +126,24 @@ func (r *Runtime) storeFor(ns *namespace) Store {
 	return r.store
 }
 
-// enter registers a call in flight; it fails once Shutdown began.
+// callsClosed is the bit of Runtime.calls that Shutdown sets.
+const callsClosed = int64(1) << 62
+
+// enter registers a call in flight; it fails once Shutdown began. A call
+// that entered calls leave exactly once.
 func (r *Runtime) enter() error {
-	r.lifecycle.RLock()
-	defer r.lifecycle.RUnlock()
-	if r.lifecycle.closed {
+	if r.calls.Add(1)&callsClosed != 0 {
+		r.leave()
 		return ErrShuttingDown
 	}
-	r.inflight.Add(1)
 	return nil
+}
+
+// leave ends a call registered by enter (or refused by it).
+func (r *Runtime) leave() {
+	if r.calls.Add(-1) == callsClosed {
+		r.drainOnce.Do(func() { close(r.drained) })
+	}
 }
 
 // Call delivers msg to the actor id as one turn and returns its reply, after
@@ -230,7 +243,7 @@ func (r *Runtime) runTurn(ctx context.Context, id ID, reqID string, body turnBod
 	if err := r.enter(); err != nil {
 		return nil, turnNotRun, err
 	}
-	defer r.inflight.Done()
+	defer r.leave()
 	ns := r.namespaces[id.Namespace]
 	if ns == nil {
 		return nil, turnNotRun, fmt.Errorf("%w %q", ErrUnknownNamespace, id.Namespace)
@@ -269,9 +282,8 @@ func (r *Runtime) runTurn(ctx context.Context, id ID, reqID string, body turnBod
 	// otherwise wait, bounded by depth and by the deadline (a timer is
 	// armed only here).
 	turnStart := start
-	if c.trySpin() {
-		r.metrics.mailboxDepth.Observe(0)
-	} else {
+	fast := c.lock.tryLockSpin()
+	if !fast {
 		depth := c.waiting.Add(1)
 		r.metrics.mailboxDepth.Observe(float64(depth))
 		if int(depth) > r.cfg.Limits.MailboxDepth {
@@ -286,7 +298,7 @@ func (r *Runtime) runTurn(ctx context.Context, id ID, reqID string, body turnBod
 		c.waiting.Add(-1)
 		turnStart = r.clock.Now()
 	}
-	resp, wrote, end, err := r.runLocked(ctx, c, reqID, turnStart, deadline, body)
+	resp, wrote, end, err := r.runLocked(ctx, c, reqID, turnStart, mono, deadline, body)
 	outcome := turnRan
 	if wrote {
 		outcome = turnWrote
@@ -297,7 +309,12 @@ func (r *Runtime) runTurn(ctx context.Context, id ID, reqID string, body turnBod
 		now = r.clock.Now()
 	}
 	c.lastUsed.Store(now.UnixNano())
-	<-c.sem
+	c.lock.unlock()
+	if fast {
+		// Observed after the turn lock is released: a histogram update
+		// is a few atomic adds on lines other callers share.
+		r.metrics.mailboxDepth.Observe(0)
+	}
 
 	// The output gate: no reply of any kind before what the turn could
 	// observe is durable.
@@ -319,26 +336,22 @@ func (r *Runtime) runTurn(ctx context.Context, id ID, reqID string, body turnBod
 
 // acquireSlow waits for the turn lock until ctx ends or the deadline.
 func (r *Runtime) acquireSlow(ctx context.Context, c *cell, deadline time.Time) error {
-	tctx, cancel := context.WithDeadline(ctx, deadline)
-	defer cancel()
-	select {
-	case c.sem <- struct{}{}:
-		return nil
-	case <-tctx.Done():
-		return tctx.Err()
-	}
+	return c.lock.lockSlow(ctx, deadline)
 }
 
 func (r *Runtime) waitDurable(ctx context.Context, target uint64, deadline time.Time) error {
-	tctx, cancel := context.WithDeadline(ctx, deadline)
-	defer cancel()
-	return r.committer.wait(tctx, target)
+	return r.committer.wait(ctx, target, deadline)
 }
 
+// turnPool recycles Turns: a Turn is invalid once its handler returned, and
+// allocating one (a few hundred bytes) was a measurable share of a turn.
+var turnPool = sync.Pool{New: func() any { return new(Turn) }}
+
 // runLocked runs one turn with the turn lock held. wrote reports that the
-// turn enqueued a write; end is the monotonic time its handler returned
-// (zero when it did not run).
-func (r *Runtime) runLocked(ctx context.Context, c *cell, reqID string, turnStart, deadline time.Time, body turnBody) (resp proto.Message, wrote bool, end time.Time, err error) {
+// turn enqueued a write; end is the time its handler returned, read from
+// the monotonic clock as mono plus the time elapsed since (zero when the
+// handler did not run).
+func (r *Runtime) runLocked(ctx context.Context, c *cell, reqID string, turnStart, mono, deadline time.Time, body turnBody) (resp proto.Message, wrote bool, end time.Time, err error) {
 	if c.dropped {
 		return nil, false, end, fmt.Errorf("actor %s: %w (its partition was dropped from this node)", c.id, ErrOwnershipLost)
 	}
@@ -350,7 +363,9 @@ func (r *Runtime) runLocked(ctx context.Context, c *cell, reqID string, turnStar
 	if c.overlay != nil && !c.overlay.empty() {
 		c.overlay.prune(r.committer.durable.Load())
 	}
-	t := &Turn{
+	t := turnPool.Get().(*Turn)
+	defer turnPool.Put(t) // nothing keeps t: the layers and writes copy what they keep
+	*t = Turn{
 		ctx:     ctx,
 		id:      c.id,
 		now:     turnStart,
@@ -360,6 +375,12 @@ func (r *Runtime) runLocked(ctx context.Context, c *cell, reqID string, turnStar
 		enc:     c.enc,
 		overlay: c.overlay,
 		log:     r.log,
+	}
+	if c.ns.cfg.Durability == Memory {
+		if c.mem == nil {
+			c.mem = r.mem.actor(c.part, c.enc) // nil until the actor has data
+		}
+		t.mem = c.mem
 	}
 	t.writes.small = t.writesBuf[:0]
 	if !c.alarmLoaded {
@@ -395,7 +416,7 @@ func (r *Runtime) runLocked(ctx context.Context, c *cell, reqID string, turnStar
 		}
 		return nil, false, end, err
 	}
-	end = time.Now()
+	end = mono.Add(time.Since(mono)) // one monotonic clock read; time.Now reads two clocks
 	if ctx.Err() != nil || end.After(deadline) {
 		return nil, false, end, fmt.Errorf("actor %s: turn ran past its deadline (rolled back): %w", c.id, ErrTurnDeadline)
 	}
@@ -429,18 +450,23 @@ func (r *Runtime) safeRun(t *Turn, c *cell, body turnBody) (resp proto.Message, 
 // commitTurn makes the turn's writes visible to later turns and hands them
 // to the committer (local) or applies them at once (memory).
 func (r *Runtime) commitTurn(c *cell, t *Turn) error {
-	w := t.writes.write(c.part, c.enc)
+	var alarmIndex []Op
 	if t.alarmChanged && c.alarm.at != t.alarm.at {
 		if c.alarm.at != 0 {
-			w.AlarmIndex = append(w.AlarmIndex, Op{Kind: OpDelete, Key: alarmIndexKey(c.alarm.at, c.enc)})
+			alarmIndex = append(alarmIndex, Op{Kind: OpDelete, Key: alarmIndexKey(c.alarm.at, c.enc)})
 		}
 		if t.alarm.at != 0 {
-			w.AlarmIndex = append(w.AlarmIndex, Op{Kind: OpPut, Key: alarmIndexKey(t.alarm.at, c.enc)})
+			alarmIndex = append(alarmIndex, Op{Kind: OpPut, Key: alarmIndexKey(t.alarm.at, c.enc)})
 		}
 	}
 	if c.ns.cfg.Durability == Memory {
-		r.mem.apply(w)
+		// Applied at once and not kept: the Write stays on the stack.
+		var ops [2]Op
+		w := Write{Partition: c.part, Actor: c.enc, Ops: t.writes.appendOps(ops[:0]), AlarmIndex: alarmIndex}
+		c.mem = r.mem.applyVia(c.mem, &w)
 	} else {
+		w := t.writes.write(c.part, c.enc)
+		w.AlarmIndex = alarmIndex
 		seq, err := r.committer.enqueue(w)
 		if err != nil {
 			return err
@@ -464,14 +490,12 @@ func (r *Runtime) commitTurn(c *cell, t *Turn) error {
 // first result.
 func (r *Runtime) Shutdown(ctx context.Context) error {
 	r.shutdownOnce.Do(func() {
-		r.lifecycle.Lock()
-		r.lifecycle.closed = true
-		r.lifecycle.Unlock()
+		if r.calls.Or(callsClosed) == 0 {
+			r.drainOnce.Do(func() { close(r.drained) }) // no call in flight
+		}
 		r.alarmCancel()
-		done := make(chan struct{})
-		go func() { r.inflight.Wait(); close(done) }()
 		select {
-		case <-done:
+		case <-r.drained:
 		case <-ctx.Done():
 			r.shutdownErr = fmt.Errorf("shutdown: calls still in flight: %w", ctx.Err())
 		}

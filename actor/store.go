@@ -4,12 +4,12 @@ package actor
 // goes through it, so crash and error injection is a wrapper (see
 // FailingStore in testing.go), as pebble's vfs/errorfs.
 //
-// Layout: one bucket per partition; inside it a nested bucket per actor
-// (named by the encoded actor ID) with the actor's keys, and an alarm index
-// whose keys are 8-byte big-endian unix nanoseconds followed by the encoded
-// actor ID. The partition bucket also holds its epoch stamp (see
-// PartitionStore); partition numbers are the grouped ones of
-// Runtime.PartitionOf.
+// Layout: one bucket per partition holding the keys of its actors (each
+// row keyed by the encoded actor ID and the key) and an alarm index whose
+// keys are 8-byte big-endian unix nanoseconds followed by the encoded
+// actor ID (see bolt_partition.go). The partition bucket also holds its
+// epoch stamp (see PartitionStore); partition numbers are the grouped ones
+// of Runtime.PartitionOf.
 type Store interface {
 	// Get returns a copy of one key's value. Safe for concurrent use with
 	// Commit and with itself.
@@ -21,7 +21,8 @@ type Store interface {
 	Scan(partition int, actor, start, end []byte, reverse bool, fn func(k, v []byte) bool) error
 	// Commit applies writes atomically and durably: when it returns nil,
 	// all of them survive a crash; when it returns an error, none of them
-	// was applied. Called by one goroutine at a time (the committer).
+	// was applied. Called by one goroutine at a time (the committer),
+	// which reuses the slice once Commit returned.
 	Commit(writes []*Write) error
 	// ScanAlarms calls fn for every entry of every partition's alarm
 	// index, in time order within a partition.

@@ -11,7 +11,8 @@ import (
 // Turn is one message being handled by one actor. Its storage methods read
 // the actor's state (including this turn's own writes) and buffer writes
 // that commit atomically when the turn ends. A Turn is used by one goroutine
-// and is invalid after the handler returns.
+// and is invalid after the handler returns (the runtime reuses it for a
+// later turn): a handler must not keep it.
 type Turn struct {
 	ctx     context.Context
 	id      ID
@@ -20,7 +21,8 @@ type Turn struct {
 	store   Store
 	part    int
 	enc     []byte
-	overlay *layer // writes not yet durable (local durability), or nil
+	overlay *layer    // writes not yet durable (local durability), or nil
+	mem     *memActor // the actor's data in the memory store, or nil: read without the store's lookup
 	writes  layer
 	log     *slog.Logger
 
@@ -82,6 +84,12 @@ func (t *Turn) getRaw(k []byte) ([]byte, bool, error) {
 		if v, found, hit := t.overlay.lookup(k); hit {
 			return v, found, nil
 		}
+	}
+	if t.mem != nil {
+		if v, ok, stale := t.mem.get(k); !stale {
+			return v, ok, nil
+		}
+		t.mem = nil // removed from the store: read through it
 	}
 	return t.store.Get(t.part, t.enc, k)
 }

@@ -263,6 +263,13 @@ func (b Bucket) validate() error {
 type Set struct {
 	Limits  map[string]Limit
 	Buckets map[string]Bucket
+
+	// zeroOK admits limits of zero capacity or refill: the effective
+	// limits of a shard's share or of a split parent (hot.go), where a
+	// share may round down to nothing. A zero capacity refuses every
+	// positive take (a *CapacityError); a zero refill never refills
+	// (RetryAfter saturates at MaxRetryAfter).
+	zeroOK bool
 }
 
 // Result is the outcome of a Take.
@@ -287,6 +294,9 @@ func (s *Set) limit(name string) (Limit, error) {
 	l, ok := s.Limits[name]
 	if !ok {
 		return Limit{}, &UnknownBucketError{Name: name}
+	}
+	if s.zeroOK && l.Capacity >= 0 && l.Capacity <= MaxMicros && l.Refill >= 0 && l.Refill <= MaxMicros {
+		return l, nil
 	}
 	if err := l.Validate(); err != nil {
 		err.(*LimitError).Name = name

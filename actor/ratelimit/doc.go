@@ -45,4 +45,12 @@
 // fails the turn with an error wrapping actor.ErrStorage. Settings are per
 // (namespace, key), shared by the key's shards. KeySettings encode as a
 // version byte and minimal varints (KeySettings.MarshalBinary).
+//
+// Hot keys (hot.go: the pure part, with the split and merge steps and why
+// they never create tokens; hotkind.go: the actor glue): a namespace may
+// spread keys over static shards, split a key above a turns/s threshold
+// into shards and merge it back, and grant calling nodes allowances of a
+// hot key. The caller-side half is cluster/hotkey. With none of it
+// configured (HotConfig's zero value) the kind behaves, and stores, exactly
+// as without it.
 package ratelimit

@@ -32,6 +32,9 @@ type Defaults struct {
 	// only, never limits. Nil (a single node): they live in the actor's
 	// state, under keyLimitPrefix and keyBudget.
 	Settings Settings
+	// Hot is the namespace's hot-key handling (static shards, automatic
+	// split, allowances; hot.go, hotkind.go). The zero value: none.
+	Hot HotConfig
 }
 
 // settingsPutTimeout bounds a `set`'s write to Settings (also bounded by
@@ -45,6 +48,8 @@ const (
 	keyBucketPrefix = "bucket/" // + bucket name -> Bucket
 	keySpendPrefix  = "spend/"  // + YYYY-MM-DD -> 8B nano-dollars
 	keyBudget       = "budget"  // 8B nano-dollars (per-key override)
+	keyHot          = "hot"     // HotState (hot-key namespaces only)
+	keyGrantPrefix  = "grant/"  // + grant ID -> Grant (allowances granted)
 )
 
 // New returns the handler constructor of a ratelimit namespace.
@@ -52,14 +57,24 @@ func New(d Defaults) func(actor.ID) actor.Handler {
 	if d.SpendRetentionDays <= 0 {
 		d.SpendRetentionDays = 7
 	}
+	d.Hot = d.Hot.WithDefaults()
 	return func(actor.ID) actor.Handler { return &handler{d: d} }
 }
 
-// handler is one ratelimit actor. It caches nothing: every turn loads the
+// handler is one ratelimit actor. It caches no state: every turn loads the
 // few keys it needs, so an evicted, reset or rolled-back actor can never
-// act on stale state.
+// act on stale state. What it keeps in memory is a heuristic only (lost on
+// eviction, harmlessly): the turn rate estimate of a hot-key namespace,
+// its hot latch, since when the key's rate is low, and when it last
+// reported to the registry.
 type handler struct {
 	d Defaults
+
+	rate       Rate
+	hot        bool
+	belowSince int64
+	reported   int64
+	lastMode   string
 }
 
 // Error is an invalid request with its wire reason; it is an
@@ -85,15 +100,42 @@ func wrap(err error) error {
 
 // Receive implements actor.Handler.
 func (h *handler) Receive(t *actor.Turn, msg proto.Message) (proto.Message, error) {
+	v, err := h.view(t)
+	if err != nil {
+		return nil, err
+	}
+	if v.on {
+		h.observe(t.Now().UnixNano(), v, 1)
+		defer h.report(t, v)
+	}
 	switch m := msg.(type) {
+	case *holdfastv1.HotCall:
+		return h.hotCall(t, v, m)
 	case *holdfastv1.RateLimitTakeRequest:
-		return h.take(t, m)
+		r, err := h.take(t, v, m, nil)
+		if err != nil {
+			return nil, err
+		}
+		if err := v.plainError(r); err != nil {
+			return nil, err
+		}
+		return r.GetTake(), nil
 	case *holdfastv1.RateLimitAdjustRequest:
-		return h.adjust(t, m)
+		r, err := h.adjust(t, v, m)
+		if err != nil {
+			return nil, err
+		}
+		if err := v.plainError(r); err != nil {
+			return nil, err
+		}
+		return r.GetState(), nil
 	case *holdfastv1.RateLimitGetRequest:
-		return h.state(t, nil)
+		if err := v.check(); err != nil {
+			return nil, err
+		}
+		return h.state(t, v, nil)
 	case *holdfastv1.RateLimitSetRequest:
-		return h.set(t, m)
+		return h.set(t, v, m)
 	}
 	return nil, fmt.Errorf("ratelimit: %w %T", actor.ErrUnknownOperation, msg)
 }
@@ -200,20 +242,24 @@ func (h *handler) saveBuckets(t *actor.Turn, s *Set, names []string) error {
 }
 
 // budget returns the key's daily budget: its own (from own when non-nil,
-// else from the actor's state) or the namespace default.
-func (h *handler) budget(t *actor.Turn, own *KeySettings) (int64, error) {
+// else from the actor's state) or the namespace default; none (0) on a
+// shard of a hot-key namespace.
+func (h *handler) budget(t *actor.Turn, v *view, own *KeySettings) (int64, error) {
+	if v.on && v.shard != 0 {
+		return 0, nil // shards keep no spend: the parent checks the budget
+	}
 	if own != nil {
 		if own.DailyBudgetNanos > 0 {
 			return own.DailyBudgetNanos, nil
 		}
 		return h.d.DailyBudgetNanos, nil
 	}
-	v, ok, err := t.Get(keyBudget)
+	raw, ok, err := t.Get(keyBudget)
 	if err != nil {
 		return 0, err
 	}
-	if ok && len(v) == 8 {
-		return int64(binary.BigEndian.Uint64(v)), nil
+	if ok && len(raw) == 8 {
+		return int64(binary.BigEndian.Uint64(raw)), nil
 	}
 	return h.d.DailyBudgetNanos, nil
 }
@@ -238,8 +284,13 @@ func untilMidnight(now int64) int64 {
 	return (next.UnixNano() - now + int64(time.Millisecond) - 1) / int64(time.Millisecond)
 }
 
-func (h *handler) take(t *actor.Turn, m *holdfastv1.RateLimitTakeRequest) (*holdfastv1.RateLimitTakeResponse, error) {
-	if len(m.GetAmounts()) == 0 {
+// take answers a take: a client's (call nil) or the hot-key layer's (a
+// HotCall, which may ask for an allowance and may trigger the split). On a
+// parent of a split key, or a shard not ready or retired, it answers that
+// status and takes nothing; a take naming no positive amount on a split
+// parent is a budget check only (the layer's, before a shard take).
+func (h *handler) take(t *actor.Turn, v *view, m *holdfastv1.RateLimitTakeRequest, call *holdfastv1.HotCall) (*holdfastv1.HotReply, error) {
+	if len(m.GetAmounts()) == 0 && !(call != nil && v.on && v.shard == 0) {
 		return nil, wrap(errors.New("take names no bucket"))
 	}
 	if m.GetSpendEstimateNanos() < 0 {
@@ -248,12 +299,30 @@ func (h *handler) take(t *actor.Turn, m *holdfastv1.RateLimitTakeRequest) (*hold
 	now := t.Now().UnixNano()
 	names := slices.Sorted(maps.Keys(m.GetAmounts()))
 	own := h.own(t)
+	asks := anyPositive(m.GetAmounts())
+	if v.on {
+		if err := v.check(); err != nil {
+			return nil, err
+		}
+		switch st := v.status(); {
+		case st == holdfastv1.HotReply_SPLIT && asks:
+			return h.splitReply(t, v, own)
+		case st == holdfastv1.HotReply_NOT_READY || st == holdfastv1.HotReply_RETIRED:
+			return &holdfastv1.HotReply{Status: st}, nil
+		case call != nil && asks && v.shard == 0 && h.d.Hot.ShouldSplit(v.st, h.rate.PerSecond(now), now):
+			return h.split(t, v, own)
+		}
+	}
 	s, _, err := h.load(t, names, own)
 	if err != nil {
 		return nil, err
 	}
+	h.effective(v, s)
+	if err := v.shareCheck(m.GetAmounts()); err != nil {
+		return nil, err
+	}
 	resp := &holdfastv1.RateLimitTakeResponse{Remaining: map[string]float64{}, BudgetRemainingNanos: -1}
-	budget, err := h.budget(t, own)
+	budget, err := h.budget(t, v, own)
 	if err != nil {
 		return nil, err
 	}
@@ -270,6 +339,14 @@ func (h *handler) take(t *actor.Turn, m *holdfastv1.RateLimitTakeRequest) (*hold
 		budgetOK = fits
 		resp.BudgetRemainingNanos = remaining
 	}
+	if len(names) == 0 {
+		// The layer's budget check on a split parent: nothing to take.
+		resp.Allowed = budgetOK
+		if !budgetOK {
+			resp.RefusedBy, resp.RetryAfterMs = "daily_budget", untilMidnight(now)
+		}
+		return &holdfastv1.HotReply{Take: resp}, nil
+	}
 	amounts := m.GetAmounts()
 	if !budgetOK {
 		amounts = make(map[string]int64, len(names)) // look, don't take
@@ -280,23 +357,27 @@ func (h *handler) take(t *actor.Turn, m *holdfastv1.RateLimitTakeRequest) (*hold
 	res, err := s.Take(now, amounts)
 	var ce *CapacityError
 	if errors.As(err, &ce) {
-		// Can never succeed: refused, with retry_after_ms = -1.
 		look, lerr := s.Take(now, zeroes(names))
 		if lerr != nil {
 			return nil, wrap(lerr)
 		}
-		for n, v := range look.Remaining {
-			resp.Remaining[n] = micros(v)
+		for n, lvl := range look.Remaining {
+			resp.Remaining[n] = micros(lvl)
 		}
 		resp.RetryAfterMs, resp.RefusedBy = -1, ce.Name
-		return resp, nil
+		if full, ok := v.full[ce.Name]; ok && v.st.Mode == HotMerging && v.shard == 0 && ce.Amount <= full.Capacity/Micro {
+			// A merging parent's capacity grows as its shards return.
+			resp.RetryAfterMs = mergingRetryMs
+		}
+		return &holdfastv1.HotReply{Take: resp}, nil
 	}
 	if err != nil {
 		return nil, wrap(err)
 	}
-	for n, v := range res.Remaining {
-		resp.Remaining[n] = micros(v)
+	for n, lvl := range res.Remaining {
+		resp.Remaining[n] = micros(lvl)
 	}
+	out := &holdfastv1.HotReply{Take: resp}
 	switch {
 	case !budgetOK:
 		resp.RefusedBy, resp.RetryAfterMs = "daily_budget", untilMidnight(now)
@@ -304,11 +385,21 @@ func (h *handler) take(t *actor.Turn, m *holdfastv1.RateLimitTakeRequest) (*hold
 		resp.RefusedBy, resp.RetryAfterMs = res.RefusedBy, res.RetryAfter.Milliseconds()
 	default:
 		resp.Allowed = true
+		if call != nil && call.GetWantAllowance() && m.GetSpendEstimateNanos() == 0 && budget == 0 {
+			if out.Allowance, err = h.grant(t, v, s, m.GetAmounts(), call); err != nil {
+				return nil, err
+			}
+			for _, n := range names {
+				if b, ok := s.Buckets[n]; ok {
+					resp.Remaining[n] = micros(b.Level)
+				}
+			}
+		}
 		if err := h.saveBuckets(t, s, names); err != nil {
 			return nil, err
 		}
 	}
-	return resp, nil
+	return out, nil
 }
 
 func zeroes(names []string) map[string]int64 {
@@ -319,14 +410,37 @@ func zeroes(names []string) map[string]int64 {
 	return z
 }
 
-func (h *handler) adjust(t *actor.Turn, m *holdfastv1.RateLimitAdjustRequest) (*holdfastv1.RateLimitState, error) {
+// adjust applies deltas (and spend) after the fact. On a parent of a
+// split key bucket deltas answer SPLIT (spend alone is applied: the parent
+// keeps the ledger); a shard keeps no spend.
+func (h *handler) adjust(t *actor.Turn, v *view, m *holdfastv1.RateLimitAdjustRequest) (*holdfastv1.HotReply, error) {
 	now := t.Now().UnixNano()
 	names := slices.Sorted(maps.Keys(m.GetDeltas()))
 	own := h.own(t)
+	if v.on {
+		if err := v.check(); err != nil {
+			return nil, err
+		}
+		moves := anyNonZero(m.GetDeltas())
+		switch st := v.status(); {
+		case st == holdfastv1.HotReply_SPLIT && moves:
+			return h.splitReply(t, v, own)
+		case st == holdfastv1.HotReply_NOT_READY || st == holdfastv1.HotReply_RETIRED:
+			if moves || m.GetSpendNanos() != 0 {
+				return &holdfastv1.HotReply{Status: st}, nil
+			}
+			state, err := h.state(t, v, own)
+			return &holdfastv1.HotReply{Status: st, State: state}, err
+		}
+		if v.shard != 0 && m.GetSpendNanos() != 0 {
+			return nil, wrap(fmt.Errorf("shard %d keeps no spend: adjust spend on the key's parent (shard 0)", v.shard))
+		}
+	}
 	s, _, err := h.load(t, names, own)
 	if err != nil {
 		return nil, err
 	}
+	h.effective(v, s)
 	for _, n := range names {
 		if _, err := s.Adjust(now, n, m.GetDeltas()[n]); err != nil {
 			return nil, wrap(err)
@@ -353,12 +467,29 @@ func (h *handler) adjust(t *actor.Turn, m *holdfastv1.RateLimitAdjustRequest) (*
 			t.SetAlarm(time.Unix(0, now).UTC().Truncate(24 * time.Hour).Add(24*time.Hour + time.Minute))
 		}
 	}
-	return h.state(t, own)
+	state, err := h.state(t, v, own)
+	return &holdfastv1.HotReply{State: state}, err
 }
 
-func (h *handler) set(t *actor.Turn, m *holdfastv1.RateLimitSetRequest) (*holdfastv1.RateLimitState, error) {
+func (h *handler) set(t *actor.Turn, v *view, m *holdfastv1.RateLimitSetRequest) (*holdfastv1.RateLimitState, error) {
+	if v.on {
+		if err := v.check(); err != nil {
+			return nil, err
+		}
+		if v.shard != 0 && h.d.Settings != nil {
+			// Settings are per key, written once by the parent; a shard
+			// applies them on its next turn (levels clamp to its share).
+			return h.state(t, v, nil)
+		}
+		// Bring every level up to now under the limits in force before,
+		// so the new ones apply from now on (SetLimit then refills
+		// nothing: the buckets are already at now).
+		if err := h.refreshAll(t, v, h.own(t)); err != nil {
+			return nil, err
+		}
+	}
 	if h.d.Settings != nil {
-		return h.setShared(t, m)
+		return h.setShared(t, v, m)
 	}
 	now := t.Now().UnixNano()
 	s, perKey, err := h.load(t, nil, nil)
@@ -416,7 +547,7 @@ func (h *handler) set(t *actor.Turn, m *holdfastv1.RateLimitSetRequest) (*holdfa
 	case b < -1:
 		return nil, wrap(fmt.Errorf("%w: daily_budget_nanos %d (use -1 to clear)", ErrInvalidBudget, b))
 	}
-	return h.state(t, nil)
+	return h.state(t, v, nil)
 }
 
 // setShared is set with Settings: it applies the request to the key's
@@ -425,7 +556,7 @@ func (h *handler) set(t *actor.Turn, m *holdfastv1.RateLimitSetRequest) (*holdfa
 // deposed owner or a lagging cache), and only then applies the bucket
 // consequences (levels clamped to a smaller capacity) to the state. A
 // failed write fails the turn: nothing is written to the state.
-func (h *handler) setShared(t *actor.Turn, m *holdfastv1.RateLimitSetRequest) (*holdfastv1.RateLimitState, error) {
+func (h *handler) setShared(t *actor.Turn, v *view, m *holdfastv1.RateLimitSetRequest) (*holdfastv1.RateLimitState, error) {
 	now := t.Now().UnixNano()
 	id := t.ID()
 	cur, rev, _ := h.d.Settings.Get(id.Namespace, id.Key)
@@ -485,13 +616,18 @@ func (h *handler) setShared(t *actor.Turn, m *holdfastv1.RateLimitSetRequest) (*
 	if err := h.saveBuckets(t, s, slices.Collect(maps.Keys(s.Buckets))); err != nil {
 		return nil, err
 	}
-	return h.state(t, &ks)
+	return h.state(t, v, &ks)
 }
 
 // state reports the key's buckets, spend and budget. own is the key's
 // settings when there is a Settings (nil: read them from Settings, or from
 // the actor's state when there is none).
-func (h *handler) state(t *actor.Turn, own *KeySettings) (*holdfastv1.RateLimitState, error) {
+//
+// On a hot-key namespace the buckets are this actor's own: a shard's
+// share, a split parent's nothing (capacity 0), so that the states of a
+// key's parent and shards sum to the key's; only the parent reports spend
+// and budget.
+func (h *handler) state(t *actor.Turn, v *view, own *KeySettings) (*holdfastv1.RateLimitState, error) {
 	now := t.Now().UnixNano()
 	if own == nil {
 		own = h.own(t)
@@ -500,6 +636,7 @@ func (h *handler) state(t *actor.Turn, own *KeySettings) (*holdfastv1.RateLimitS
 	if err != nil {
 		return nil, err
 	}
+	h.effective(v, s)
 	st := &holdfastv1.RateLimitState{Day: DayKey(now)}
 	names := slices.Sorted(maps.Keys(s.Limits))
 	look, err := s.Take(now, zeroes(names))
@@ -522,7 +659,7 @@ func (h *handler) state(t *actor.Turn, own *KeySettings) (*holdfastv1.RateLimitS
 		return nil, err
 	}
 	st.SpendTodayNanos = led[st.Day]
-	if st.DailyBudgetNanos, err = h.budget(t, own); err != nil {
+	if st.DailyBudgetNanos, err = h.budget(t, v, own); err != nil {
 		return nil, err
 	}
 	return st, nil

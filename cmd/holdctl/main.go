@@ -61,7 +61,7 @@ func commands() []*command {
 	cs = append(cs, actorsCommands()...)
 	cs = append(cs, keysCommands()...)
 	cs = append(cs, limitsCommands()...)
-	cs = append(cs, usageCommand(), eventsCommand())
+	cs = append(cs, usageCommand(), eventsCommand(), hotCommand())
 	cs = append(cs, versionCommand(), helpCommand())
 	return cs
 }

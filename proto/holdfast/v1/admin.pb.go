@@ -1528,6 +1528,336 @@ func (x *DeleteActorResponse) GetDeletedKeys() int64 {
 	return 0
 }
 
+type HotRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Answer for the addressed node only (a member asking the others when
+	// it fans out sets it).
+	Local         bool `protobuf:"varint,1,opt,name=local,proto3" json:"local,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HotRequest) Reset() {
+	*x = HotRequest{}
+	mi := &file_holdfast_v1_admin_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HotRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HotRequest) ProtoMessage() {}
+
+func (x *HotRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_holdfast_v1_admin_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HotRequest.ProtoReflect.Descriptor instead.
+func (*HotRequest) Descriptor() ([]byte, []int) {
+	return file_holdfast_v1_admin_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *HotRequest) GetLocal() bool {
+	if x != nil {
+		return x.Local
+	}
+	return false
+}
+
+// HotKey is one ratelimit actor a node serves that is above its
+// namespace's hot threshold, or part of a split key.
+type HotKey struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Actor *ActorRef              `protobuf:"bytes,1,opt,name=actor,proto3" json:"actor,omitempty"`
+	// unsplit, split, merging, static (a key's parent); shard, retired,
+	// uninitialised (a shard).
+	State string `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	// The key's shards (0: not sharded) and split generation.
+	Shards     uint32 `protobuf:"varint,3,opt,name=shards,proto3" json:"shards,omitempty"`
+	Generation uint64 `protobuf:"varint,4,opt,name=generation,proto3" json:"generation,omitempty"`
+	// This actor's turns per second, and the estimate for the whole key
+	// (times the shard count).
+	TurnsPerSecond    float64 `protobuf:"fixed64,5,opt,name=turns_per_second,json=turnsPerSecond,proto3" json:"turns_per_second,omitempty"`
+	KeyTurnsPerSecond float64 `protobuf:"fixed64,6,opt,name=key_turns_per_second,json=keyTurnsPerSecond,proto3" json:"key_turns_per_second,omitempty"`
+	// Allowances this owner granted that are neither returned nor expired.
+	AllowancesGranted int64 `protobuf:"varint,7,opt,name=allowances_granted,json=allowancesGranted,proto3" json:"allowances_granted,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *HotKey) Reset() {
+	*x = HotKey{}
+	mi := &file_holdfast_v1_admin_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HotKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HotKey) ProtoMessage() {}
+
+func (x *HotKey) ProtoReflect() protoreflect.Message {
+	mi := &file_holdfast_v1_admin_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HotKey.ProtoReflect.Descriptor instead.
+func (*HotKey) Descriptor() ([]byte, []int) {
+	return file_holdfast_v1_admin_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *HotKey) GetActor() *ActorRef {
+	if x != nil {
+		return x.Actor
+	}
+	return nil
+}
+
+func (x *HotKey) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *HotKey) GetShards() uint32 {
+	if x != nil {
+		return x.Shards
+	}
+	return 0
+}
+
+func (x *HotKey) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *HotKey) GetTurnsPerSecond() float64 {
+	if x != nil {
+		return x.TurnsPerSecond
+	}
+	return 0
+}
+
+func (x *HotKey) GetKeyTurnsPerSecond() float64 {
+	if x != nil {
+		return x.KeyTurnsPerSecond
+	}
+	return 0
+}
+
+func (x *HotKey) GetAllowancesGranted() int64 {
+	if x != nil {
+		return x.AllowancesGranted
+	}
+	return 0
+}
+
+// HeldAllowance is what a node holds of one actor's allowances.
+type HeldAllowance struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Actor      *ActorRef              `protobuf:"bytes,1,opt,name=actor,proto3" json:"actor,omitempty"`
+	Allowances int64                  `protobuf:"varint,2,opt,name=allowances,proto3" json:"allowances,omitempty"`
+	// Tokens left, per bucket.
+	Tokens map[string]int64 `protobuf:"bytes,3,rep,name=tokens,proto3" json:"tokens,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// Takes answered from them so far.
+	UsedTakes     int64 `protobuf:"varint,4,opt,name=used_takes,json=usedTakes,proto3" json:"used_takes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HeldAllowance) Reset() {
+	*x = HeldAllowance{}
+	mi := &file_holdfast_v1_admin_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HeldAllowance) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HeldAllowance) ProtoMessage() {}
+
+func (x *HeldAllowance) ProtoReflect() protoreflect.Message {
+	mi := &file_holdfast_v1_admin_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HeldAllowance.ProtoReflect.Descriptor instead.
+func (*HeldAllowance) Descriptor() ([]byte, []int) {
+	return file_holdfast_v1_admin_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *HeldAllowance) GetActor() *ActorRef {
+	if x != nil {
+		return x.Actor
+	}
+	return nil
+}
+
+func (x *HeldAllowance) GetAllowances() int64 {
+	if x != nil {
+		return x.Allowances
+	}
+	return 0
+}
+
+func (x *HeldAllowance) GetTokens() map[string]int64 {
+	if x != nil {
+		return x.Tokens
+	}
+	return nil
+}
+
+func (x *HeldAllowance) GetUsedTakes() int64 {
+	if x != nil {
+		return x.UsedTakes
+	}
+	return 0
+}
+
+type HotNode struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	NodeId string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Keys   []*HotKey              `protobuf:"bytes,2,rep,name=keys,proto3" json:"keys,omitempty"`
+	Held   []*HeldAllowance       `protobuf:"bytes,3,rep,name=held,proto3" json:"held,omitempty"`
+	// The node could not be asked (the others are listed all the same).
+	Error         string `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HotNode) Reset() {
+	*x = HotNode{}
+	mi := &file_holdfast_v1_admin_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HotNode) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HotNode) ProtoMessage() {}
+
+func (x *HotNode) ProtoReflect() protoreflect.Message {
+	mi := &file_holdfast_v1_admin_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HotNode.ProtoReflect.Descriptor instead.
+func (*HotNode) Descriptor() ([]byte, []int) {
+	return file_holdfast_v1_admin_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *HotNode) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *HotNode) GetKeys() []*HotKey {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+func (x *HotNode) GetHeld() []*HeldAllowance {
+	if x != nil {
+		return x.Held
+	}
+	return nil
+}
+
+func (x *HotNode) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+type HotResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Nodes         []*HotNode             `protobuf:"bytes,1,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HotResponse) Reset() {
+	*x = HotResponse{}
+	mi := &file_holdfast_v1_admin_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HotResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HotResponse) ProtoMessage() {}
+
+func (x *HotResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_holdfast_v1_admin_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HotResponse.ProtoReflect.Descriptor instead.
+func (*HotResponse) Descriptor() ([]byte, []int) {
+	return file_holdfast_v1_admin_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *HotResponse) GetNodes() []*HotNode {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
 var File_holdfast_v1_admin_proto protoreflect.FileDescriptor
 
 const file_holdfast_v1_admin_proto_rawDesc = "" +
@@ -1664,7 +1994,38 @@ const file_holdfast_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"request_id\x18\x02 \x01(\tR\trequestId\"8\n" +
 	"\x13DeleteActorResponse\x12!\n" +
-	"\fdeleted_keys\x18\x01 \x01(\x03R\vdeletedKeys2\xc3\x04\n" +
+	"\fdeleted_keys\x18\x01 \x01(\x03R\vdeletedKeys\"\"\n" +
+	"\n" +
+	"HotRequest\x12\x14\n" +
+	"\x05local\x18\x01 \x01(\bR\x05local\"\x8d\x02\n" +
+	"\x06HotKey\x12+\n" +
+	"\x05actor\x18\x01 \x01(\v2\x15.holdfast.v1.ActorRefR\x05actor\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\x12\x16\n" +
+	"\x06shards\x18\x03 \x01(\rR\x06shards\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x04 \x01(\x04R\n" +
+	"generation\x12(\n" +
+	"\x10turns_per_second\x18\x05 \x01(\x01R\x0eturnsPerSecond\x12/\n" +
+	"\x14key_turns_per_second\x18\x06 \x01(\x01R\x11keyTurnsPerSecond\x12-\n" +
+	"\x12allowances_granted\x18\a \x01(\x03R\x11allowancesGranted\"\xf6\x01\n" +
+	"\rHeldAllowance\x12+\n" +
+	"\x05actor\x18\x01 \x01(\v2\x15.holdfast.v1.ActorRefR\x05actor\x12\x1e\n" +
+	"\n" +
+	"allowances\x18\x02 \x01(\x03R\n" +
+	"allowances\x12>\n" +
+	"\x06tokens\x18\x03 \x03(\v2&.holdfast.v1.HeldAllowance.TokensEntryR\x06tokens\x12\x1d\n" +
+	"\n" +
+	"used_takes\x18\x04 \x01(\x03R\tusedTakes\x1a9\n" +
+	"\vTokensEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\x91\x01\n" +
+	"\aHotNode\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12'\n" +
+	"\x04keys\x18\x02 \x03(\v2\x13.holdfast.v1.HotKeyR\x04keys\x12.\n" +
+	"\x04held\x18\x03 \x03(\v2\x1a.holdfast.v1.HeldAllowanceR\x04held\x12\x14\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\"9\n" +
+	"\vHotResponse\x12*\n" +
+	"\x05nodes\x18\x01 \x03(\v2\x14.holdfast.v1.HotNodeR\x05nodes2\xfd\x04\n" +
 	"\fAdminService\x12A\n" +
 	"\x06Status\x12\x1a.holdfast.v1.StatusRequest\x1a\x1b.holdfast.v1.StatusResponse\x12M\n" +
 	"\n" +
@@ -1674,7 +2035,8 @@ const file_holdfast_v1_admin_proto_rawDesc = "" +
 	"\x04Ring\x12\x18.holdfast.v1.RingRequest\x1a\x19.holdfast.v1.RingResponse\x12>\n" +
 	"\x05Where\x12\x19.holdfast.v1.WhereRequest\x1a\x1a.holdfast.v1.WhereResponse\x12F\n" +
 	"\x05Drain\x12\x1d.holdfast.v1.DrainNodeRequest\x1a\x1e.holdfast.v1.DrainNodeResponse\x12A\n" +
-	"\x06Events\x12\x1a.holdfast.v1.EventsRequest\x1a\x1b.holdfast.v1.EventsResponseB;Z9github.com/holdfast/holdfast/proto/holdfast/v1;holdfastv1b\x06proto3"
+	"\x06Events\x12\x1a.holdfast.v1.EventsRequest\x1a\x1b.holdfast.v1.EventsResponse\x128\n" +
+	"\x03Hot\x12\x17.holdfast.v1.HotRequest\x1a\x18.holdfast.v1.HotResponseB;Z9github.com/holdfast/holdfast/proto/holdfast/v1;holdfastv1b\x06proto3"
 
 var (
 	file_holdfast_v1_admin_proto_rawDescOnce sync.Once
@@ -1688,7 +2050,7 @@ func file_holdfast_v1_admin_proto_rawDescGZIP() []byte {
 	return file_holdfast_v1_admin_proto_rawDescData
 }
 
-var file_holdfast_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_holdfast_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_holdfast_v1_admin_proto_goTypes = []any{
 	(*StatusRequest)(nil),         // 0: holdfast.v1.StatusRequest
 	(*NamespaceInfo)(nil),         // 1: holdfast.v1.NamespaceInfo
@@ -1711,49 +2073,63 @@ var file_holdfast_v1_admin_proto_goTypes = []any{
 	(*GetActorResponse)(nil),      // 18: holdfast.v1.GetActorResponse
 	(*DeleteActorRequest)(nil),    // 19: holdfast.v1.DeleteActorRequest
 	(*DeleteActorResponse)(nil),   // 20: holdfast.v1.DeleteActorResponse
-	(*timestamppb.Timestamp)(nil), // 21: google.protobuf.Timestamp
-	(*ActorRef)(nil),              // 22: holdfast.v1.ActorRef
-	(*Entry)(nil),                 // 23: holdfast.v1.Entry
-	(*AlarmState)(nil),            // 24: holdfast.v1.AlarmState
+	(*HotRequest)(nil),            // 21: holdfast.v1.HotRequest
+	(*HotKey)(nil),                // 22: holdfast.v1.HotKey
+	(*HeldAllowance)(nil),         // 23: holdfast.v1.HeldAllowance
+	(*HotNode)(nil),               // 24: holdfast.v1.HotNode
+	(*HotResponse)(nil),           // 25: holdfast.v1.HotResponse
+	nil,                           // 26: holdfast.v1.HeldAllowance.TokensEntry
+	(*timestamppb.Timestamp)(nil), // 27: google.protobuf.Timestamp
+	(*ActorRef)(nil),              // 28: holdfast.v1.ActorRef
+	(*Entry)(nil),                 // 29: holdfast.v1.Entry
+	(*AlarmState)(nil),            // 30: holdfast.v1.AlarmState
 }
 var file_holdfast_v1_admin_proto_depIdxs = []int32{
-	21, // 0: holdfast.v1.StatusResponse.started:type_name -> google.protobuf.Timestamp
+	27, // 0: holdfast.v1.StatusResponse.started:type_name -> google.protobuf.Timestamp
 	1,  // 1: holdfast.v1.StatusResponse.namespaces:type_name -> holdfast.v1.NamespaceInfo
 	3,  // 2: holdfast.v1.StatusResponse.members:type_name -> holdfast.v1.MemberInfo
 	5,  // 3: holdfast.v1.RingResponse.partitions:type_name -> holdfast.v1.PartitionInfo
-	22, // 4: holdfast.v1.WhereRequest.actor:type_name -> holdfast.v1.ActorRef
-	21, // 5: holdfast.v1.EventsRequest.since:type_name -> google.protobuf.Timestamp
-	21, // 6: holdfast.v1.UsageEvent.time:type_name -> google.protobuf.Timestamp
+	28, // 4: holdfast.v1.WhereRequest.actor:type_name -> holdfast.v1.ActorRef
+	27, // 5: holdfast.v1.EventsRequest.since:type_name -> google.protobuf.Timestamp
+	27, // 6: holdfast.v1.UsageEvent.time:type_name -> google.protobuf.Timestamp
 	12, // 7: holdfast.v1.EventsResponse.events:type_name -> holdfast.v1.UsageEvent
-	22, // 8: holdfast.v1.ActorSummary.actor:type_name -> holdfast.v1.ActorRef
-	21, // 9: holdfast.v1.ActorSummary.alarm:type_name -> google.protobuf.Timestamp
+	28, // 8: holdfast.v1.ActorSummary.actor:type_name -> holdfast.v1.ActorRef
+	27, // 9: holdfast.v1.ActorSummary.alarm:type_name -> google.protobuf.Timestamp
 	15, // 10: holdfast.v1.ListActorsResponse.actors:type_name -> holdfast.v1.ActorSummary
-	22, // 11: holdfast.v1.GetActorRequest.actor:type_name -> holdfast.v1.ActorRef
+	28, // 11: holdfast.v1.GetActorRequest.actor:type_name -> holdfast.v1.ActorRef
 	15, // 12: holdfast.v1.GetActorResponse.summary:type_name -> holdfast.v1.ActorSummary
-	23, // 13: holdfast.v1.GetActorResponse.entries:type_name -> holdfast.v1.Entry
-	24, // 14: holdfast.v1.GetActorResponse.alarm:type_name -> holdfast.v1.AlarmState
-	22, // 15: holdfast.v1.DeleteActorRequest.actor:type_name -> holdfast.v1.ActorRef
-	0,  // 16: holdfast.v1.AdminService.Status:input_type -> holdfast.v1.StatusRequest
-	14, // 17: holdfast.v1.AdminService.ListActors:input_type -> holdfast.v1.ListActorsRequest
-	17, // 18: holdfast.v1.AdminService.GetActor:input_type -> holdfast.v1.GetActorRequest
-	19, // 19: holdfast.v1.AdminService.DeleteActor:input_type -> holdfast.v1.DeleteActorRequest
-	4,  // 20: holdfast.v1.AdminService.Ring:input_type -> holdfast.v1.RingRequest
-	7,  // 21: holdfast.v1.AdminService.Where:input_type -> holdfast.v1.WhereRequest
-	9,  // 22: holdfast.v1.AdminService.Drain:input_type -> holdfast.v1.DrainNodeRequest
-	11, // 23: holdfast.v1.AdminService.Events:input_type -> holdfast.v1.EventsRequest
-	2,  // 24: holdfast.v1.AdminService.Status:output_type -> holdfast.v1.StatusResponse
-	16, // 25: holdfast.v1.AdminService.ListActors:output_type -> holdfast.v1.ListActorsResponse
-	18, // 26: holdfast.v1.AdminService.GetActor:output_type -> holdfast.v1.GetActorResponse
-	20, // 27: holdfast.v1.AdminService.DeleteActor:output_type -> holdfast.v1.DeleteActorResponse
-	6,  // 28: holdfast.v1.AdminService.Ring:output_type -> holdfast.v1.RingResponse
-	8,  // 29: holdfast.v1.AdminService.Where:output_type -> holdfast.v1.WhereResponse
-	10, // 30: holdfast.v1.AdminService.Drain:output_type -> holdfast.v1.DrainNodeResponse
-	13, // 31: holdfast.v1.AdminService.Events:output_type -> holdfast.v1.EventsResponse
-	24, // [24:32] is the sub-list for method output_type
-	16, // [16:24] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	29, // 13: holdfast.v1.GetActorResponse.entries:type_name -> holdfast.v1.Entry
+	30, // 14: holdfast.v1.GetActorResponse.alarm:type_name -> holdfast.v1.AlarmState
+	28, // 15: holdfast.v1.DeleteActorRequest.actor:type_name -> holdfast.v1.ActorRef
+	28, // 16: holdfast.v1.HotKey.actor:type_name -> holdfast.v1.ActorRef
+	28, // 17: holdfast.v1.HeldAllowance.actor:type_name -> holdfast.v1.ActorRef
+	26, // 18: holdfast.v1.HeldAllowance.tokens:type_name -> holdfast.v1.HeldAllowance.TokensEntry
+	22, // 19: holdfast.v1.HotNode.keys:type_name -> holdfast.v1.HotKey
+	23, // 20: holdfast.v1.HotNode.held:type_name -> holdfast.v1.HeldAllowance
+	24, // 21: holdfast.v1.HotResponse.nodes:type_name -> holdfast.v1.HotNode
+	0,  // 22: holdfast.v1.AdminService.Status:input_type -> holdfast.v1.StatusRequest
+	14, // 23: holdfast.v1.AdminService.ListActors:input_type -> holdfast.v1.ListActorsRequest
+	17, // 24: holdfast.v1.AdminService.GetActor:input_type -> holdfast.v1.GetActorRequest
+	19, // 25: holdfast.v1.AdminService.DeleteActor:input_type -> holdfast.v1.DeleteActorRequest
+	4,  // 26: holdfast.v1.AdminService.Ring:input_type -> holdfast.v1.RingRequest
+	7,  // 27: holdfast.v1.AdminService.Where:input_type -> holdfast.v1.WhereRequest
+	9,  // 28: holdfast.v1.AdminService.Drain:input_type -> holdfast.v1.DrainNodeRequest
+	11, // 29: holdfast.v1.AdminService.Events:input_type -> holdfast.v1.EventsRequest
+	21, // 30: holdfast.v1.AdminService.Hot:input_type -> holdfast.v1.HotRequest
+	2,  // 31: holdfast.v1.AdminService.Status:output_type -> holdfast.v1.StatusResponse
+	16, // 32: holdfast.v1.AdminService.ListActors:output_type -> holdfast.v1.ListActorsResponse
+	18, // 33: holdfast.v1.AdminService.GetActor:output_type -> holdfast.v1.GetActorResponse
+	20, // 34: holdfast.v1.AdminService.DeleteActor:output_type -> holdfast.v1.DeleteActorResponse
+	6,  // 35: holdfast.v1.AdminService.Ring:output_type -> holdfast.v1.RingResponse
+	8,  // 36: holdfast.v1.AdminService.Where:output_type -> holdfast.v1.WhereResponse
+	10, // 37: holdfast.v1.AdminService.Drain:output_type -> holdfast.v1.DrainNodeResponse
+	13, // 38: holdfast.v1.AdminService.Events:output_type -> holdfast.v1.EventsResponse
+	25, // 39: holdfast.v1.AdminService.Hot:output_type -> holdfast.v1.HotResponse
+	31, // [31:40] is the sub-list for method output_type
+	22, // [22:31] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_holdfast_v1_admin_proto_init() }
@@ -1768,7 +2144,7 @@ func file_holdfast_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_holdfast_v1_admin_proto_rawDesc), len(file_holdfast_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   21,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

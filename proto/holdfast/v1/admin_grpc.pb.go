@@ -27,6 +27,7 @@ const (
 	AdminService_Where_FullMethodName       = "/holdfast.v1.AdminService/Where"
 	AdminService_Drain_FullMethodName       = "/holdfast.v1.AdminService/Drain"
 	AdminService_Events_FullMethodName      = "/holdfast.v1.AdminService/Events"
+	AdminService_Hot_FullMethodName         = "/holdfast.v1.AdminService/Hot"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -45,6 +46,9 @@ type AdminServiceClient interface {
 	// Events reads a gateway user's usage events (cluster only: a single
 	// node answers FAILED_PRECONDITION).
 	Events(ctx context.Context, in *EventsRequest, opts ...grpc.CallOption) (*EventsResponse, error)
+	// Hot lists, per node, the ratelimit keys above their hot threshold or
+	// split, and the allowances the node holds (every member unless local).
+	Hot(ctx context.Context, in *HotRequest, opts ...grpc.CallOption) (*HotResponse, error)
 }
 
 type adminServiceClient struct {
@@ -135,6 +139,16 @@ func (c *adminServiceClient) Events(ctx context.Context, in *EventsRequest, opts
 	return out, nil
 }
 
+func (c *adminServiceClient) Hot(ctx context.Context, in *HotRequest, opts ...grpc.CallOption) (*HotResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(HotResponse)
+	err := c.cc.Invoke(ctx, AdminService_Hot_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -151,6 +165,9 @@ type AdminServiceServer interface {
 	// Events reads a gateway user's usage events (cluster only: a single
 	// node answers FAILED_PRECONDITION).
 	Events(context.Context, *EventsRequest) (*EventsResponse, error)
+	// Hot lists, per node, the ratelimit keys above their hot threshold or
+	// split, and the allowances the node holds (every member unless local).
+	Hot(context.Context, *HotRequest) (*HotResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -184,6 +201,9 @@ func (UnimplementedAdminServiceServer) Drain(context.Context, *DrainNodeRequest)
 }
 func (UnimplementedAdminServiceServer) Events(context.Context, *EventsRequest) (*EventsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Events not implemented")
+}
+func (UnimplementedAdminServiceServer) Hot(context.Context, *HotRequest) (*HotResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Hot not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -350,6 +370,24 @@ func _AdminService_Events_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_Hot_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(HotRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).Hot(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_Hot_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).Hot(ctx, req.(*HotRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -388,6 +426,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Events",
 			Handler:    _AdminService_Events_Handler,
+		},
+		{
+			MethodName: "Hot",
+			Handler:    _AdminService_Hot_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
