@@ -370,8 +370,7 @@ func (n *Node) loop() {
 		tick = 250 * time.Millisecond
 	}
 	ticks := make(chan struct{}, 1)
-	var arm func()
-	arm = func() {
+	arm := func() {
 		n.clock.AfterFunc(tick, func() {
 			select {
 			case ticks <- struct{}{}:
@@ -433,7 +432,7 @@ func (n *Node) exec(o ownership.Output) {
 		n.gate.stop(int(o.Partition), "")
 		n.rt.DropPartition(int(o.Partition))
 	case ownership.StopAll:
-		for p, _ := range n.gate.served() {
+		for p := range n.gate.served() {
 			n.gate.stop(p, "")
 			n.rt.DropPartition(p)
 		}

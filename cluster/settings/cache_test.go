@@ -400,14 +400,14 @@ func TestRatelimitLimitsSurviveOwnerLoss(t *testing.T) {
 	if _, err := rtA.Call(ctx, alice, &holdfastv1.RateLimitSetRequest{Buckets: map[string]*holdfastv1.BucketLimit{"requests": {Capacity: 2, RefillPerSecond: 0.001}}}); err != nil {
 		t.Fatal(err)
 	}
-	if !take(rtA) || !take(rtA) || take(rtA) {
+	if a1, a2, a3 := take(rtA), take(rtA), take(rtA); !a1 || !a2 || a3 {
 		t.Fatal("node A: the per-key limit of 2 not applied")
 	}
 	_, revA, _ := cacheA.Get("ratelimit", "alice")
 	waitFor(t, 10*time.Second, "node B's cache", func() bool { _, rev, _ := cacheB.Get("ratelimit", "alice"); return rev == revA })
 
 	rtB := runtime(cacheB) // a fresh state: levels lost, limits kept
-	if !take(rtB) || !take(rtB) || take(rtB) {
+	if b1, b2, b3 := take(rtB), take(rtB), take(rtB); !b1 || !b2 || b3 {
 		t.Fatal("node B: the per-key limit of 2 not applied after the owner loss")
 	}
 	resp, err := rtB.Call(ctx, alice, &holdfastv1.RateLimitGetRequest{})
