@@ -15,7 +15,10 @@
 //     (on_owner_loss reset), N runs, against the configured TTL + ε;
 //  4. ratelimit checks/s through every node of a 3-node cluster vs the same
 //     load on one non-clustered node (measured before and after the
-//     cluster, to bracket drift).
+//     cluster, to bracket drift);
+//  5. one hot ratelimit key taken by callers through every node of a
+//     3-node cluster (its own cluster): unsplit vs split into hot_shards
+//     shards with allowances, and split without allowances, same load.
 //
 // Nothing here is a test: no figure fails the run. The harness takes a
 // testing.TB; benchTB (tb.go) is a small one for a program.
@@ -24,6 +27,7 @@
 //
 //	go run ./test/cmd/clusterbench -out docs/BENCHMARKS-cluster.md
 //	go run ./test/cmd/clusterbench -only forward -out /tmp/c.md
+//	go run ./test/cmd/clusterbench -only hot -out /tmp/hot.md
 package main
 
 import (
@@ -55,7 +59,7 @@ type options struct {
 
 func main() {
 	var o options
-	only := flag.String("only", "forward,throughput,handoff,failover", "figures to run, comma-separated: forward, throughput, handoff, failover")
+	only := flag.String("only", "forward,throughput,handoff,failover,hot", "figures to run, comma-separated: forward, throughput, handoff, failover, hot")
 	flag.StringVar(&o.out, "out", "docs/BENCHMARKS-cluster.md", "report to write")
 	flag.IntVar(&o.partitions, "partitions", 128, "P per placement group (the cluster has 2P ownership partitions)")
 	flag.DurationVar(&o.ttl, "ttl", 3*time.Second, "lease TTL")
@@ -100,6 +104,8 @@ type report struct {
 	failover     []failoverRun
 	failoverErr  error
 	failoverUp   time.Duration
+	hot          *hotFigure
+	hotErr       error
 	// others: cores busy with other processes during each figure.
 	others map[string]float64
 }
@@ -164,6 +170,16 @@ func run(o options) error {
 		})
 		if err != nil && r.failoverErr == nil {
 			r.failoverErr = err
+		}
+	}
+	if o.only["hot"] {
+		err := runSection("hot", tmp, func(t *benchTB) error {
+			c := newCluster(t, 3, o, sink, "memory", configureHot)
+			r.noise("hot", func() { r.hot, r.hotErr = measureHot(c, o) })
+			return nil
+		})
+		if err != nil && r.hotErr == nil {
+			r.hotErr = err
 		}
 	}
 	r.finished = time.Now()

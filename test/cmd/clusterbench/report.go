@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 )
@@ -92,7 +93,7 @@ func (r *report) markdown() string {
 	p("| load average (1, 5, 15 min) at start / end | %s / %s |\n", m.loadStart, m.loadEnd)
 	p("| CPU busy with other processes during the run | %.2f of %d cores on average (from /proc/stat, minus this process)", m.others, m.nproc)
 	var per []string
-	for _, k := range []string{"forward", "throughput", "handoff", "failover"} {
+	for _, k := range []string{"forward", "throughput", "handoff", "failover", "hot"} {
 		if v, ok := r.others[k]; ok {
 			per = append(per, fmt.Sprintf("%s %.2f", k, v))
 		}
@@ -120,6 +121,7 @@ func (r *report) markdown() string {
 	r.handoffDetails(&b)
 	r.failoverDetails(&b)
 	r.throughputDetails(&b)
+	r.hotDetails(&b)
 	r.interpretation(&b)
 	return b.String()
 }
@@ -239,10 +241,22 @@ func (r *report) summary(b *strings.Builder) {
 			r.o.callers, num(float64(r.o.keys)), num(med(t.Cluster, perSec)), dur(dmed(t.Cluster, p50)), dur(dmed(t.Cluster, p99)),
 			num(med(t.Single, perSec)), dur(dmed(t.Single, p50)), dur(dmed(t.Single, p99)), ratio(t.ratioMed()))
 	}
+	if h := r.hot; h != nil {
+		u := h.side("unsplit")
+		for _, v := range h.Variants[1:] {
+			if len(h.Runs[v.Name]) == 0 {
+				continue
+			}
+			sd := h.side(v.Name)
+			p("| 5 | one hot ratelimit key, %d callers through every node of a 3-node cluster: %s | %s calls/s, p50 %s, p99 %s | the same key unsplit, same load: %s calls/s, p50 %s, p99 %s | calls/s %s, p50 %s, p99 %s |\n",
+				h.Callers, v.Name, num(med(sd, perSec)), dur(dmed(sd, p50)), dur(dmed(sd, p99)), num(med(u, perSec)), dur(dmed(u, p50)), dur(dmed(u, p99)),
+				ratio(h.ratioMed(v.Name, perSec)), ratio(h.ratioMed(v.Name, p50)), ratio(h.ratioMed(v.Name, p99)))
+		}
+	}
 	for _, e := range []struct {
 		what string
 		err  error
-	}{{"1 (forward)", r.forwardErr}, {"2 (handoff)", r.handoffErr}, {"3 (failover)", r.failoverErr}, {"4 (checks/s)", r.tputErr}} {
+	}{{"1 (forward)", r.forwardErr}, {"2 (handoff)", r.handoffErr}, {"3 (failover)", r.failoverErr}, {"4 (checks/s)", r.tputErr}, {"5 (hot key)", r.hotErr}} {
 		if e.err != nil {
 			p("| %s | **failed** | %s | | |\n", e.what, oneLine(e.err.Error()))
 		}
@@ -586,6 +600,34 @@ func (r *report) interpretation(b *strings.Builder) {
 			"and the nodes' background work (gossip, renewals, JetStream) shares the same cores. This bounds the cost of routing; it says nothing about scaling out across machines, which one machine cannot measure.",
 			r.machine.nproc, ratio(t.ratioMed()), num(med(t.Cluster, perSec)), num(med(t.Single, perSec))))
 	}
+	if h := r.hot; h != nil && len(h.Runs["unsplit"]) > 0 {
+		var parts []string
+		for _, v := range h.Variants[1:] {
+			if len(h.Runs[v.Name]) > 0 {
+				parts = append(parts, fmt.Sprintf("%s: %s the unsplit key's calls/s (p99 %s)", v.Name, ratio(h.ratioMed(v.Name, perSec)), ratio(h.ratioMed(v.Name, p99))))
+			}
+		}
+		var own float64
+		var tot float64
+		for _, x := range h.Runs["unsplit"] {
+			own += slices.Max(x.ByNode)
+			tot += x.PerSec()
+		}
+		un, _ := h.minNodeMed("unsplit")
+		var slow []string
+		for _, v := range h.Variants[1:] {
+			if len(h.Runs[v.Name]) > 0 {
+				mn, mr := h.minNodeMed(v.Name)
+				slow = append(slow, fmt.Sprintf("%s %s calls/s (%s)", v.Name, num(mn), ratio(mr)))
+			}
+		}
+		s = append(s, fmt.Sprintf("One hot key (section 5), in total calls/s: %s. This machine does not show a single actor's turn-rate ceiling: unsplit, %.0f%% of the calls entered the key owner's node and ran in-process in microseconds, "+
+			"bounded by the %d shared cores, while the callers entering the two other nodes got %s calls/s per node (median of the slowest node), waiting on forwards behind them. "+
+			"Split, every take goes through the hot-key layer (a HotCall to a shard, or an allowance), which costs about twice the CPU per call here, so the total falls, "+
+			"but the load spreads over the entry nodes: the slowest entry node got %s. "+
+			"Whether the split raises the ceiling of a key whose owner is saturated by forwarded turns needs more cores than callers plus three nodes can share on %d.",
+			strings.Join(parts, "; "), 100*own/tot, r.machine.nproc, num(un), strings.Join(slow, ", "), r.machine.nproc))
+	}
 	if r.machine.others > 0.25 {
 		s = append(s, fmt.Sprintf("Other processes used %.2f of the %d cores during the run, so tails (p99, max) in particular are noisier than they would be on an idle machine.", r.machine.others, r.machine.nproc))
 	}
@@ -601,4 +643,81 @@ func maxAge(runs []failoverRun) time.Duration {
 		m = max(m, f.MaxLeaseAge)
 	}
 	return m
+}
+
+func (r *report) hotDetails(b *strings.Builder) {
+	h := r.hot
+	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	if h == nil {
+		if r.hotErr != nil {
+			p("## 5. One hot key: throughput ceiling unsplit vs split\n\n**Failed**: %s\n\n", oneLine(r.hotErr.Error()))
+		}
+		return
+	}
+	p("## 5. One hot key: throughput ceiling unsplit vs split, at the same load\n\n")
+	p("A 3-node cluster of its own (same options as above, plus three ratelimit namespaces that differ only in their hot-key options; every node's caller is then wrapped by the hot-key layer, "+
+		"which passes calls of a namespace without hot handling through untouched). %d callers, caller *j* calling through node *j* mod 3, all taking one token of the same key `%s` "+
+		"(bucket capacity 1e9, refill 1e6/s, `memory`, on_owner_loss reset: no take is refused; no request ID). Variants:\n\n", h.Callers, hotKey)
+	for _, v := range h.Variants {
+		p("- **%s** (`%s`): %s\n", v.Name, v.NS, v.What)
+	}
+	p("\nBefore the reps, each split variant was driven by the same load until `Node.Hot` (the `holdctl hot` RPC, every member answering) listed the parent `split` and %d shard actors serving", hotShardCount)
+	var si []string
+	for _, v := range h.Variants {
+		if d, ok := h.SplitIn[v.Name]; ok {
+			si = append(si, fmt.Sprintf("%s after %s", v.Name, dur(d)))
+		}
+	}
+	if len(si) > 0 {
+		p(" (%s of load)", strings.Join(si, ", "))
+	}
+	p("; `hot_merge_after` is 10 min, so the split holds through the reps. Each run: %v warm-up (the layers re-learn the split from the parent when their cached copy, `hot_cache_ttl` 5 s, has expired), then %v measured. "+
+		"Each rep runs the three variants back to back, rotating which goes first; %d reps; values are medians over the reps, ratios medians of the per-rep ratios against the rep's unsplit run. "+
+		"**CPU is contended**: another engineer's benchmarks ran on the same machine during this figure (%.2f cores busy with other processes on average); both sides of every ratio are measured back to back, so they share the noise, but absolute figures do not stand alone. "+
+		"*Key state* is read right after each run.\n\n", h.Warmup, r.o.window, r.o.reps, r.others["hot"])
+	p("Owners (node-1's directory copy): ")
+	var ow []string
+	for _, v := range h.Variants {
+		ow = append(ow, fmt.Sprintf("%s — %s", v.Name, h.Owners[v.Name]))
+	}
+	p("%s. In a closed loop the callers entering the owner's node run in-process (microseconds) while the others wait on a forward, so the total is weighted towards the owner's node: the per-entry-node column shows it.\n\n", strings.Join(ow, "; "))
+	p("| variant | rep | calls/s | by entry node (node-1 / node-2 / node-3) | p50 | p99 | CPU per call | errors | takes served from allowances (window, all nodes) | key state after the run | calls/s ÷ unsplit |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
+	u := h.Runs["unsplit"]
+	for _, v := range h.Variants {
+		for i, x := range h.Runs[v.Name] {
+			rr := "—"
+			if i < len(u) && v.Name != "unsplit" {
+				rr = ratio(x.PerSec() / u[i].PerSec())
+			}
+			p("| %s | %d | %s | %s | %s | %s | %s | %d | %s | %s | %s |\n", v.Name, i+1, num(x.PerSec()), byNodeStr(x.ByNode), dur(x.P50()), dur(x.P99()), dur(x.CPUPerCall()), x.Errors, num(float64(x.Served)), x.State, rr)
+		}
+	}
+	p("\n| variant | calls/s (median) | p50 | p99 | CPU per call | calls/s ÷ unsplit | p50 ÷ unsplit | p99 ÷ unsplit | slowest entry node: calls/s | its ÷ unsplit |\n|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, v := range h.Variants {
+		sd := h.side(v.Name)
+		if len(sd) == 0 {
+			continue
+		}
+		rs := []string{"—", "—", "—"}
+		if v.Name != "unsplit" {
+			rs = []string{ratio(h.ratioMed(v.Name, perSec)), ratio(h.ratioMed(v.Name, p50)), ratio(h.ratioMed(v.Name, p99))}
+		}
+		mn, mr := h.minNodeMed(v.Name)
+		mrs := "—"
+		if v.Name != "unsplit" {
+			mrs = ratio(mr)
+		}
+		p("| **%s** | **%s** | %s | %s | %s | **%s** | %s | %s | %s | %s |\n", v.Name, num(med(sd, perSec)), dur(dmed(sd, p50)), dur(dmed(sd, p99)), dur(dmed(sd, cpuCall)), rs[0], rs[1], rs[2], num(mn), mrs)
+	}
+	p("\n")
+	for _, v := range h.Variants {
+		for i, x := range h.Runs[v.Name] {
+			if x.FirstErr != "" {
+				p("First error (%s, rep %d): `%s`\n\n", v.Name, i+1, oneLine(x.FirstErr))
+			}
+		}
+	}
+	if r.hotErr != nil {
+		p("**Failed**: %s\n\n", oneLine(r.hotErr.Error()))
+	}
 }

@@ -28,7 +28,7 @@ import (
 // process can take one in between ("address already in use"), so a failed
 // start is retried (up to 3 attempts), each on a child TB whose cleanups
 // run at once on failure and with the parent's on success.
-func newCluster(t *benchTB, n int, o options, sink *logSink, rlDurability string) *harness.Cluster {
+func newCluster(t *benchTB, n int, o options, sink *logSink, rlDurability string, extra ...func(*holdfast.Config)) *harness.Cluster {
 	var last error
 	for attempt := 1; attempt <= 3; attempt++ {
 		child := newTB(fmt.Sprintf("%s-try%d", t.name, attempt), t.root)
@@ -42,8 +42,13 @@ func newCluster(t *benchTB, n int, o options, sink *logSink, rlDurability string
 			c = harness.New(child, n, harness.Options{
 				Partitions: o.partitions,
 				LeaseTTL:   o.ttl, Epsilon: o.epsilon, RenewInterval: o.renew,
-				Logger:    sink.logger(),
-				Configure: func(_ int, c *holdfast.Config) { configureNamespaces(c, rlDurability) },
+				Logger: sink.logger(),
+				Configure: func(_ int, c *holdfast.Config) {
+					configureNamespaces(c, rlDurability)
+					for _, f := range extra {
+						f(c)
+					}
+				},
 			})
 			return nil
 		}()
