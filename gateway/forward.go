@@ -73,7 +73,10 @@ func upstreamHeader(in http.Header) http.Header {
 		if hopByHop[k] || dropRequest[k] || conn[k] || strings.HasPrefix(k, "X-Holdfast-") {
 			continue
 		}
-		h[k] = append([]string(nil), v...)
+		// Shared with the client's request, capacity-limited so that an
+		// append copies: nothing modifies a value in place (Set and Del
+		// replace or remove the whole slice).
+		h[k] = v[:len(v):len(v)]
 	}
 	return h
 }
@@ -90,25 +93,24 @@ func setProviderKey(req *http.Request, typ, key string) {
 	}
 }
 
-// responseHeader is what passes from the provider to the client: status
-// headers such as request-id, anthropic-ratelimit-*, x-ratelimit-*,
-// retry-after, content-type, minus hop-by-hop and dropResponse. A stream
-// gets no Content-Length and cache-control: no-cache.
-func responseHeader(up http.Header, sse bool) http.Header {
+// copyResponseHeader sets in dst what passes from the provider to the
+// client: status headers such as request-id, anthropic-ratelimit-*,
+// x-ratelimit-*, retry-after, content-type, minus hop-by-hop and
+// dropResponse. A stream gets no Content-Length and cache-control:
+// no-cache. It writes straight into the ResponseWriter's header, with no
+// intermediate map.
+func copyResponseHeader(dst, up http.Header, sse bool) {
 	conn := connectionTokens(up)
-	h := make(http.Header, len(up)+3)
 	for k, v := range up {
-		if hopByHop[k] || dropResponse[k] || conn[k] {
+		if hopByHop[k] || dropResponse[k] || conn[k] || sse && k == "Content-Length" {
 			continue
 		}
-		h[k] = v
+		dst[k] = v
 	}
 	if sse {
-		h.Del("Content-Length")
-		h.Set("Cache-Control", "no-cache")
-		h.Set("X-Accel-Buffering", "no") // nginx and friends: do not buffer
+		dst.Set("Cache-Control", "no-cache")
+		dst.Set("X-Accel-Buffering", "no") // nginx and friends: do not buffer
 	}
-	return h
 }
 
 // forwardQuery is the client's query without key= (a Gemini credential).
@@ -206,9 +208,7 @@ func (c *call) giveUp(res attemptResult) {
 	noRetry := c.retries > 0
 	if res.status != 0 {
 		h := c.w.Header()
-		for k, v := range responseHeader(res.header, false) {
-			h[k] = v
-		}
+		copyResponseHeader(h, res.header, false)
 		h.Del("Content-Length")
 		h.Del("Content-Encoding") // net/http may have decompressed it
 		h.Set("Content-Length", strconv.Itoa(len(res.errBody)))

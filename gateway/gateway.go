@@ -221,6 +221,10 @@ type call struct {
 	abort      bool
 	detail     string // internal detail for the log; never a key or a body
 	silentMiss bool
+
+	// relay state, kept in the call to save allocations
+	rc *http.ResponseController
+	cw clientWriter
 }
 
 func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request) {

@@ -178,7 +178,8 @@ type envOpts struct {
 	transport func(http.RoundTripper) http.RoundTripper
 	wrapClock func(*clock.Fake) clock.Clock
 	noCaller  bool
-	noLogs    bool // benchmarks: do not keep log lines
+	caller    api.Caller // when set, used instead of the fake caller
+	noLogs    bool       // benchmarks: do not keep log lines
 	events    EventSink
 }
 
@@ -209,6 +210,9 @@ func newEnv(t testing.TB, mods ...func(*envOpts)) *env {
 	var c api.Caller
 	if !o.noCaller {
 		c = e.caller
+	}
+	if o.caller != nil {
+		c = o.caller
 	}
 	var clk clock.Clock = e.clk
 	if o.wrapClock != nil {

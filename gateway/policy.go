@@ -122,15 +122,17 @@ func byokShapeOK(typ, k string) bool {
 // readRequest reads the body whole, bounded by max_body_bytes.
 func (c *call) readRequest() *refusal {
 	cfg := c.g.cfg
-	tooLarge := &refusal{kind: envelope.TooLarge, failure: "too_large",
-		msg: fmt.Sprintf("Request body exceeds this gateway's limit of %d bytes.", cfg.MaxBodyBytes)}
+	tooLarge := func() *refusal { // built only when needed: no Sprintf per call
+		return &refusal{kind: envelope.TooLarge, failure: "too_large",
+			msg: fmt.Sprintf("Request body exceeds this gateway's limit of %d bytes.", cfg.MaxBodyBytes)}
+	}
 	if c.r.ContentLength > cfg.MaxBodyBytes {
-		return tooLarge
+		return tooLarge()
 	}
 	b, err := readBody(c.r.Body, c.r.ContentLength, cfg.MaxBodyBytes, cfg.SpillThresholdBytes, cfg.SpillDir)
 	switch {
 	case errors.Is(err, errBodyTooLarge):
-		return tooLarge
+		return tooLarge()
 	case err != nil:
 		if c.r.Context().Err() != nil {
 			c.failure = "client_cancelled"

@@ -27,7 +27,8 @@ type clientWriter struct {
 	w      http.ResponseWriter
 	rc     *http.ResponseController
 	status int
-	header http.Header
+	header http.Header // the upstream's, filtered into w's at commit
+	sse    bool
 	wrote  bool // status and headers sent
 	writes int  // Write calls: one per forwarded SSE event
 	err    error
@@ -39,10 +40,7 @@ func (cw *clientWriter) commit() {
 		return
 	}
 	cw.wrote = true
-	h := cw.w.Header()
-	for k, v := range cw.header {
-		h[k] = v
-	}
+	copyResponseHeader(cw.w.Header(), cw.header, cw.sse)
 	cw.c.status = cw.status
 	cw.w.WriteHeader(cw.status)
 	if cw.onWire != nil {
@@ -81,6 +79,9 @@ func (cw *clientWriter) Flush() error {
 }
 
 func isSSE(contentType string) bool {
+	if contentType == "text/event-stream" {
+		return true // the usual case, without ParseMediaType's map
+	}
 	mt, _, err := mime.ParseMediaType(contentType)
 	return err == nil && mt == "text/event-stream"
 }
@@ -94,8 +95,11 @@ func (c *call) relay(ctx context.Context, cancel context.CancelCauseFunc, resp *
 	g := c.g
 	defer resp.Body.Close()
 	sse := isSSE(resp.Header.Get("Content-Type"))
-	cw := &clientWriter{c: c, w: c.w, rc: http.NewResponseController(c.w), status: resp.StatusCode,
-		header: responseHeader(resp.Header, sse)}
+	if c.rc == nil {
+		c.rc = http.NewResponseController(c.w)
+	}
+	cw := &c.cw // one per call: an attempt relays only after the last one ended
+	*cw = clientWriter{c: c, w: c.w, rc: c.rc, status: resp.StatusCode, header: resp.Header, sse: sse}
 
 	wd := newWatchdog(g.clk, g.cfg.StreamIdleTimeout, func() { cancel(errStall) })
 	defer wd.stop()

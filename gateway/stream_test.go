@@ -292,3 +292,23 @@ func TestHeaderTimeoutRetriedThenGivenUp(t *testing.T) {
 		t.Fatal(c.headerTimeout())
 	}
 }
+
+// TestUpstreamHeaderDoesNotAlias: the forwarded header shares the client's
+// value slices; setting the provider key or appending must never change
+// the client's request header (a retry builds it again from there).
+func TestUpstreamHeaderDoesNotAlias(t *testing.T) {
+	beta := make([]string, 2, 4) // spare capacity, as net/http's parsed headers may have
+	beta[0], beta[1] = "a", "b"
+	in := http.Header{"X-Api-Key": {"client"}, "Anthropic-Beta": beta, "User-Agent": {"sdk"}}
+	req, _ := http.NewRequest(http.MethodPost, "http://x", nil)
+	req.Header = upstreamHeader(in)
+	setProviderKey(req, TypeAnthropic, "provider")
+	req.Header.Add("Anthropic-Beta", "c")
+	req.Header.Set("User-Agent", "other")
+	if got := in["Anthropic-Beta"]; len(got) != 2 || got[0] != "a" || got[1] != "b" || beta[:3][2] != "" || in.Get("User-Agent") != "sdk" || in.Get("X-Api-Key") != "client" {
+		t.Fatalf("client header changed: %v", in)
+	}
+	if got := req.Header["Anthropic-Beta"]; len(got) != 3 || req.Header.Get("X-Api-Key") != "provider" {
+		t.Fatalf("upstream header %v", req.Header)
+	}
+}

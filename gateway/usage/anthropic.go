@@ -1,6 +1,10 @@
 package usage
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"errors"
+	"strconv"
+)
 
 // Anthropic accumulates usage from an Anthropic Messages stream. The zero
 // value is ready to use.
@@ -22,13 +26,13 @@ type Anthropic struct {
 	haveSplit bool
 }
 
-// anthropicUsage uses pointers to tell an absent or null field (keep the
+// anthropicUsage uses optInt to tell an absent or null field (keep the
 // earlier figure) from a present one (replace it).
 type anthropicUsage struct {
-	InputTokens              *int64 `json:"input_tokens"`
-	CacheCreationInputTokens *int64 `json:"cache_creation_input_tokens"`
-	CacheReadInputTokens     *int64 `json:"cache_read_input_tokens"`
-	OutputTokens             *int64 `json:"output_tokens"`
+	InputTokens              optInt `json:"input_tokens"`
+	CacheCreationInputTokens optInt `json:"cache_creation_input_tokens"`
+	CacheReadInputTokens     optInt `json:"cache_read_input_tokens"`
+	OutputTokens             optInt `json:"output_tokens"`
 	CacheCreation            *struct {
 		Ephemeral5m int64 `json:"ephemeral_5m_input_tokens"`
 		Ephemeral1h int64 `json:"ephemeral_1h_input_tokens"`
@@ -100,9 +104,9 @@ func (a *Anthropic) Observe(raw []byte) EventInfo {
 }
 
 func (a *Anthropic) apply(u *anthropicUsage) {
-	set := func(dst *int64, src *int64) {
-		if src != nil {
-			*dst = nonNegative(*src)
+	set := func(dst *int64, src optInt) {
+		if src.set {
+			*dst = nonNegative(src.v)
 		}
 	}
 	set(&a.u.InputTokens, u.InputTokens)
@@ -167,4 +171,30 @@ func orDefault(s, def string) string {
 		return def
 	}
 	return s
+}
+
+// optInt is an *int64 without the allocation: set is false when the member
+// is absent or null (a later null clears an earlier value, as it sets a
+// pointer to nil). A value that is not an integer fitting int64 is an error,
+// as it is for *int64.
+type optInt struct {
+	v   int64
+	set bool
+}
+
+var errNotInt64 = errors.New("usage: token count is not an int64")
+
+// UnmarshalJSON implements json.Unmarshaler. encoding/json has validated
+// the value; it calls this for null too.
+func (o *optInt) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*o = optInt{}
+		return nil
+	}
+	v, err := strconv.ParseInt(string(b), 10, 64)
+	if err != nil {
+		return errNotInt64
+	}
+	*o = optInt{v: v, set: true}
+	return nil
 }
