@@ -14,6 +14,7 @@
 package holdfastv1
 
 import (
+	status "google.golang.org/genproto/googleapis/rpc/status"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -1294,6 +1295,182 @@ func (x *RateLimitTakeResponse) GetBudgetRemainingNanos() int64 {
 	return 0
 }
 
+// RateLimitTakeBatchRequest carries several independent takes in one call
+// (at most max_batch_takes, 1000). Each take is its own turn on its own
+// actor: the batch is not atomic.
+type RateLimitTakeBatchRequest struct {
+	state         protoimpl.MessageState  `protogen:"open.v1"`
+	Takes         []*RateLimitTakeRequest `protobuf:"bytes,1,rep,name=takes,proto3" json:"takes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RateLimitTakeBatchRequest) Reset() {
+	*x = RateLimitTakeBatchRequest{}
+	mi := &file_holdfast_v1_actor_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RateLimitTakeBatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RateLimitTakeBatchRequest) ProtoMessage() {}
+
+func (x *RateLimitTakeBatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_holdfast_v1_actor_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RateLimitTakeBatchRequest.ProtoReflect.Descriptor instead.
+func (*RateLimitTakeBatchRequest) Descriptor() ([]byte, []int) {
+	return file_holdfast_v1_actor_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *RateLimitTakeBatchRequest) GetTakes() []*RateLimitTakeRequest {
+	if x != nil {
+		return x.Takes
+	}
+	return nil
+}
+
+// RateLimitTakeResult is the outcome of one take of a batch: its response,
+// or the status it failed with (an invalid take, an unknown namespace...).
+type RateLimitTakeResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Result:
+	//
+	//	*RateLimitTakeResult_Response
+	//	*RateLimitTakeResult_Error
+	Result        isRateLimitTakeResult_Result `protobuf_oneof:"result"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RateLimitTakeResult) Reset() {
+	*x = RateLimitTakeResult{}
+	mi := &file_holdfast_v1_actor_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RateLimitTakeResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RateLimitTakeResult) ProtoMessage() {}
+
+func (x *RateLimitTakeResult) ProtoReflect() protoreflect.Message {
+	mi := &file_holdfast_v1_actor_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RateLimitTakeResult.ProtoReflect.Descriptor instead.
+func (*RateLimitTakeResult) Descriptor() ([]byte, []int) {
+	return file_holdfast_v1_actor_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *RateLimitTakeResult) GetResult() isRateLimitTakeResult_Result {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
+func (x *RateLimitTakeResult) GetResponse() *RateLimitTakeResponse {
+	if x != nil {
+		if x, ok := x.Result.(*RateLimitTakeResult_Response); ok {
+			return x.Response
+		}
+	}
+	return nil
+}
+
+func (x *RateLimitTakeResult) GetError() *status.Status {
+	if x != nil {
+		if x, ok := x.Result.(*RateLimitTakeResult_Error); ok {
+			return x.Error
+		}
+	}
+	return nil
+}
+
+type isRateLimitTakeResult_Result interface {
+	isRateLimitTakeResult_Result()
+}
+
+type RateLimitTakeResult_Response struct {
+	Response *RateLimitTakeResponse `protobuf:"bytes,1,opt,name=response,proto3,oneof"`
+}
+
+type RateLimitTakeResult_Error struct {
+	Error *status.Status `protobuf:"bytes,2,opt,name=error,proto3,oneof"`
+}
+
+func (*RateLimitTakeResult_Response) isRateLimitTakeResult_Result() {}
+
+func (*RateLimitTakeResult_Error) isRateLimitTakeResult_Result() {}
+
+type RateLimitTakeBatchResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One result per take, in request order.
+	Results       []*RateLimitTakeResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RateLimitTakeBatchResponse) Reset() {
+	*x = RateLimitTakeBatchResponse{}
+	mi := &file_holdfast_v1_actor_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RateLimitTakeBatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RateLimitTakeBatchResponse) ProtoMessage() {}
+
+func (x *RateLimitTakeBatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_holdfast_v1_actor_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RateLimitTakeBatchResponse.ProtoReflect.Descriptor instead.
+func (*RateLimitTakeBatchResponse) Descriptor() ([]byte, []int) {
+	return file_holdfast_v1_actor_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *RateLimitTakeBatchResponse) GetResults() []*RateLimitTakeResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
 type RateLimitAdjustRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Actor     *ActorRef              `protobuf:"bytes,1,opt,name=actor,proto3" json:"actor,omitempty"`
@@ -1309,7 +1486,7 @@ type RateLimitAdjustRequest struct {
 
 func (x *RateLimitAdjustRequest) Reset() {
 	*x = RateLimitAdjustRequest{}
-	mi := &file_holdfast_v1_actor_proto_msgTypes[19]
+	mi := &file_holdfast_v1_actor_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1321,7 +1498,7 @@ func (x *RateLimitAdjustRequest) String() string {
 func (*RateLimitAdjustRequest) ProtoMessage() {}
 
 func (x *RateLimitAdjustRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_holdfast_v1_actor_proto_msgTypes[19]
+	mi := &file_holdfast_v1_actor_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1334,7 +1511,7 @@ func (x *RateLimitAdjustRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RateLimitAdjustRequest.ProtoReflect.Descriptor instead.
 func (*RateLimitAdjustRequest) Descriptor() ([]byte, []int) {
-	return file_holdfast_v1_actor_proto_rawDescGZIP(), []int{19}
+	return file_holdfast_v1_actor_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RateLimitAdjustRequest) GetActor() *ActorRef {
@@ -1374,7 +1551,7 @@ type RateLimitGetRequest struct {
 
 func (x *RateLimitGetRequest) Reset() {
 	*x = RateLimitGetRequest{}
-	mi := &file_holdfast_v1_actor_proto_msgTypes[20]
+	mi := &file_holdfast_v1_actor_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1386,7 +1563,7 @@ func (x *RateLimitGetRequest) String() string {
 func (*RateLimitGetRequest) ProtoMessage() {}
 
 func (x *RateLimitGetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_holdfast_v1_actor_proto_msgTypes[20]
+	mi := &file_holdfast_v1_actor_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1399,7 +1576,7 @@ func (x *RateLimitGetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RateLimitGetRequest.ProtoReflect.Descriptor instead.
 func (*RateLimitGetRequest) Descriptor() ([]byte, []int) {
-	return file_holdfast_v1_actor_proto_rawDescGZIP(), []int{20}
+	return file_holdfast_v1_actor_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RateLimitGetRequest) GetActor() *ActorRef {
@@ -1427,7 +1604,7 @@ type RateLimitSetRequest struct {
 
 func (x *RateLimitSetRequest) Reset() {
 	*x = RateLimitSetRequest{}
-	mi := &file_holdfast_v1_actor_proto_msgTypes[21]
+	mi := &file_holdfast_v1_actor_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1439,7 +1616,7 @@ func (x *RateLimitSetRequest) String() string {
 func (*RateLimitSetRequest) ProtoMessage() {}
 
 func (x *RateLimitSetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_holdfast_v1_actor_proto_msgTypes[21]
+	mi := &file_holdfast_v1_actor_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1452,7 +1629,7 @@ func (x *RateLimitSetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RateLimitSetRequest.ProtoReflect.Descriptor instead.
 func (*RateLimitSetRequest) Descriptor() ([]byte, []int) {
-	return file_holdfast_v1_actor_proto_rawDescGZIP(), []int{21}
+	return file_holdfast_v1_actor_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RateLimitSetRequest) GetActor() *ActorRef {
@@ -1505,7 +1682,7 @@ type BucketState struct {
 
 func (x *BucketState) Reset() {
 	*x = BucketState{}
-	mi := &file_holdfast_v1_actor_proto_msgTypes[22]
+	mi := &file_holdfast_v1_actor_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1517,7 +1694,7 @@ func (x *BucketState) String() string {
 func (*BucketState) ProtoMessage() {}
 
 func (x *BucketState) ProtoReflect() protoreflect.Message {
-	mi := &file_holdfast_v1_actor_proto_msgTypes[22]
+	mi := &file_holdfast_v1_actor_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1530,7 +1707,7 @@ func (x *BucketState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BucketState.ProtoReflect.Descriptor instead.
 func (*BucketState) Descriptor() ([]byte, []int) {
-	return file_holdfast_v1_actor_proto_rawDescGZIP(), []int{22}
+	return file_holdfast_v1_actor_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *BucketState) GetName() string {
@@ -1582,7 +1759,7 @@ type RateLimitState struct {
 
 func (x *RateLimitState) Reset() {
 	*x = RateLimitState{}
-	mi := &file_holdfast_v1_actor_proto_msgTypes[23]
+	mi := &file_holdfast_v1_actor_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1594,7 +1771,7 @@ func (x *RateLimitState) String() string {
 func (*RateLimitState) ProtoMessage() {}
 
 func (x *RateLimitState) ProtoReflect() protoreflect.Message {
-	mi := &file_holdfast_v1_actor_proto_msgTypes[23]
+	mi := &file_holdfast_v1_actor_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1607,7 +1784,7 @@ func (x *RateLimitState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RateLimitState.ProtoReflect.Descriptor instead.
 func (*RateLimitState) Descriptor() ([]byte, []int) {
-	return file_holdfast_v1_actor_proto_rawDescGZIP(), []int{23}
+	return file_holdfast_v1_actor_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RateLimitState) GetBuckets() []*BucketState {
@@ -1647,7 +1824,7 @@ type AlarmGetRequest struct {
 
 func (x *AlarmGetRequest) Reset() {
 	*x = AlarmGetRequest{}
-	mi := &file_holdfast_v1_actor_proto_msgTypes[24]
+	mi := &file_holdfast_v1_actor_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1659,7 +1836,7 @@ func (x *AlarmGetRequest) String() string {
 func (*AlarmGetRequest) ProtoMessage() {}
 
 func (x *AlarmGetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_holdfast_v1_actor_proto_msgTypes[24]
+	mi := &file_holdfast_v1_actor_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1672,7 +1849,7 @@ func (x *AlarmGetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlarmGetRequest.ProtoReflect.Descriptor instead.
 func (*AlarmGetRequest) Descriptor() ([]byte, []int) {
-	return file_holdfast_v1_actor_proto_rawDescGZIP(), []int{24}
+	return file_holdfast_v1_actor_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *AlarmGetRequest) GetActor() *ActorRef {
@@ -1695,7 +1872,7 @@ type AlarmSetRequest struct {
 
 func (x *AlarmSetRequest) Reset() {
 	*x = AlarmSetRequest{}
-	mi := &file_holdfast_v1_actor_proto_msgTypes[25]
+	mi := &file_holdfast_v1_actor_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1707,7 +1884,7 @@ func (x *AlarmSetRequest) String() string {
 func (*AlarmSetRequest) ProtoMessage() {}
 
 func (x *AlarmSetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_holdfast_v1_actor_proto_msgTypes[25]
+	mi := &file_holdfast_v1_actor_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1720,7 +1897,7 @@ func (x *AlarmSetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlarmSetRequest.ProtoReflect.Descriptor instead.
 func (*AlarmSetRequest) Descriptor() ([]byte, []int) {
-	return file_holdfast_v1_actor_proto_rawDescGZIP(), []int{25}
+	return file_holdfast_v1_actor_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *AlarmSetRequest) GetActor() *ActorRef {
@@ -1761,7 +1938,7 @@ type AlarmDeleteRequest struct {
 
 func (x *AlarmDeleteRequest) Reset() {
 	*x = AlarmDeleteRequest{}
-	mi := &file_holdfast_v1_actor_proto_msgTypes[26]
+	mi := &file_holdfast_v1_actor_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1773,7 +1950,7 @@ func (x *AlarmDeleteRequest) String() string {
 func (*AlarmDeleteRequest) ProtoMessage() {}
 
 func (x *AlarmDeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_holdfast_v1_actor_proto_msgTypes[26]
+	mi := &file_holdfast_v1_actor_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1786,7 +1963,7 @@ func (x *AlarmDeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlarmDeleteRequest.ProtoReflect.Descriptor instead.
 func (*AlarmDeleteRequest) Descriptor() ([]byte, []int) {
-	return file_holdfast_v1_actor_proto_rawDescGZIP(), []int{26}
+	return file_holdfast_v1_actor_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *AlarmDeleteRequest) GetActor() *ActorRef {
@@ -1819,7 +1996,7 @@ type AlarmState struct {
 
 func (x *AlarmState) Reset() {
 	*x = AlarmState{}
-	mi := &file_holdfast_v1_actor_proto_msgTypes[27]
+	mi := &file_holdfast_v1_actor_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1831,7 +2008,7 @@ func (x *AlarmState) String() string {
 func (*AlarmState) ProtoMessage() {}
 
 func (x *AlarmState) ProtoReflect() protoreflect.Message {
-	mi := &file_holdfast_v1_actor_proto_msgTypes[27]
+	mi := &file_holdfast_v1_actor_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1844,7 +2021,7 @@ func (x *AlarmState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlarmState.ProtoReflect.Descriptor instead.
 func (*AlarmState) Descriptor() ([]byte, []int) {
-	return file_holdfast_v1_actor_proto_rawDescGZIP(), []int{27}
+	return file_holdfast_v1_actor_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *AlarmState) GetScheduled() bool {
@@ -1886,7 +2063,7 @@ var File_holdfast_v1_actor_proto protoreflect.FileDescriptor
 
 const file_holdfast_v1_actor_proto_rawDesc = "" +
 	"\n" +
-	"\x17holdfast/v1/actor.proto\x12\vholdfast.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"P\n" +
+	"\x17holdfast/v1/actor.proto\x12\vholdfast.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\"P\n" +
 	"\bActorRef\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12\x14\n" +
@@ -1978,7 +2155,15 @@ const file_holdfast_v1_actor_proto_rawDesc = "" +
 	"\x16budget_remaining_nanos\x18\x05 \x01(\x03R\x14budgetRemainingNanos\x1a<\n" +
 	"\x0eRemainingEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\x89\x02\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"T\n" +
+	"\x19RateLimitTakeBatchRequest\x127\n" +
+	"\x05takes\x18\x01 \x03(\v2!.holdfast.v1.RateLimitTakeRequestR\x05takes\"\x8d\x01\n" +
+	"\x13RateLimitTakeResult\x12@\n" +
+	"\bresponse\x18\x01 \x01(\v2\".holdfast.v1.RateLimitTakeResponseH\x00R\bresponse\x12*\n" +
+	"\x05error\x18\x02 \x01(\v2\x12.google.rpc.StatusH\x00R\x05errorB\b\n" +
+	"\x06result\"X\n" +
+	"\x1aRateLimitTakeBatchResponse\x12:\n" +
+	"\aresults\x18\x01 \x03(\v2 .holdfast.v1.RateLimitTakeResultR\aresults\"\x89\x02\n" +
 	"\x16RateLimitAdjustRequest\x12+\n" +
 	"\x05actor\x18\x01 \x01(\v2\x15.holdfast.v1.ActorRefR\x05actor\x12\x1d\n" +
 	"\n" +
@@ -2032,7 +2217,7 @@ const file_holdfast_v1_actor_proto_rawDesc = "" +
 	"last_fired\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tlastFired\x12\x18\n" +
 	"\aretries\x18\x04 \x01(\x03R\aretries\x12\x1f\n" +
 	"\vfired_count\x18\x05 \x01(\x03R\n" +
-	"firedCount2\xc0\b\n" +
+	"firedCount2\xa7\t\n" +
 	"\fActorService\x12>\n" +
 	"\x05KvGet\x12\x19.holdfast.v1.KvGetRequest\x1a\x1a.holdfast.v1.KvGetResponse\x12>\n" +
 	"\x05KvPut\x12\x19.holdfast.v1.KvPutRequest\x1a\x1a.holdfast.v1.KvPutResponse\x12G\n" +
@@ -2041,7 +2226,8 @@ const file_holdfast_v1_actor_proto_rawDesc = "" +
 	"\vKvDeleteAll\x12\x1f.holdfast.v1.KvDeleteAllRequest\x1a .holdfast.v1.KvDeleteAllResponse\x12V\n" +
 	"\rKvTransaction\x12!.holdfast.v1.KvTransactionRequest\x1a\".holdfast.v1.KvTransactionResponse\x12V\n" +
 	"\rRateLimitTake\x12!.holdfast.v1.RateLimitTakeRequest\x1a\".holdfast.v1.RateLimitTakeResponse\x12`\n" +
-	"\x13RateLimitTakeStream\x12!.holdfast.v1.RateLimitTakeRequest\x1a\".holdfast.v1.RateLimitTakeResponse(\x010\x01\x12S\n" +
+	"\x13RateLimitTakeStream\x12!.holdfast.v1.RateLimitTakeRequest\x1a\".holdfast.v1.RateLimitTakeResponse(\x010\x01\x12e\n" +
+	"\x12RateLimitTakeBatch\x12&.holdfast.v1.RateLimitTakeBatchRequest\x1a'.holdfast.v1.RateLimitTakeBatchResponse\x12S\n" +
 	"\x0fRateLimitAdjust\x12#.holdfast.v1.RateLimitAdjustRequest\x1a\x1b.holdfast.v1.RateLimitState\x12M\n" +
 	"\fRateLimitGet\x12 .holdfast.v1.RateLimitGetRequest\x1a\x1b.holdfast.v1.RateLimitState\x12M\n" +
 	"\fRateLimitSet\x12 .holdfast.v1.RateLimitSetRequest\x1a\x1b.holdfast.v1.RateLimitState\x12A\n" +
@@ -2061,41 +2247,45 @@ func file_holdfast_v1_actor_proto_rawDescGZIP() []byte {
 	return file_holdfast_v1_actor_proto_rawDescData
 }
 
-var file_holdfast_v1_actor_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_holdfast_v1_actor_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_holdfast_v1_actor_proto_goTypes = []any{
-	(*ActorRef)(nil),               // 0: holdfast.v1.ActorRef
-	(*Entry)(nil),                  // 1: holdfast.v1.Entry
-	(*KvGetRequest)(nil),           // 2: holdfast.v1.KvGetRequest
-	(*KvGetResponse)(nil),          // 3: holdfast.v1.KvGetResponse
-	(*KvPutRequest)(nil),           // 4: holdfast.v1.KvPutRequest
-	(*KvPutResponse)(nil),          // 5: holdfast.v1.KvPutResponse
-	(*KvDeleteRequest)(nil),        // 6: holdfast.v1.KvDeleteRequest
-	(*KvDeleteResponse)(nil),       // 7: holdfast.v1.KvDeleteResponse
-	(*KvListRequest)(nil),          // 8: holdfast.v1.KvListRequest
-	(*KvListResponse)(nil),         // 9: holdfast.v1.KvListResponse
-	(*KvDeleteAllRequest)(nil),     // 10: holdfast.v1.KvDeleteAllRequest
-	(*KvDeleteAllResponse)(nil),    // 11: holdfast.v1.KvDeleteAllResponse
-	(*KvOp)(nil),                   // 12: holdfast.v1.KvOp
-	(*KvOpResult)(nil),             // 13: holdfast.v1.KvOpResult
-	(*KvTransactionRequest)(nil),   // 14: holdfast.v1.KvTransactionRequest
-	(*KvTransactionResponse)(nil),  // 15: holdfast.v1.KvTransactionResponse
-	(*BucketLimit)(nil),            // 16: holdfast.v1.BucketLimit
-	(*RateLimitTakeRequest)(nil),   // 17: holdfast.v1.RateLimitTakeRequest
-	(*RateLimitTakeResponse)(nil),  // 18: holdfast.v1.RateLimitTakeResponse
-	(*RateLimitAdjustRequest)(nil), // 19: holdfast.v1.RateLimitAdjustRequest
-	(*RateLimitGetRequest)(nil),    // 20: holdfast.v1.RateLimitGetRequest
-	(*RateLimitSetRequest)(nil),    // 21: holdfast.v1.RateLimitSetRequest
-	(*BucketState)(nil),            // 22: holdfast.v1.BucketState
-	(*RateLimitState)(nil),         // 23: holdfast.v1.RateLimitState
-	(*AlarmGetRequest)(nil),        // 24: holdfast.v1.AlarmGetRequest
-	(*AlarmSetRequest)(nil),        // 25: holdfast.v1.AlarmSetRequest
-	(*AlarmDeleteRequest)(nil),     // 26: holdfast.v1.AlarmDeleteRequest
-	(*AlarmState)(nil),             // 27: holdfast.v1.AlarmState
-	nil,                            // 28: holdfast.v1.RateLimitTakeRequest.AmountsEntry
-	nil,                            // 29: holdfast.v1.RateLimitTakeResponse.RemainingEntry
-	nil,                            // 30: holdfast.v1.RateLimitAdjustRequest.DeltasEntry
-	nil,                            // 31: holdfast.v1.RateLimitSetRequest.BucketsEntry
-	(*timestamppb.Timestamp)(nil),  // 32: google.protobuf.Timestamp
+	(*ActorRef)(nil),                   // 0: holdfast.v1.ActorRef
+	(*Entry)(nil),                      // 1: holdfast.v1.Entry
+	(*KvGetRequest)(nil),               // 2: holdfast.v1.KvGetRequest
+	(*KvGetResponse)(nil),              // 3: holdfast.v1.KvGetResponse
+	(*KvPutRequest)(nil),               // 4: holdfast.v1.KvPutRequest
+	(*KvPutResponse)(nil),              // 5: holdfast.v1.KvPutResponse
+	(*KvDeleteRequest)(nil),            // 6: holdfast.v1.KvDeleteRequest
+	(*KvDeleteResponse)(nil),           // 7: holdfast.v1.KvDeleteResponse
+	(*KvListRequest)(nil),              // 8: holdfast.v1.KvListRequest
+	(*KvListResponse)(nil),             // 9: holdfast.v1.KvListResponse
+	(*KvDeleteAllRequest)(nil),         // 10: holdfast.v1.KvDeleteAllRequest
+	(*KvDeleteAllResponse)(nil),        // 11: holdfast.v1.KvDeleteAllResponse
+	(*KvOp)(nil),                       // 12: holdfast.v1.KvOp
+	(*KvOpResult)(nil),                 // 13: holdfast.v1.KvOpResult
+	(*KvTransactionRequest)(nil),       // 14: holdfast.v1.KvTransactionRequest
+	(*KvTransactionResponse)(nil),      // 15: holdfast.v1.KvTransactionResponse
+	(*BucketLimit)(nil),                // 16: holdfast.v1.BucketLimit
+	(*RateLimitTakeRequest)(nil),       // 17: holdfast.v1.RateLimitTakeRequest
+	(*RateLimitTakeResponse)(nil),      // 18: holdfast.v1.RateLimitTakeResponse
+	(*RateLimitTakeBatchRequest)(nil),  // 19: holdfast.v1.RateLimitTakeBatchRequest
+	(*RateLimitTakeResult)(nil),        // 20: holdfast.v1.RateLimitTakeResult
+	(*RateLimitTakeBatchResponse)(nil), // 21: holdfast.v1.RateLimitTakeBatchResponse
+	(*RateLimitAdjustRequest)(nil),     // 22: holdfast.v1.RateLimitAdjustRequest
+	(*RateLimitGetRequest)(nil),        // 23: holdfast.v1.RateLimitGetRequest
+	(*RateLimitSetRequest)(nil),        // 24: holdfast.v1.RateLimitSetRequest
+	(*BucketState)(nil),                // 25: holdfast.v1.BucketState
+	(*RateLimitState)(nil),             // 26: holdfast.v1.RateLimitState
+	(*AlarmGetRequest)(nil),            // 27: holdfast.v1.AlarmGetRequest
+	(*AlarmSetRequest)(nil),            // 28: holdfast.v1.AlarmSetRequest
+	(*AlarmDeleteRequest)(nil),         // 29: holdfast.v1.AlarmDeleteRequest
+	(*AlarmState)(nil),                 // 30: holdfast.v1.AlarmState
+	nil,                                // 31: holdfast.v1.RateLimitTakeRequest.AmountsEntry
+	nil,                                // 32: holdfast.v1.RateLimitTakeResponse.RemainingEntry
+	nil,                                // 33: holdfast.v1.RateLimitAdjustRequest.DeltasEntry
+	nil,                                // 34: holdfast.v1.RateLimitSetRequest.BucketsEntry
+	(*status.Status)(nil),              // 35: google.rpc.Status
+	(*timestamppb.Timestamp)(nil),      // 36: google.protobuf.Timestamp
 }
 var file_holdfast_v1_actor_proto_depIdxs = []int32{
 	0,  // 0: holdfast.v1.KvGetRequest.actor:type_name -> holdfast.v1.ActorRef
@@ -2120,54 +2310,60 @@ var file_holdfast_v1_actor_proto_depIdxs = []int32{
 	12, // 19: holdfast.v1.KvTransactionRequest.ops:type_name -> holdfast.v1.KvOp
 	13, // 20: holdfast.v1.KvTransactionResponse.results:type_name -> holdfast.v1.KvOpResult
 	0,  // 21: holdfast.v1.RateLimitTakeRequest.actor:type_name -> holdfast.v1.ActorRef
-	28, // 22: holdfast.v1.RateLimitTakeRequest.amounts:type_name -> holdfast.v1.RateLimitTakeRequest.AmountsEntry
-	29, // 23: holdfast.v1.RateLimitTakeResponse.remaining:type_name -> holdfast.v1.RateLimitTakeResponse.RemainingEntry
-	0,  // 24: holdfast.v1.RateLimitAdjustRequest.actor:type_name -> holdfast.v1.ActorRef
-	30, // 25: holdfast.v1.RateLimitAdjustRequest.deltas:type_name -> holdfast.v1.RateLimitAdjustRequest.DeltasEntry
-	0,  // 26: holdfast.v1.RateLimitGetRequest.actor:type_name -> holdfast.v1.ActorRef
-	0,  // 27: holdfast.v1.RateLimitSetRequest.actor:type_name -> holdfast.v1.ActorRef
-	31, // 28: holdfast.v1.RateLimitSetRequest.buckets:type_name -> holdfast.v1.RateLimitSetRequest.BucketsEntry
-	22, // 29: holdfast.v1.RateLimitState.buckets:type_name -> holdfast.v1.BucketState
-	0,  // 30: holdfast.v1.AlarmGetRequest.actor:type_name -> holdfast.v1.ActorRef
-	0,  // 31: holdfast.v1.AlarmSetRequest.actor:type_name -> holdfast.v1.ActorRef
-	32, // 32: holdfast.v1.AlarmSetRequest.at:type_name -> google.protobuf.Timestamp
-	0,  // 33: holdfast.v1.AlarmDeleteRequest.actor:type_name -> holdfast.v1.ActorRef
-	32, // 34: holdfast.v1.AlarmState.at:type_name -> google.protobuf.Timestamp
-	32, // 35: holdfast.v1.AlarmState.last_fired:type_name -> google.protobuf.Timestamp
-	16, // 36: holdfast.v1.RateLimitSetRequest.BucketsEntry.value:type_name -> holdfast.v1.BucketLimit
-	2,  // 37: holdfast.v1.ActorService.KvGet:input_type -> holdfast.v1.KvGetRequest
-	4,  // 38: holdfast.v1.ActorService.KvPut:input_type -> holdfast.v1.KvPutRequest
-	6,  // 39: holdfast.v1.ActorService.KvDelete:input_type -> holdfast.v1.KvDeleteRequest
-	8,  // 40: holdfast.v1.ActorService.KvList:input_type -> holdfast.v1.KvListRequest
-	10, // 41: holdfast.v1.ActorService.KvDeleteAll:input_type -> holdfast.v1.KvDeleteAllRequest
-	14, // 42: holdfast.v1.ActorService.KvTransaction:input_type -> holdfast.v1.KvTransactionRequest
-	17, // 43: holdfast.v1.ActorService.RateLimitTake:input_type -> holdfast.v1.RateLimitTakeRequest
-	17, // 44: holdfast.v1.ActorService.RateLimitTakeStream:input_type -> holdfast.v1.RateLimitTakeRequest
-	19, // 45: holdfast.v1.ActorService.RateLimitAdjust:input_type -> holdfast.v1.RateLimitAdjustRequest
-	20, // 46: holdfast.v1.ActorService.RateLimitGet:input_type -> holdfast.v1.RateLimitGetRequest
-	21, // 47: holdfast.v1.ActorService.RateLimitSet:input_type -> holdfast.v1.RateLimitSetRequest
-	24, // 48: holdfast.v1.ActorService.AlarmGet:input_type -> holdfast.v1.AlarmGetRequest
-	25, // 49: holdfast.v1.ActorService.AlarmSet:input_type -> holdfast.v1.AlarmSetRequest
-	26, // 50: holdfast.v1.ActorService.AlarmDelete:input_type -> holdfast.v1.AlarmDeleteRequest
-	3,  // 51: holdfast.v1.ActorService.KvGet:output_type -> holdfast.v1.KvGetResponse
-	5,  // 52: holdfast.v1.ActorService.KvPut:output_type -> holdfast.v1.KvPutResponse
-	7,  // 53: holdfast.v1.ActorService.KvDelete:output_type -> holdfast.v1.KvDeleteResponse
-	9,  // 54: holdfast.v1.ActorService.KvList:output_type -> holdfast.v1.KvListResponse
-	11, // 55: holdfast.v1.ActorService.KvDeleteAll:output_type -> holdfast.v1.KvDeleteAllResponse
-	15, // 56: holdfast.v1.ActorService.KvTransaction:output_type -> holdfast.v1.KvTransactionResponse
-	18, // 57: holdfast.v1.ActorService.RateLimitTake:output_type -> holdfast.v1.RateLimitTakeResponse
-	18, // 58: holdfast.v1.ActorService.RateLimitTakeStream:output_type -> holdfast.v1.RateLimitTakeResponse
-	23, // 59: holdfast.v1.ActorService.RateLimitAdjust:output_type -> holdfast.v1.RateLimitState
-	23, // 60: holdfast.v1.ActorService.RateLimitGet:output_type -> holdfast.v1.RateLimitState
-	23, // 61: holdfast.v1.ActorService.RateLimitSet:output_type -> holdfast.v1.RateLimitState
-	27, // 62: holdfast.v1.ActorService.AlarmGet:output_type -> holdfast.v1.AlarmState
-	27, // 63: holdfast.v1.ActorService.AlarmSet:output_type -> holdfast.v1.AlarmState
-	27, // 64: holdfast.v1.ActorService.AlarmDelete:output_type -> holdfast.v1.AlarmState
-	51, // [51:65] is the sub-list for method output_type
-	37, // [37:51] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	31, // 22: holdfast.v1.RateLimitTakeRequest.amounts:type_name -> holdfast.v1.RateLimitTakeRequest.AmountsEntry
+	32, // 23: holdfast.v1.RateLimitTakeResponse.remaining:type_name -> holdfast.v1.RateLimitTakeResponse.RemainingEntry
+	17, // 24: holdfast.v1.RateLimitTakeBatchRequest.takes:type_name -> holdfast.v1.RateLimitTakeRequest
+	18, // 25: holdfast.v1.RateLimitTakeResult.response:type_name -> holdfast.v1.RateLimitTakeResponse
+	35, // 26: holdfast.v1.RateLimitTakeResult.error:type_name -> google.rpc.Status
+	20, // 27: holdfast.v1.RateLimitTakeBatchResponse.results:type_name -> holdfast.v1.RateLimitTakeResult
+	0,  // 28: holdfast.v1.RateLimitAdjustRequest.actor:type_name -> holdfast.v1.ActorRef
+	33, // 29: holdfast.v1.RateLimitAdjustRequest.deltas:type_name -> holdfast.v1.RateLimitAdjustRequest.DeltasEntry
+	0,  // 30: holdfast.v1.RateLimitGetRequest.actor:type_name -> holdfast.v1.ActorRef
+	0,  // 31: holdfast.v1.RateLimitSetRequest.actor:type_name -> holdfast.v1.ActorRef
+	34, // 32: holdfast.v1.RateLimitSetRequest.buckets:type_name -> holdfast.v1.RateLimitSetRequest.BucketsEntry
+	25, // 33: holdfast.v1.RateLimitState.buckets:type_name -> holdfast.v1.BucketState
+	0,  // 34: holdfast.v1.AlarmGetRequest.actor:type_name -> holdfast.v1.ActorRef
+	0,  // 35: holdfast.v1.AlarmSetRequest.actor:type_name -> holdfast.v1.ActorRef
+	36, // 36: holdfast.v1.AlarmSetRequest.at:type_name -> google.protobuf.Timestamp
+	0,  // 37: holdfast.v1.AlarmDeleteRequest.actor:type_name -> holdfast.v1.ActorRef
+	36, // 38: holdfast.v1.AlarmState.at:type_name -> google.protobuf.Timestamp
+	36, // 39: holdfast.v1.AlarmState.last_fired:type_name -> google.protobuf.Timestamp
+	16, // 40: holdfast.v1.RateLimitSetRequest.BucketsEntry.value:type_name -> holdfast.v1.BucketLimit
+	2,  // 41: holdfast.v1.ActorService.KvGet:input_type -> holdfast.v1.KvGetRequest
+	4,  // 42: holdfast.v1.ActorService.KvPut:input_type -> holdfast.v1.KvPutRequest
+	6,  // 43: holdfast.v1.ActorService.KvDelete:input_type -> holdfast.v1.KvDeleteRequest
+	8,  // 44: holdfast.v1.ActorService.KvList:input_type -> holdfast.v1.KvListRequest
+	10, // 45: holdfast.v1.ActorService.KvDeleteAll:input_type -> holdfast.v1.KvDeleteAllRequest
+	14, // 46: holdfast.v1.ActorService.KvTransaction:input_type -> holdfast.v1.KvTransactionRequest
+	17, // 47: holdfast.v1.ActorService.RateLimitTake:input_type -> holdfast.v1.RateLimitTakeRequest
+	17, // 48: holdfast.v1.ActorService.RateLimitTakeStream:input_type -> holdfast.v1.RateLimitTakeRequest
+	19, // 49: holdfast.v1.ActorService.RateLimitTakeBatch:input_type -> holdfast.v1.RateLimitTakeBatchRequest
+	22, // 50: holdfast.v1.ActorService.RateLimitAdjust:input_type -> holdfast.v1.RateLimitAdjustRequest
+	23, // 51: holdfast.v1.ActorService.RateLimitGet:input_type -> holdfast.v1.RateLimitGetRequest
+	24, // 52: holdfast.v1.ActorService.RateLimitSet:input_type -> holdfast.v1.RateLimitSetRequest
+	27, // 53: holdfast.v1.ActorService.AlarmGet:input_type -> holdfast.v1.AlarmGetRequest
+	28, // 54: holdfast.v1.ActorService.AlarmSet:input_type -> holdfast.v1.AlarmSetRequest
+	29, // 55: holdfast.v1.ActorService.AlarmDelete:input_type -> holdfast.v1.AlarmDeleteRequest
+	3,  // 56: holdfast.v1.ActorService.KvGet:output_type -> holdfast.v1.KvGetResponse
+	5,  // 57: holdfast.v1.ActorService.KvPut:output_type -> holdfast.v1.KvPutResponse
+	7,  // 58: holdfast.v1.ActorService.KvDelete:output_type -> holdfast.v1.KvDeleteResponse
+	9,  // 59: holdfast.v1.ActorService.KvList:output_type -> holdfast.v1.KvListResponse
+	11, // 60: holdfast.v1.ActorService.KvDeleteAll:output_type -> holdfast.v1.KvDeleteAllResponse
+	15, // 61: holdfast.v1.ActorService.KvTransaction:output_type -> holdfast.v1.KvTransactionResponse
+	18, // 62: holdfast.v1.ActorService.RateLimitTake:output_type -> holdfast.v1.RateLimitTakeResponse
+	18, // 63: holdfast.v1.ActorService.RateLimitTakeStream:output_type -> holdfast.v1.RateLimitTakeResponse
+	21, // 64: holdfast.v1.ActorService.RateLimitTakeBatch:output_type -> holdfast.v1.RateLimitTakeBatchResponse
+	26, // 65: holdfast.v1.ActorService.RateLimitAdjust:output_type -> holdfast.v1.RateLimitState
+	26, // 66: holdfast.v1.ActorService.RateLimitGet:output_type -> holdfast.v1.RateLimitState
+	26, // 67: holdfast.v1.ActorService.RateLimitSet:output_type -> holdfast.v1.RateLimitState
+	30, // 68: holdfast.v1.ActorService.AlarmGet:output_type -> holdfast.v1.AlarmState
+	30, // 69: holdfast.v1.ActorService.AlarmSet:output_type -> holdfast.v1.AlarmState
+	30, // 70: holdfast.v1.ActorService.AlarmDelete:output_type -> holdfast.v1.AlarmState
+	56, // [56:71] is the sub-list for method output_type
+	41, // [41:56] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_holdfast_v1_actor_proto_init() }
@@ -2189,13 +2385,17 @@ func file_holdfast_v1_actor_proto_init() {
 		(*KvOpResult_List)(nil),
 		(*KvOpResult_DeleteAll)(nil),
 	}
+	file_holdfast_v1_actor_proto_msgTypes[20].OneofWrappers = []any{
+		(*RateLimitTakeResult_Response)(nil),
+		(*RateLimitTakeResult_Error)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_holdfast_v1_actor_proto_rawDesc), len(file_holdfast_v1_actor_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   32,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -34,6 +34,7 @@ const (
 	ActorService_KvTransaction_FullMethodName       = "/holdfast.v1.ActorService/KvTransaction"
 	ActorService_RateLimitTake_FullMethodName       = "/holdfast.v1.ActorService/RateLimitTake"
 	ActorService_RateLimitTakeStream_FullMethodName = "/holdfast.v1.ActorService/RateLimitTakeStream"
+	ActorService_RateLimitTakeBatch_FullMethodName  = "/holdfast.v1.ActorService/RateLimitTakeBatch"
 	ActorService_RateLimitAdjust_FullMethodName     = "/holdfast.v1.ActorService/RateLimitAdjust"
 	ActorService_RateLimitGet_FullMethodName        = "/holdfast.v1.ActorService/RateLimitGet"
 	ActorService_RateLimitSet_FullMethodName        = "/holdfast.v1.ActorService/RateLimitSet"
@@ -58,6 +59,10 @@ type ActorServiceClient interface {
 	// RateLimitTakeStream carries many takes over one stream; responses come
 	// back in request order. For high-rate callers.
 	RateLimitTakeStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[RateLimitTakeRequest, RateLimitTakeResponse], error)
+	// RateLimitTakeBatch runs many independent takes in one call and answers
+	// each in request order; a failed take fails only its own result. A batch
+	// over max_batch_takes is refused whole with LIMIT_EXCEEDED.
+	RateLimitTakeBatch(ctx context.Context, in *RateLimitTakeBatchRequest, opts ...grpc.CallOption) (*RateLimitTakeBatchResponse, error)
 	RateLimitAdjust(ctx context.Context, in *RateLimitAdjustRequest, opts ...grpc.CallOption) (*RateLimitState, error)
 	RateLimitGet(ctx context.Context, in *RateLimitGetRequest, opts ...grpc.CallOption) (*RateLimitState, error)
 	RateLimitSet(ctx context.Context, in *RateLimitSetRequest, opts ...grpc.CallOption) (*RateLimitState, error)
@@ -157,6 +162,16 @@ func (c *actorServiceClient) RateLimitTakeStream(ctx context.Context, opts ...gr
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type ActorService_RateLimitTakeStreamClient = grpc.BidiStreamingClient[RateLimitTakeRequest, RateLimitTakeResponse]
 
+func (c *actorServiceClient) RateLimitTakeBatch(ctx context.Context, in *RateLimitTakeBatchRequest, opts ...grpc.CallOption) (*RateLimitTakeBatchResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RateLimitTakeBatchResponse)
+	err := c.cc.Invoke(ctx, ActorService_RateLimitTakeBatch_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *actorServiceClient) RateLimitAdjust(ctx context.Context, in *RateLimitAdjustRequest, opts ...grpc.CallOption) (*RateLimitState, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(RateLimitState)
@@ -233,6 +248,10 @@ type ActorServiceServer interface {
 	// RateLimitTakeStream carries many takes over one stream; responses come
 	// back in request order. For high-rate callers.
 	RateLimitTakeStream(grpc.BidiStreamingServer[RateLimitTakeRequest, RateLimitTakeResponse]) error
+	// RateLimitTakeBatch runs many independent takes in one call and answers
+	// each in request order; a failed take fails only its own result. A batch
+	// over max_batch_takes is refused whole with LIMIT_EXCEEDED.
+	RateLimitTakeBatch(context.Context, *RateLimitTakeBatchRequest) (*RateLimitTakeBatchResponse, error)
 	RateLimitAdjust(context.Context, *RateLimitAdjustRequest) (*RateLimitState, error)
 	RateLimitGet(context.Context, *RateLimitGetRequest) (*RateLimitState, error)
 	RateLimitSet(context.Context, *RateLimitSetRequest) (*RateLimitState, error)
@@ -272,6 +291,9 @@ func (UnimplementedActorServiceServer) RateLimitTake(context.Context, *RateLimit
 }
 func (UnimplementedActorServiceServer) RateLimitTakeStream(grpc.BidiStreamingServer[RateLimitTakeRequest, RateLimitTakeResponse]) error {
 	return status.Error(codes.Unimplemented, "method RateLimitTakeStream not implemented")
+}
+func (UnimplementedActorServiceServer) RateLimitTakeBatch(context.Context, *RateLimitTakeBatchRequest) (*RateLimitTakeBatchResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RateLimitTakeBatch not implemented")
 }
 func (UnimplementedActorServiceServer) RateLimitAdjust(context.Context, *RateLimitAdjustRequest) (*RateLimitState, error) {
 	return nil, status.Error(codes.Unimplemented, "method RateLimitAdjust not implemented")
@@ -445,6 +467,24 @@ func _ActorService_RateLimitTakeStream_Handler(srv interface{}, stream grpc.Serv
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type ActorService_RateLimitTakeStreamServer = grpc.BidiStreamingServer[RateLimitTakeRequest, RateLimitTakeResponse]
 
+func _ActorService_RateLimitTakeBatch_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RateLimitTakeBatchRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ActorServiceServer).RateLimitTakeBatch(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ActorService_RateLimitTakeBatch_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ActorServiceServer).RateLimitTakeBatch(ctx, req.(*RateLimitTakeBatchRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _ActorService_RateLimitAdjust_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(RateLimitAdjustRequest)
 	if err := dec(in); err != nil {
@@ -587,6 +627,10 @@ var ActorService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RateLimitTake",
 			Handler:    _ActorService_RateLimitTake_Handler,
+		},
+		{
+			MethodName: "RateLimitTakeBatch",
+			Handler:    _ActorService_RateLimitTakeBatch_Handler,
 		},
 		{
 			MethodName: "RateLimitAdjust",

@@ -1,6 +1,6 @@
 package main
 
-// The closed-loop load engine, byte-identical in
+// The load engine (closed loop, or paced at a fixed offered rate), byte-identical in
 // test/cmd/benchreport/loadgen.go and test/bench/gubernator/loadgen.go
 // (neither module can import the other): keep the two the same, so both
 // systems are driven and measured the same way. benchreport checks it.
@@ -8,6 +8,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -20,8 +21,19 @@ import (
 	"time"
 )
 
+// flagRate is the -rate flag of both load generators' command lines (it is
+// registered here so both binaries have it): the offered rate of a run
+// whose LoadSpec.Rate is 0.
+var flagRate = flag.Float64("rate", 0, "load: offered checks/s over all clients, paced; 0: closed loop (as fast as answers come)")
+
 // LoadSpec is one load run: Clients closed-loop clients over Keys keys,
 // measured for Duration after every key was touched once and Warmup.
+// With Rate > 0 the clients are paced: each client's checks are scheduled
+// at Clients/Rate intervals (with a random phase per client) and Key waits
+// for the next scheduled time, so the offered load is Rate whatever the
+// latency, as long as the clients keep up (a check sent more than one
+// call period, Batch intervals and at least 1 ms, after its scheduled time
+// counts as late; latency is measured from the actual send).
 type LoadSpec struct {
 	System    string        // "holdfast" or "gubernator"
 	API       string        // which API, in words, for the report
@@ -32,6 +44,7 @@ type LoadSpec struct {
 	Duration  time.Duration // the measured window
 	MaxChecks int64         // bound on checks, warm-up included
 	ServerPID int           // the server process, for its CPU time
+	Rate      float64       // offered checks/s over all clients; 0: closed loop (-rate)
 }
 
 // LoadResult is what a load run emits as one JSON line.
@@ -53,6 +66,8 @@ type LoadResult struct {
 	MaxUs         float64 `json:"max_us"`
 	LoadgenCPUSec float64 `json:"loadgen_cpu_s"`
 	ServerCPUSec  float64 `json:"server_cpu_s"`
+	OfferedPerSec float64 `json:"offered_per_s,omitempty"`
+	LateChecks    int64   `json:"late_checks,omitempty"`
 	Extra         string  `json:"extra,omitempty"`
 }
 
@@ -72,11 +87,21 @@ type ClientState struct {
 	n     int64
 	ok    int64
 	warmd bool
+	// Pacing (Rate > 0): the scheduled time of the next check, the
+	// interval between this client's checks, and late sends (measured).
+	next      time.Time
+	interval  time.Duration
+	lateAfter time.Duration
+	late      int64
 }
 
 // Key returns the next key: first this client's share of every key, then
 // uniformly random keys.
+// With a fixed rate, Key first waits until the next check's scheduled time.
 func (c *ClientState) Key() string {
+	if c.interval > 0 {
+		c.pace()
+	}
 	if len(c.warm) > 0 {
 		k := c.warm[0]
 		c.warm = c.warm[1:]
@@ -87,6 +112,18 @@ func (c *ClientState) Key() string {
 		c.eng.warmDone.Done()
 	}
 	return c.eng.keys[c.rng.IntN(len(c.eng.keys))]
+}
+
+// pace waits for the next scheduled check. A client behind schedule does
+// not wait (it catches up), and counts the check as late when measuring.
+func (c *ClientState) pace() {
+	sched := c.next
+	c.next = c.next.Add(c.interval)
+	if d := time.Until(sched); d > 0 {
+		time.Sleep(d)
+	} else if -d > c.lateAfter && c.eng.measuring.Load() {
+		c.late++
+	}
 }
 
 // Done records one answered check that was sent at sent. Call it from one
@@ -131,6 +168,14 @@ func RunLoad(spec LoadSpec, client Client) (LoadResult, error) {
 	if spec.MaxChecks <= 0 {
 		spec.MaxChecks = 200_000_000
 	}
+	if spec.Rate <= 0 {
+		spec.Rate = *flagRate
+	}
+	var interval time.Duration
+	if spec.Rate > 0 {
+		interval = time.Duration(float64(spec.Clients) / spec.Rate * float64(time.Second))
+	}
+	t0 := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), spec.Duration+spec.Warmup+2*time.Minute)
 	defer cancel()
 	e := &engine{spec: spec, cancel: cancel}
@@ -140,7 +185,11 @@ func RunLoad(spec LoadSpec, client Client) (LoadResult, error) {
 	states := make([]*ClientState, spec.Clients)
 	e.warmDone.Add(spec.Clients)
 	for i := range states {
-		st := &ClientState{ID: i, Batch: spec.Batch, eng: e, rng: rand.New(rand.NewPCG(uint64(i), 42))}
+		st := &ClientState{ID: i, Batch: spec.Batch, eng: e, rng: rand.New(rand.NewPCG(uint64(i), 42)), interval: interval}
+		if interval > 0 {
+			st.next = t0.Add(time.Duration(st.rng.Float64() * float64(interval)))
+			st.lateAfter = max(time.Millisecond, time.Duration(max(spec.Batch, 1))*interval)
+		}
 		for k := i; k < spec.Keys; k += spec.Clients {
 			st.warm = append(st.warm, e.keys[k])
 		}
@@ -187,6 +236,9 @@ func RunLoad(spec LoadSpec, client Client) (LoadResult, error) {
 
 	r := LoadResult{System: spec.System, API: spec.API, Clients: spec.Clients, Keys: spec.Keys, Batch: spec.Batch,
 		WallSeconds: wall.Seconds(), Errors: e.errors.Load(), LoadgenCPUSec: cpu1 - cpu0, ServerCPUSec: srv1 - srv0}
+	if spec.Rate > 0 {
+		r.OfferedPerSec = spec.Rate
+	}
 	if s, ok := e.firstErr.Load().(string); ok {
 		r.FirstError = s
 	}
@@ -194,6 +246,7 @@ func RunLoad(spec LoadSpec, client Client) (LoadResult, error) {
 	for _, st := range states {
 		r.Checks += st.n
 		r.Allowed += st.ok
+		r.LateChecks += st.late
 		lat = append(lat, st.lat...)
 	}
 	r.ChecksPerSec = float64(r.Checks) / wall.Seconds()

@@ -172,6 +172,36 @@ func loadHoldfast(spec LoadSpec, addr, api string) error {
 			<-recvDone
 			return nil
 		}
+	case "batch":
+		spec.API = fmt.Sprintf("RateLimitTakeBatch (%d takes per call)", spec.Batch)
+		client = func(ctx context.Context, c *ClientState) error {
+			cl := holdfastv1.NewActorServiceClient(conns[c.ID])
+			for ctx.Err() == nil {
+				req := &holdfastv1.RateLimitTakeBatchRequest{Takes: make([]*holdfastv1.RateLimitTakeRequest, c.Batch)}
+				for i := range req.Takes {
+					req.Takes[i] = &holdfastv1.RateLimitTakeRequest{
+						Actor:   &holdfastv1.ActorRef{Namespace: "ratelimit", Key: c.Key()},
+						Amounts: map[string]int64{bucketName: 1},
+					}
+				}
+				sent := time.Now()
+				resp, err := cl.RateLimitTakeBatch(ctx, req)
+				if err != nil {
+					if ctx.Err() == nil {
+						c.Fail(err)
+					}
+					continue
+				}
+				for _, r := range resp.GetResults() {
+					if e := r.GetError(); e != nil {
+						c.Fail(fmt.Errorf("%s", e.GetMessage()))
+						continue
+					}
+					c.Done(sent, r.GetResponse().GetAllowed())
+				}
+			}
+			return nil
+		}
 	default:
 		return fmt.Errorf("unknown api %q", api)
 	}

@@ -9,7 +9,9 @@
 //  3. ratelimit takes over gRPC on loopback, one node, 10,000 keys, 64
 //     clients, memory and local durability, against gubernator v2.13.0
 //     (LEAKY_BUCKET, burst = limit) started in the same run as a library
-//     from its own module (test/bench/gubernator);
+//     from its own module (test/bench/gubernator): throughput at
+//     saturation (closed loop), then latency of both batch APIs at the
+//     same fixed offered rate (by default half gubernator's best);
 //  4. memory per actor in RAM and on disk.
 //
 // Figures 1, 2 and 4 are Go benchmarks in actor/bench_test.go; benchreport
@@ -36,6 +38,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -60,13 +63,15 @@ type options struct {
 	clients        int
 	keys           int
 	window         int
+	fixedRate      float64 // offered checks/s of the fixed-rate runs; 0: fixedFraction of gubernator's best
+	fixedFraction  float64
 }
 
 func main() {
 	role := flag.String("role", "", "internal: holdfast-server or holdfast-load")
 	durability := flag.String("durability", "memory", "internal (holdfast-server): memory or local")
 	addr := flag.String("addr", "", "internal (holdfast-load): server gRPC address")
-	api := flag.String("api", "unary", "internal (holdfast-load): unary or stream")
+	api := flag.String("api", "unary", "internal (holdfast-load): unary, stream or batch")
 	serverPID := flag.Int("server-pid", 0, "internal (holdfast-load): server process id")
 	cpuprofile := flag.String("cpuprofile", "", "internal (holdfast-server): write a CPU profile of the server here")
 
@@ -84,6 +89,8 @@ func main() {
 	flag.IntVar(&o.clients, "clients", 64, "load clients, one gRPC connection each")
 	flag.IntVar(&o.keys, "keys", 10_000, "rate-limit keys")
 	flag.IntVar(&o.window, "window", 8, "checks in flight per client for the streaming/batching APIs")
+	flag.Float64Var(&o.fixedRate, "fixed-rate", 0, "offered checks/s of the fixed-rate latency runs; 0: -fixed-fraction of gubernator's best measured checks/s")
+	flag.Float64Var(&o.fixedFraction, "fixed-fraction", 0.5, "with -fixed-rate 0: the fixed rate as a fraction of gubernator's best measured checks/s")
 	flag.Parse()
 
 	var err error
@@ -441,7 +448,8 @@ type scenario struct {
 	key        string // row id
 	system     string // holdfast or gubernator
 	durability string // holdfast: memory or local
-	api        string // unary, stream (holdfast), batch (gubernator)
+	api        string // unary, stream (holdfast), batch
+	fixed      bool   // paced at the figure's fixed rate, not closed loop
 }
 
 type scenarioRuns struct {
@@ -453,7 +461,9 @@ type scenarioRuns struct {
 
 type rateLimitFigure struct {
 	scenarios  []*scenarioRuns
-	gubErr     string // why gubernator could not be measured, if so
+	fixedRate  float64 // offered checks/s of the fixed-rate rows; 0: not run
+	fixedWhy   string  // how fixedRate was chosen, or why it was not run
+	gubErr     string  // why gubernator could not be measured, if so
 	gubVersion string
 	cmd        string
 	engineSame bool
@@ -469,7 +479,10 @@ func (f *rateLimitFigure) get(key string) *scenarioRuns {
 }
 
 func runRateLimit(o options, tmp string) *rateLimitFigure {
-	f := &rateLimitFigure{cmd: fmt.Sprintf("go run ./test/cmd/benchreport -only ratelimit -reps %d -load-duration %s -clients %d -keys %d -window %d -out /tmp/BENCHMARKS.md", o.reps, o.loadDuration, o.clients, o.keys, o.window)}
+	f := &rateLimitFigure{cmd: fmt.Sprintf("go run ./test/cmd/benchreport -only ratelimit -reps %d -load-duration %s -clients %d -keys %d -window %d -fixed-fraction %g -out /tmp/BENCHMARKS.md", o.reps, o.loadDuration, o.clients, o.keys, o.window, o.fixedFraction)}
+	if o.fixedRate > 0 {
+		f.cmd = strings.Replace(f.cmd, " -out ", fmt.Sprintf(" -fixed-rate %g -out ", o.fixedRate), 1)
+	}
 	a, errA := os.ReadFile("test/cmd/benchreport/loadgen.go")
 	b, errB := os.ReadFile("test/bench/gubernator/loadgen.go")
 	f.engineSame = errA == nil && errB == nil && bytes.Equal(a, b)
@@ -494,12 +507,18 @@ func runRateLimit(o options, tmp string) *rateLimitFigure {
 		}
 	}
 	all := []scenario{
-		{"gub-unary", "gubernator", "", "unary"},
-		{"gub-batch", "gubernator", "", "batch"},
-		{"hf-mem-unary", "holdfast", "memory", "unary"},
-		{"hf-mem-stream", "holdfast", "memory", "stream"},
-		{"hf-local-unary", "holdfast", "local", "unary"},
-		{"hf-local-stream", "holdfast", "local", "stream"},
+		{"gub-unary", "gubernator", "", "unary", false},
+		{"gub-batch", "gubernator", "", "batch", false},
+		{"hf-mem-unary", "holdfast", "memory", "unary", false},
+		{"hf-mem-stream", "holdfast", "memory", "stream", false},
+		{"hf-mem-batch", "holdfast", "memory", "batch", false},
+		{"hf-local-unary", "holdfast", "local", "unary", false},
+		{"hf-local-stream", "holdfast", "local", "stream", false},
+		{"hf-local-batch", "holdfast", "local", "batch", false},
+		// Latency at the same offered rate, below both systems' saturation:
+		// p99 at saturation is queueing (Little's law), not the server.
+		{"gub-batch-fixed", "gubernator", "", "batch", true},
+		{"hf-mem-batch-fixed", "holdfast", "memory", "batch", true},
 	}
 	for _, sc := range all {
 		if sc.system == "gubernator" && gub == "" {
@@ -507,34 +526,71 @@ func runRateLimit(o options, tmp string) *rateLimitFigure {
 		}
 		f.scenarios = append(f.scenarios, &scenarioRuns{sc: sc})
 	}
+	var closed, fixed []*scenarioRuns
+	for _, s := range f.scenarios {
+		if s.sc.fixed {
+			fixed = append(fixed, s)
+		} else {
+			closed = append(closed, s)
+		}
+	}
 	common := []string{
 		"-clients", strconv.Itoa(o.clients), "-keys", strconv.Itoa(o.keys), "-batch", strconv.Itoa(o.window),
 		"-duration", o.loadDuration.String(), "-warmup", o.loadWarmup.String(),
 	}
-	for rep := 1; rep <= o.reps; rep++ {
-		for _, s := range f.scenarios {
-			var server, load []string
-			switch s.sc.system {
-			case "gubernator":
-				server = []string{gub, "-role", "server"}
-				load = append([]string{gub, "-role", "load", "-api", s.sc.api}, common...)
-			default:
-				server = []string{self, "-role", "holdfast-server", "-durability", s.sc.durability}
-				load = []string{self, "-role", "holdfast-load", "-api", s.sc.api, "-clients", strconv.Itoa(o.clients), "-keys", strconv.Itoa(o.keys),
-					"-window", strconv.Itoa(o.window), "-load-duration", o.loadDuration.String(), "-load-warmup", o.loadWarmup.String()}
+	runAll := func(scs []*scenarioRuns) {
+		for rep := 1; rep <= o.reps; rep++ {
+			for _, s := range scs {
+				runScenario(o, s, rep, gub, self, common, f.fixedRate)
 			}
-			logf("ratelimit: rep %d/%d: %s", rep, o.reps, s.sc.key)
-			res, st, err := runPair(server, load)
-			if err != nil {
-				logf("ratelimit: %s: %v", s.sc.key, err)
-				s.errors = append(s.errors, err.Error())
-				continue
-			}
-			s.runs = append(s.runs, res)
-			s.stats = append(s.stats, st)
+		}
+	}
+	runAll(closed)
+	switch gb := f.best("gub-unary", "gub-batch"); {
+	case o.fixedRate > 0:
+		f.fixedRate, f.fixedWhy = o.fixedRate, "set with -fixed-rate"
+	case gb != nil:
+		f.fixedRate = math.Round(o.fixedFraction*gb.checks().med/1000) * 1000
+		f.fixedWhy = fmt.Sprintf("%.0f%% of gubernator's best median above (%s, %s checks/s)", 100*o.fixedFraction, gb.api(), num(gb.checks().med))
+	default:
+		f.fixedWhy = "not run: gubernator was not measured and -fixed-rate is 0"
+	}
+	if f.fixedRate > 0 {
+		logf("ratelimit: fixed-rate runs at %s checks/s (%s)", num(f.fixedRate), f.fixedWhy)
+		runAll(fixed)
+	} else {
+		for _, s := range fixed {
+			s.errors = append(s.errors, f.fixedWhy)
 		}
 	}
 	return f
+}
+
+// runScenario runs one rep of one scenario (rate: the offered checks/s of
+// a fixed-rate scenario).
+func runScenario(o options, s *scenarioRuns, rep int, gub, self string, common []string, rate float64) {
+	var server, load []string
+	switch s.sc.system {
+	case "gubernator":
+		server = []string{gub, "-role", "server"}
+		load = append([]string{gub, "-role", "load", "-api", s.sc.api}, common...)
+	default:
+		server = []string{self, "-role", "holdfast-server", "-durability", s.sc.durability}
+		load = []string{self, "-role", "holdfast-load", "-api", s.sc.api, "-clients", strconv.Itoa(o.clients), "-keys", strconv.Itoa(o.keys),
+			"-window", strconv.Itoa(o.window), "-load-duration", o.loadDuration.String(), "-load-warmup", o.loadWarmup.String()}
+	}
+	if s.sc.fixed {
+		load = append(load, "-rate", strconv.FormatFloat(rate, 'f', 0, 64))
+	}
+	logf("ratelimit: rep %d/%d: %s", rep, o.reps, s.sc.key)
+	res, st, err := runPair(server, load)
+	if err != nil {
+		logf("ratelimit: %s: %v", s.sc.key, err)
+		s.errors = append(s.errors, err.Error())
+		return
+	}
+	s.runs = append(s.runs, res)
+	s.stats = append(s.stats, st)
 }
 
 // runPair starts a server process, runs the load process against it, then

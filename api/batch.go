@@ -1,0 +1,83 @@
+package api
+
+import (
+	"context"
+	"sync"
+
+	"github.com/holdfast/holdfast/actor"
+	holdfastv1 "github.com/holdfast/holdfast/proto/holdfast/v1"
+)
+
+// MaxBatchTakes bounds the takes of one RateLimitTakeBatch call; a larger
+// batch is refused whole with a *actor.LimitError naming max_batch_takes.
+const MaxBatchTakes = 1000
+
+// batchParallel bounds the actors of one batch served at once. The takes
+// of different actors run concurrently, so that takes of a durable
+// namespace share one group commit instead of waiting for one commit each
+// in turn; the takes of one actor run one after the other in request
+// order, on one goroutine.
+const batchParallel = 128
+
+// RateLimitTakeBatch runs independent takes, each its own turn on its own
+// actor, and answers one result per take in request order: the take's
+// response, or the google.rpc.Status it failed with. Only the batch itself
+// (over MaxBatchTakes) fails the call. An empty batch answers no results.
+// The takes of one actor (same namespace, key and shard) apply in request
+// order; takes of different actors run concurrently (batchParallel at
+// most). Safe for concurrent use.
+func (s *ActorServer) RateLimitTakeBatch(ctx context.Context, r *holdfastv1.RateLimitTakeBatchRequest) (*holdfastv1.RateLimitTakeBatchResponse, error) {
+	takes := r.GetTakes()
+	if n := len(takes); n > MaxBatchTakes {
+		return nil, GRPCError(&actor.LimitError{Limit: "max_batch_takes", Max: MaxBatchTakes, Got: int64(n), What: "the takes of one batch"})
+	}
+	results := make([]*holdfastv1.RateLimitTakeResult, len(takes))
+	// Group the takes by actor, in request order within each group.
+	type ref struct {
+		ns, key string
+		shard   uint32
+	}
+	var groups [][]int
+	index := make(map[ref]int, len(takes))
+	for i, t := range takes {
+		a := t.GetActor()
+		k := ref{a.GetNamespace(), a.GetKey(), a.GetShard()}
+		g, ok := index[k]
+		if !ok {
+			g = len(groups)
+			index[k] = g
+			groups = append(groups, nil)
+		}
+		groups[g] = append(groups[g], i)
+	}
+	run := func(g []int) {
+		for _, i := range g {
+			results[i] = s.batchTake(ctx, takes[i])
+		}
+	}
+	// The last group runs on the handler goroutine (a batch of one actor
+	// starts no goroutine), the others on their own.
+	if len(groups) > 0 {
+		last := groups[len(groups)-1]
+		sem := make(chan struct{}, batchParallel)
+		var wg sync.WaitGroup
+		for _, g := range groups[:len(groups)-1] {
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				run(g)
+			})
+		}
+		run(last)
+		wg.Wait()
+	}
+	return &holdfastv1.RateLimitTakeBatchResponse{Results: results}, nil
+}
+
+func (s *ActorServer) batchTake(ctx context.Context, req *holdfastv1.RateLimitTakeRequest) *holdfastv1.RateLimitTakeResult {
+	resp, err := call[*holdfastv1.RateLimitTakeResponse](ctx, s.Caller, req)
+	if err != nil {
+		return &holdfastv1.RateLimitTakeResult{Result: &holdfastv1.RateLimitTakeResult_Error{Error: StatusFromError(err)}}
+	}
+	return &holdfastv1.RateLimitTakeResult{Result: &holdfastv1.RateLimitTakeResult_Response{Response: resp}}
+}
