@@ -614,3 +614,12 @@ func (n *Node) Crash() {
 		n.wg.Wait()
 	})
 }
+
+// NATSClusterAddr is the embedded NATS server's bound route address (""
+// with nats_url or when it runs unclustered).
+func (n *Node) NATSClusterAddr() string {
+	if n.natsSrv == nil {
+		return ""
+	}
+	return n.natsSrv.ClusterAddr()
+}

@@ -73,8 +73,8 @@ type Cluster struct {
 type member struct {
 	id          string
 	dataDir     string
-	natsCluster string // route address, fixed for the member's life
-	gossip      string // gossip address, fixed too (a restart keeps it)
+	natsCluster string // bound route address of the running server ("" before)
+	gossip      string // gossip address, kept across restarts when free
 	faults      *faultnet.Switch
 	node        *holdfast.Node
 }
@@ -111,11 +111,10 @@ func New(t testing.TB, n int, opts Options) *Cluster {
 	}
 	for i := range n {
 		c.nodes = append(c.nodes, &member{
-			id:          fmt.Sprintf("node-%d", i+1),
-			dataDir:     filepath.Join(c.dir, fmt.Sprintf("node-%d", i+1)),
-			natsCluster: freeAddr(t),
-			gossip:      freeAddr(t),
-			faults:      faultnet.New(),
+			id:      fmt.Sprintf("node-%d", i+1),
+			dataDir: filepath.Join(c.dir, fmt.Sprintf("node-%d", i+1)),
+			gossip:  freeAddr(t),
+			faults:  faultnet.New(),
 		})
 	}
 	c.routes = map[[2]int]*proxy{}
@@ -180,7 +179,10 @@ func (c *Cluster) config(i int) holdfast.Config {
 	cfg.Runtime.Partitions = c.opts.Partitions
 	cc := &cfg.Cluster
 	cc.Enabled, cc.Insecure = true, true
-	cc.GossipAddr, cc.NATSAddr, cc.NATSClusterAddr = m.gossip, "127.0.0.1:0", m.natsCluster
+	// The route port is the kernel's pick (port 0): the others reach it
+	// through their proxies, retargeted once the server is up; picking it
+	// in advance raced with other processes for the port.
+	cc.GossipAddr, cc.NATSAddr, cc.NATSClusterAddr = m.gossip, "127.0.0.1:0", "127.0.0.1:0"
 	// Routes through per-pair proxies (Isolate cuts them); no route
 	// address advertised, so no route bypasses them.
 	cc.NATSRoutes, cc.NATSNoAdvertise = nil, true
@@ -226,6 +228,21 @@ func (c *Cluster) seeds(i int) []string {
 }
 
 func (c *Cluster) start(i int) error {
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		if err = c.startOnce(i); err == nil || !strings.Contains(err.Error(), "address already in use") {
+			return err
+		}
+		// The gossip port, free when picked, was taken since by another
+		// process: pick again.
+		c.mu.Lock()
+		c.nodes[i].gossip = freeAddr(c.t)
+		c.mu.Unlock()
+	}
+	return err
+}
+
+func (c *Cluster) startOnce(i int) error {
 	cfg := c.config(i)
 	n, err := holdfast.NewNode(cfg, holdfast.Options{Logger: c.opts.Logger.With("node", cfg.NodeID), Faults: c.nodes[i].faults})
 	if err != nil {
@@ -235,8 +252,15 @@ func (c *Cluster) start(i int) error {
 		n.Shutdown(context.Background())
 		return err
 	}
+	route := n.Cluster().NATSClusterAddr()
 	c.mu.Lock()
 	c.nodes[i].node = n
+	c.nodes[i].natsCluster = route
+	for k, p := range c.routes {
+		if k[1] == i {
+			p.retarget(route)
+		}
+	}
 	c.mu.Unlock()
 	return nil
 }
@@ -317,11 +341,10 @@ func (c *Cluster) Add() (int, error) {
 	c.mu.Lock()
 	i := len(c.nodes)
 	c.nodes = append(c.nodes, &member{
-		id:          fmt.Sprintf("node-%d", i+1),
-		dataDir:     filepath.Join(c.dir, fmt.Sprintf("node-%d", i+1)),
-		natsCluster: freeAddr(c.t),
-		gossip:      freeAddr(c.t),
-		faults:      faultnet.New(),
+		id:      fmt.Sprintf("node-%d", i+1),
+		dataDir: filepath.Join(c.dir, fmt.Sprintf("node-%d", i+1)),
+		gossip:  freeAddr(c.t),
+		faults:  faultnet.New(),
 	})
 	for j := range i {
 		c.addRoute(i, j)
@@ -334,7 +357,7 @@ func (c *Cluster) Add() (int, error) {
 // addRoute makes the proxy of member i's route to member j. Called with
 // c.mu held or before the cluster is shared.
 func (c *Cluster) addRoute(i, j int) {
-	p, err := newProxy(c.nodes[j].natsCluster)
+	p, err := newProxy(c.nodes[j].natsCluster) // "" until j's server is up
 	if err != nil {
 		c.t.Fatalf("route proxy: %v", err)
 	}

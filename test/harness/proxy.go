@@ -11,8 +11,10 @@ import (
 // member's NATS traffic both ways (the embedded server's own sockets
 // cannot be wrapped).
 type proxy struct {
-	lis    net.Listener
-	target string
+	lis net.Listener
+
+	tmu    sync.Mutex
+	target string // "" until the member's server is up
 
 	mu    sync.Mutex
 	cut   bool
@@ -32,6 +34,13 @@ func newProxy(target string) (*proxy, error) {
 }
 
 func (p *proxy) addr() string { return p.lis.Addr().String() }
+
+// retarget points the proxy at a member's (new) route address.
+func (p *proxy) retarget(target string) {
+	p.tmu.Lock()
+	p.target = target
+	p.tmu.Unlock()
+}
 
 func (p *proxy) serve() {
 	defer p.wg.Done()
@@ -53,7 +62,14 @@ func (p *proxy) relay(in net.Conn) {
 		in.Close()
 		return
 	}
-	out, err := net.Dial("tcp", p.target)
+	p.tmu.Lock()
+	target := p.target
+	p.tmu.Unlock()
+	if target == "" {
+		in.Close()
+		return
+	}
+	out, err := net.Dial("tcp", target)
 	if err != nil || !p.track(out) {
 		in.Close()
 		if out != nil {
