@@ -2,18 +2,17 @@ package holdfast
 
 import (
 	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
 	"sort"
+	"time"
 
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	"crypto/tls"
-	"fmt"
-	"github.com/holdfast/holdfast/api"
-	"net"
-	"time"
-
 	"github.com/holdfast/holdfast/actor"
+	"github.com/holdfast/holdfast/api"
 	"github.com/holdfast/holdfast/cluster"
 	"github.com/holdfast/holdfast/cluster/membership"
 	"github.com/holdfast/holdfast/cluster/natsdir"

@@ -471,6 +471,23 @@ func (h *handler) adjust(t *actor.Turn, v *view, m *holdfastv1.RateLimitAdjustRe
 	return &holdfastv1.HotReply{State: state}, err
 }
 
+// requestedLimit validates one bucket of a set request: its name and its
+// limit (an invalid limit's error names the bucket).
+func requestedLimit(name string, bl *holdfastv1.BucketLimit) (Limit, error) {
+	if !validBucketName(name) {
+		return Limit{}, wrap(fmt.Errorf("invalid bucket name %q (1-128 bytes, no '/')", name))
+	}
+	l, err := LimitFromFloat(bl.GetCapacity(), bl.GetRefillPerSecond())
+	if err != nil {
+		var le *LimitError
+		if errors.As(err, &le) {
+			le.Name = name
+		}
+		return Limit{}, wrap(err)
+	}
+	return l, nil
+}
+
 func (h *handler) set(t *actor.Turn, v *view, m *holdfastv1.RateLimitSetRequest) (*holdfastv1.RateLimitState, error) {
 	if v.on {
 		if err := v.check(); err != nil {
@@ -509,17 +526,9 @@ func (h *handler) set(t *actor.Turn, v *view, m *holdfastv1.RateLimitSetRequest)
 		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(m.GetBuckets())) {
-		if !validBucketName(name) {
-			return nil, wrap(fmt.Errorf("invalid bucket name %q (1-128 bytes, no '/')", name))
-		}
-		bl := m.GetBuckets()[name]
-		l, err := LimitFromFloat(bl.GetCapacity(), bl.GetRefillPerSecond())
+		l, err := requestedLimit(name, m.GetBuckets()[name])
 		if err != nil {
-			var le *LimitError
-			if errors.As(err, &le) {
-				le.Name = name
-			}
-			return nil, wrap(err)
+			return nil, err
 		}
 		if err := s.SetLimit(now, name, l); err != nil {
 			return nil, wrap(err)
@@ -576,17 +585,9 @@ func (h *handler) setShared(t *actor.Turn, v *view, m *holdfastv1.RateLimitSetRe
 		clear(ks.Limits)
 	}
 	for _, name := range slices.Sorted(maps.Keys(m.GetBuckets())) {
-		if !validBucketName(name) {
-			return nil, wrap(fmt.Errorf("invalid bucket name %q (1-128 bytes, no '/')", name))
-		}
-		bl := m.GetBuckets()[name]
-		l, err := LimitFromFloat(bl.GetCapacity(), bl.GetRefillPerSecond())
+		l, err := requestedLimit(name, m.GetBuckets()[name])
 		if err != nil {
-			var le *LimitError
-			if errors.As(err, &le) {
-				le.Name = name
-			}
-			return nil, wrap(err)
+			return nil, err
 		}
 		if err := s.SetLimit(now, name, l); err != nil {
 			return nil, wrap(err)

@@ -701,15 +701,22 @@ func (l *Layer) parentView(ctx context.Context, ns Namespace, k keyID, id actor.
 }
 
 func (l *Layer) get(ctx context.Context, ns Namespace, id actor.ID) (proto.Message, error) {
-	k := keyID{id.Namespace, id.Key}
-	for range maxRounds {
+	return l.parentAndShards(ctx, ns, keyID{id.Namespace, id.Key}, id, "get", func(_, _ int, _ string) *holdfastv1.HotCall {
+		return &holdfastv1.HotCall{Op: &holdfastv1.HotCall_Get{Get: &holdfastv1.RateLimitGetRequest{}}}
+	})
+}
+
+// parentAndShards reads the parent's view and, if the key is split, sends
+// call(round, i, suffix) to every shard, summing the states; a split that
+// changed under it (a shard retired, not merging) is forgotten and the
+// round starts again, at most maxRounds times.
+func (l *Layer) parentAndShards(ctx context.Context, ns Namespace, k keyID, id actor.ID, op string, call func(round, i int, suffix string) *holdfastv1.HotCall) (proto.Message, error) {
+	for round := range maxRounds {
 		st, sp, _, err := l.parentView(ctx, ns, k, id)
 		if err != nil || sp == nil {
 			return st, err
 		}
-		states, err := l.fanOut(ctx, k, id, sp, func(i int, s string) *holdfastv1.HotCall {
-			return &holdfastv1.HotCall{Op: &holdfastv1.HotCall_Get{Get: &holdfastv1.RateLimitGetRequest{}}}
-		})
+		states, err := l.fanOut(ctx, k, id, sp, func(i int, s string) *holdfastv1.HotCall { return call(round, i, s) })
 		if errors.Is(err, errRetired) {
 			l.forget(k, sp)
 			continue
@@ -719,7 +726,7 @@ func (l *Layer) get(ctx context.Context, ns Namespace, id actor.ID) (proto.Messa
 		}
 		return sum(st, states), nil
 	}
-	return nil, fmt.Errorf("hotkey: get on %s: %w", id, ErrSplitChanged)
+	return nil, fmt.Errorf("hotkey: %s on %s: %w", op, id, ErrSplitChanged)
 }
 
 // fanOut sends c(i) to every shard in parallel and collects their states.
@@ -902,24 +909,9 @@ func (l *Layer) set(ctx context.Context, ns Namespace, id actor.ID, m *holdfastv
 	if mode != "split" && mode != "static" && mode != "merging" {
 		return r.GetState(), nil
 	}
-	for round := range maxRounds {
-		st, sp, _, err := l.parentView(ctx, ns, k, id)
-		if err != nil || sp == nil {
-			return st, err
-		}
-		states, err := l.fanOut(ctx, k, id, sp, func(i int, s string) *holdfastv1.HotCall {
-			return &holdfastv1.HotCall{RequestId: derive(m.GetRequestId(), fmt.Sprintf("~r%d#%d%s", round, i, s)), Op: &holdfastv1.HotCall_Set{Set: m}}
-		})
-		if errors.Is(err, errRetired) {
-			l.forget(k, sp)
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		return sum(st, states), nil
-	}
-	return nil, fmt.Errorf("hotkey: set on %s: %w", id, ErrSplitChanged)
+	return l.parentAndShards(ctx, ns, k, id, "set", func(round, i int, s string) *holdfastv1.HotCall {
+		return &holdfastv1.HotCall{RequestId: derive(m.GetRequestId(), fmt.Sprintf("~r%d#%d%s", round, i, s)), Op: &holdfastv1.HotCall_Set{Set: m}}
+	})
 }
 
 // ---- merge ----

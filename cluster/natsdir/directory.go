@@ -251,7 +251,7 @@ func classifyWrite(err error) ownership.Status {
 	switch {
 	case err == nil:
 		return ownership.StatusOK
-	case isWrongLastSeq(err):
+	case IsWrongLastSeq(err):
 		return ownership.StatusMismatch
 	case errors.Is(err, jetstream.ErrNoStreamResponse), errors.Is(err, nats.ErrNoResponders):
 		// The server saw no subscriber at all for the subject: delivered
@@ -284,9 +284,10 @@ func classifyRead(err error) ownership.Status {
 	return ownership.StatusFailed
 }
 
-// isWrongLastSeq: JetStream error 10071 (R1) or 10164 (replicated), as
-// nats.go wraps them in ErrKeyExists or ErrKeyRevisionMismatch.
-func isWrongLastSeq(err error) bool {
+// IsWrongLastSeq tells a lost compare-and-set on a KV bucket: JetStream
+// error 10071 (R1) or 10164 (replicated), as nats.go wraps them in
+// ErrKeyExists (Create) or ErrKeyRevisionMismatch (Update).
+func IsWrongLastSeq(err error) bool {
 	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 		return true
 	}

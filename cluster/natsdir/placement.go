@@ -90,7 +90,7 @@ func (d *Directory) CheckPlacement(ctx context.Context, rec PlacementRecord) err
 		e, err := d.kv.Get(ctx, PlacementKey)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			_, err = d.kv.Create(ctx, PlacementKey, val)
-			if isWrongLastSeq(err) {
+			if IsWrongLastSeq(err) {
 				return errRetryNow // created by another node meanwhile: compare
 			}
 			return err // an unknown outcome is retried: the next read tells

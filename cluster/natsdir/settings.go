@@ -87,7 +87,7 @@ func (s *Settings) Watch(ctx context.Context, fn func(key string, val []byte, de
 		}
 		if w, err := s.kv.WatchAll(ctx, opts...); err == nil {
 			func() {
-				defer stopWatcher(w)
+				defer StopWatcher(w)
 				for {
 					select {
 					case <-ctx.Done():

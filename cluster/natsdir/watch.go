@@ -65,7 +65,7 @@ func (d *Directory) watchOnce(ctx context.Context, last *uint64, synced *bool, d
 		d.log.Debug("directory: watch start failed", "err", err)
 		return false
 	}
-	defer stopWatcher(w)
+	defer StopWatcher(w)
 	if d.testWatcher != nil {
 		d.testWatcher(w)
 	}
@@ -132,9 +132,10 @@ func (d *Directory) lastSeq(ctx context.Context) (uint64, bool) {
 	return st.CachedInfo().State.LastSeq, true
 }
 
-// stopWatcher stops w and drains its channel, so that nats.go's delivery
-// goroutine, which may be blocked sending to it, can exit.
-func stopWatcher(w jetstream.KeyWatcher) {
+// StopWatcher stops a KV watcher and drains its channel (for at most 2 s),
+// so that nats.go's delivery goroutine, which may be blocked sending to
+// it, can exit.
+func StopWatcher(w jetstream.KeyWatcher) {
 	_ = w.Stop()
 	t := time.NewTimer(2 * time.Second)
 	defer t.Stop()

@@ -184,7 +184,7 @@ func (c *Cache) Put(ctx context.Context, namespace, key string, s ratelimit.KeyS
 		newRev, err = c.kv.Update(ctx, k, val, rev)
 	}
 	if err != nil {
-		if isWrongLastSeq(err) {
+		if natsdir.IsWrongLastSeq(err) {
 			c.refresh(ctx, k)
 			return 0, fmt.Errorf("settings: put %s/%q at revision %d: %w: %w", namespace, key, rev, ratelimit.ErrSettingsConflict, err)
 		}
@@ -258,7 +258,7 @@ func (c *Cache) watch(ctx context.Context) {
 			if c.consume(ctx, w) {
 				wait = minWait
 			}
-			stopWatcher(w)
+			natsdir.StopWatcher(w)
 			if ctx.Err() == nil {
 				c.log.Debug("settings: watch broken, restarting", "in", wait)
 			}
@@ -294,34 +294,4 @@ func (c *Cache) consume(ctx context.Context, w jetstream.KeyWatcher) bool {
 			c.apply(e.Key(), e.Value(), e.Revision(), e.Operation() != jetstream.KeyValuePut)
 		}
 	}
-}
-
-// stopWatcher stops w and drains it until it closes (bounded), so that
-// nats.go's delivery goroutine is never left blocked on the channel.
-func stopWatcher(w jetstream.KeyWatcher) {
-	_ = w.Stop()
-	t := time.NewTimer(2 * time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case _, ok := <-w.Updates():
-			if !ok {
-				return
-			}
-		case <-t.C:
-			return
-		}
-	}
-}
-
-// isWrongLastSeq: the compare-and-set lost. JetStream error 10071 (R1) or
-// 10164 (replicated), as nats.go wraps them in ErrKeyExists (Create) or
-// ErrKeyRevisionMismatch (Update).
-func isWrongLastSeq(err error) bool {
-	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-		return true
-	}
-	var api *jetstream.APIError
-	return errors.As(err, &api) &&
-		(api.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || api.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }

@@ -5,19 +5,13 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
-	"net"
-	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/holdfast/holdfast/test/harness"
 )
 
 // Cluster e2e tests: three real holdfast processes on loopback, each with
@@ -45,42 +39,6 @@ func skipShort(t *testing.T) {
 	if testing.Short() {
 		t.Skip("cluster e2e tests start real processes; skipped under -short")
 	}
-}
-
-// freeLoopbackAddr picks a port on 127.0.0.1 free for TCP and UDP. The
-// gossip and NATS route addresses must be known before any node starts
-// (each node lists the others'), so they cannot be port 0; and they are
-// picked below the kernel's ephemeral range: a port in it, released
-// before its node binds it, is soon taken by some outgoing connection (a
-// peer dialing a route not yet listening can even connect to itself),
-// which made a node fail with "address already in use".
-func freeLoopbackAddr(t *testing.T) string {
-	t.Helper()
-	lo := 32768
-	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
-		if f := strings.Fields(string(b)); len(f) == 2 {
-			if v, err := strconv.Atoi(f[0]); err == nil && v > 12000 {
-				lo = v
-			}
-		}
-	}
-	for range 200 {
-		port := 10000 + rand.IntN(lo-10000)
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			continue
-		}
-		u, err := net.ListenPacket("udp", addr)
-		l.Close()
-		if err != nil {
-			continue
-		}
-		u.Close()
-		return addr
-	}
-	t.Fatalf("no free loopback port below %d after 200 tries", lo)
-	return ""
 }
 
 func yamlList(xs []string) string {
@@ -128,7 +86,7 @@ func startProcCluster(t *testing.T, n int) *procCluster {
 	gossip, routes := make([]string, n), make([]string, n)
 	for i := range n {
 		c.ids = append(c.ids, fmt.Sprintf("node-%d", i+1))
-		gossip[i], routes[i] = freeLoopbackAddr(t), freeLoopbackAddr(t)
+		gossip[i], routes[i] = harness.FreeLoopbackAddr(t), harness.FreeLoopbackAddr(t)
 	}
 	start := time.Now()
 	for i := range n {
@@ -138,92 +96,14 @@ func startProcCluster(t *testing.T, n int) *procCluster {
 				join, rts = append(join, gossip[j]), append(rts, routes[j])
 			}
 		}
-		c.nodes = append(c.nodes, launchNode(t, NodeOptions{Config: clusterConfig(c.ids[i], gossip[i], routes[i], join, rts)}))
+		c.nodes = append(c.nodes, LaunchNode(t, NodeOptions{Config: clusterConfig(c.ids[i], gossip[i], routes[i], join, rts)}))
 	}
 	for _, nd := range c.nodes {
-		nd.waitReady(t, 60*time.Second)
+		nd.WaitReady(60 * time.Second)
 	}
 	c.waitStable(60*time.Second, c.ids...)
 	t.Logf("%d-node cluster up and stable in %v", n, time.Since(start).Round(time.Millisecond))
 	return c
-}
-
-// launchNode starts a holdfast process like StartNode, waiting only for its
-// "serving" log line (its bound addresses), not for /readyz.
-func launchNode(t *testing.T, opts NodeOptions) *Node {
-	t.Helper()
-	b := Build(t)
-	if opts.DataDir == "" {
-		opts.DataDir = filepath.Join(t.TempDir(), "data")
-	}
-	n := &Node{t: t, bins: b, opts: opts, DataDir: opts.DataDir}
-	n.HTTP = &http.Client{
-		Timeout: 20 * time.Second,
-		Transport: &http.Transport{
-			MaxIdleConns: 128, MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second,
-			DisableCompression: true,
-		},
-	}
-	t.Cleanup(n.HTTP.CloseIdleConnections)
-	p := filepath.Join(t.TempDir(), "holdfast.yaml")
-	if err := os.WriteFile(p, []byte(opts.Config), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	args := append([]string{"serve", "--data-dir", n.DataDir, "--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0", "--config", p}, opts.Args...)
-	n.out = &lockedBuffer{}
-	n.cmd = exec.Command(b.Holdfast, args...)
-	n.cmd.Stdout, n.cmd.Stderr = n.out, n.out
-	n.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	n.exited = make(chan struct{})
-	if err := n.cmd.Start(); err != nil {
-		t.Fatalf("starting holdfast: %v", err)
-	}
-	cmd, exited, out := n.cmd, n.exited, n.out
-	go func() {
-		cmd.Wait()
-		n.state = cmd.ProcessState
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-exited:
-		default:
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			select {
-			case <-exited:
-			case <-time.After(10 * time.Second):
-				t.Errorf("holdfast pid %d did not die after SIGKILL", cmd.Process.Pid)
-			}
-		}
-		if t.Failed() {
-			t.Logf("holdfast pid %d output (tail):\n%s", cmd.Process.Pid, tail(out.String(), 6000))
-		}
-	})
-	WaitFor(t, 30*time.Second, "the serving log line", func() (bool, string) {
-		select {
-		case <-exited:
-			t.Fatalf("holdfast exited during start-up (%v):\n%s", n.state, out.String())
-		default:
-		}
-		n.HTTPAddr, n.GRPCAddr = servingAddrs(out.String())
-		return n.HTTPAddr != "", tail(out.String(), 500)
-	})
-	return n
-}
-
-// waitReady waits until GET /readyz answers 200.
-func (n *Node) waitReady(t *testing.T, limit time.Duration) {
-	t.Helper()
-	WaitFor(t, limit, "GET /readyz = 200 on "+n.HTTPAddr, func() (bool, string) {
-		if isClosed(n.Exited()) {
-			t.Fatalf("holdfast exited before ready (%v):\n%s", n.state, tail(n.Logs(), 4000))
-		}
-		r, err := n.Do("GET", "/readyz", "")
-		if err != nil {
-			return false, err.Error()
-		}
-		return r.Status == 200, r.String()
-	})
 }
 
 // --- holdctl -o json views ---

@@ -180,6 +180,23 @@ type Node struct {
 // the test if the node exits or does not become ready within 30 s.
 func StartNode(t testing.TB, opts NodeOptions) *Node {
 	t.Helper()
+	n := newNode(t, opts)
+	n.start()
+	return n
+}
+
+// LaunchNode starts a node and waits only for its bound addresses (its
+// "serving" log line), not for /readyz: a cluster member is not ready
+// before its peers are up. WaitReady waits for the rest.
+func LaunchNode(t testing.TB, opts NodeOptions) *Node {
+	t.Helper()
+	n := newNode(t, opts)
+	n.launch()
+	return n
+}
+
+func newNode(t testing.TB, opts NodeOptions) *Node {
+	t.Helper()
 	b := Build(t)
 	if opts.DataDir == "" {
 		opts.DataDir = filepath.Join(t.TempDir(), "data")
@@ -193,7 +210,6 @@ func StartNode(t testing.TB, opts NodeOptions) *Node {
 		},
 	}
 	t.Cleanup(n.HTTP.CloseIdleConnections)
-	n.start()
 	return n
 }
 
@@ -210,7 +226,15 @@ func (n *Node) Restart() {
 	n.start()
 }
 
+// start launches the process and waits until /readyz answers 200.
 func (n *Node) start() {
+	n.t.Helper()
+	n.launch()
+	n.WaitReady(30 * time.Second)
+}
+
+// launch starts the process and waits for its bound addresses.
+func (n *Node) launch() {
 	t := n.t
 	t.Helper()
 	args := []string{"serve", "--data-dir", n.DataDir, "--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0"}
@@ -272,7 +296,15 @@ func (n *Node) start() {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
-	WaitFor(t, 30*time.Second, "GET /readyz = 200", func() (bool, string) {
+}
+
+// WaitReady waits until GET /readyz answers 200; it fails the test if the
+// process exits first or limit passes.
+func (n *Node) WaitReady(limit time.Duration) {
+	t := n.t
+	t.Helper()
+	exited, out := n.exited, n.out
+	WaitFor(t, limit, "GET /readyz = 200 on "+n.HTTPAddr, func() (bool, string) {
 		select {
 		case <-exited:
 			t.Fatalf("holdfast exited before ready (%v):\n%s", n.state, out.String())

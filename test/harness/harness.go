@@ -113,7 +113,7 @@ func New(t testing.TB, n int, opts Options) *Cluster {
 		c.nodes = append(c.nodes, &member{
 			id:      fmt.Sprintf("node-%d", i+1),
 			dataDir: filepath.Join(c.dir, fmt.Sprintf("node-%d", i+1)),
-			gossip:  freeAddr(t),
+			gossip:  FreeLoopbackAddr(t),
 			faults:  faultnet.New(),
 		})
 	}
@@ -137,12 +137,12 @@ func New(t testing.TB, n int, opts Options) *Cluster {
 	return c
 }
 
-// freeAddr picks a loopback port free for TCP and UDP, below the kernel's
-// ephemeral range: the gossip and NATS route addresses must be known before
-// a member starts (the others list them), and a port of the ephemeral
-// range released before its member binds it is soon taken by an outgoing
-// connection ("address already in use").
-func freeAddr(t testing.TB) string {
+// FreeLoopbackAddr picks a loopback address whose port is free for TCP
+// and UDP, below the kernel's ephemeral range: a gossip or NATS route
+// address that must be known before a node starts (the others list it);
+// a port of the ephemeral range released before its node binds it is soon
+// taken by an outgoing connection ("address already in use").
+func FreeLoopbackAddr(t testing.TB) string {
 	lo := 32768
 	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
 		if f := strings.Fields(string(b)); len(f) == 2 {
@@ -236,7 +236,7 @@ func (c *Cluster) start(i int) error {
 		// The gossip port, free when picked, was taken since by another
 		// process: pick again.
 		c.mu.Lock()
-		c.nodes[i].gossip = freeAddr(c.t)
+		c.nodes[i].gossip = FreeLoopbackAddr(c.t)
 		c.mu.Unlock()
 	}
 	return err
@@ -343,7 +343,7 @@ func (c *Cluster) Add() (int, error) {
 	c.nodes = append(c.nodes, &member{
 		id:      fmt.Sprintf("node-%d", i+1),
 		dataDir: filepath.Join(c.dir, fmt.Sprintf("node-%d", i+1)),
-		gossip:  freeAddr(c.t),
+		gossip:  FreeLoopbackAddr(c.t),
 		faults:  faultnet.New(),
 	})
 	for j := range i {

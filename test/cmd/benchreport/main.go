@@ -47,6 +47,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/holdfast/holdfast/test/internal/benchenv"
 )
 
 type options struct {
@@ -139,7 +141,7 @@ type report struct {
 }
 
 func run(o options) error {
-	root, err := moduleRoot()
+	root, err := benchenv.ModuleRoot()
 	if err != nil {
 		return err
 	}
@@ -200,8 +202,8 @@ func run(o options) error {
 		r.rl = runRateLimit(o, tmp)
 	}
 	r.finished = time.Now()
-	r.machine.loadEnd = loadAvg()
-	r.machine.others = othersCores(r.machine.cpu0, snapCPU())
+	r.machine.loadEnd = benchenv.LoadAvg()
+	r.machine.others = benchenv.OthersCores(r.machine.cpu0, snapCPU())
 	md := r.markdown()
 	if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
 		return err
@@ -211,18 +213,6 @@ func run(o options) error {
 	}
 	logf("wrote %s (%s)", o.out, r.finished.Sub(r.started).Round(time.Second))
 	return nil
-}
-
-func moduleRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	mod := strings.TrimSpace(string(out))
-	if mod == "" || mod == os.DevNull {
-		return "", errors.New("run benchreport inside the holdfast module")
-	}
-	return filepath.Dir(mod), nil
 }
 
 // ---- machine ----
@@ -235,81 +225,17 @@ type machine struct {
 	commit    string
 	loadStart string
 	loadEnd   string
-	cpu0      cpuSnap
+	cpu0      benchenv.CPUSnap
 	others    float64 // cores used by other processes during the run, on average
 }
 
-// cpuSnap is the machine's busy CPU time and this process tree's.
-type cpuSnap struct {
-	at   time.Time
-	busy float64 // seconds, all CPUs: user+nice+system+irq+softirq from /proc/stat
-	ours float64 // seconds: this process and its waited-for children
-}
-
-func snapCPU() cpuSnap {
-	s := cpuSnap{at: time.Now(), ours: selfCPU() + childrenCPU()}
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return s
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
-	if len(f) < 8 || f[0] != "cpu" {
-		return s
-	}
-	for _, i := range []int{1, 2, 3, 6, 7} { // user nice system irq softirq
-		v, _ := strconv.ParseFloat(f[i], 64)
-		s.busy += v / 100
-	}
-	return s
-}
-
-// othersCores is the average number of cores busy with other processes
-// between two snapshots.
-func othersCores(a, b cpuSnap) float64 {
-	wall := b.at.Sub(a.at).Seconds()
-	if wall <= 0 || b.busy == 0 {
-		return 0
-	}
-	return max(0, (b.busy-a.busy)-(b.ours-a.ours)) / wall
-}
-
 func describeMachine() machine {
-	m := machine{nproc: runtime.NumCPU(), cpu: "unknown", loadStart: loadAvg(), cpu0: snapCPU()}
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-				m.cpu = strings.TrimSpace(v)
-				break
-			}
-		}
-	}
-	if out, err := exec.Command("go", "version").Output(); err == nil {
-		m.goVersion = strings.TrimSpace(string(out))
-	}
-	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
-		m.kernel = strings.TrimSpace(string(b))
-	}
-	if out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output(); err == nil {
-		m.commit = strings.TrimSpace(string(out))
-		if out, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(bytes.TrimSpace(out)) > 0 {
-			m.commit += " (with uncommitted changes)"
-		}
-	}
-	return m
+	return machine{nproc: runtime.NumCPU(), cpu: benchenv.CPUModel(), goVersion: benchenv.GoVersion(), kernel: benchenv.Kernel(),
+		commit: benchenv.Commit(), loadStart: benchenv.LoadAvg(), cpu0: snapCPU()}
 }
 
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
-}
+// snapCPU counts this process and its waited-for children as ours.
+func snapCPU() benchenv.CPUSnap { return benchenv.SnapCPU(selfCPU() + childrenCPU()) }
 
 // ---- Go benchmarks ----
 

@@ -6,11 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"os"
 	"slices"
 	"sort"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -20,6 +17,7 @@ import (
 	"github.com/holdfast/holdfast/actor"
 	"github.com/holdfast/holdfast/api"
 	holdfastv1 "github.com/holdfast/holdfast/proto/holdfast/v1"
+	"github.com/holdfast/holdfast/test/internal/benchenv"
 )
 
 // ---- calls ----
@@ -211,40 +209,8 @@ func selfCPU() float64 {
 	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
 }
 
-// cpuSnap is the machine's busy CPU time and this process's.
-type cpuSnap struct {
-	at   time.Time
-	busy float64 // seconds, all CPUs: user+nice+system+irq+softirq from /proc/stat
-	ours float64
-}
-
-func snapCPU() cpuSnap {
-	s := cpuSnap{at: time.Now(), ours: selfCPU()}
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return s
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
-	if len(f) < 8 || f[0] != "cpu" {
-		return s
-	}
-	for _, i := range []int{1, 2, 3, 6, 7} { // user nice system irq softirq
-		v, _ := strconv.ParseFloat(f[i], 64)
-		s.busy += v / 100 // USER_HZ
-	}
-	return s
-}
-
-// othersCores is the average number of cores busy with other processes
-// between two snapshots.
-func othersCores(a, b cpuSnap) float64 {
-	wall := b.at.Sub(a.at).Seconds()
-	if wall <= 0 || b.busy == 0 {
-		return 0
-	}
-	return max(0, (b.busy-a.busy)-(b.ours-a.ours)) / wall
-}
+// snapCPU counts this process as ours (every node runs in it).
+func snapCPU() benchenv.CPUSnap { return benchenv.SnapCPU(selfCPU()) }
 
 // ---- log capture ----
 

@@ -31,15 +31,15 @@
 package main
 
 import (
-	"bytes"
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/holdfast/holdfast/test/internal/benchenv"
 )
 
 type options struct {
@@ -114,11 +114,11 @@ type report struct {
 func (r *report) noise(figure string, f func()) {
 	a := snapCPU()
 	f()
-	r.others[figure] = othersCores(a, snapCPU())
+	r.others[figure] = benchenv.OthersCores(a, snapCPU())
 }
 
 func run(o options) error {
-	root, err := moduleRoot()
+	root, err := benchenv.ModuleRoot()
 	if err != nil {
 		return err
 	}
@@ -183,8 +183,8 @@ func run(o options) error {
 		}
 	}
 	r.finished = time.Now()
-	r.machine.loadEnd = loadAvg()
-	r.machine.others = othersCores(r.machine.cpu0, snapCPU())
+	r.machine.loadEnd = benchenv.LoadAvg()
+	r.machine.others = benchenv.OthersCores(r.machine.cpu0, snapCPU())
 	md := r.markdown()
 	if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
 		return err
@@ -196,60 +196,15 @@ func run(o options) error {
 	return nil
 }
 
-func moduleRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	mod := strings.TrimSpace(string(out))
-	if mod == "" || mod == os.DevNull {
-		return "", fmt.Errorf("not inside the holdfast module")
-	}
-	return filepath.Dir(mod), nil
-}
-
 type machine struct {
 	nproc                          int
 	cpu, goVersion, kernel, commit string
 	loadStart, loadEnd             string
-	cpu0                           cpuSnap
+	cpu0                           benchenv.CPUSnap
 	others                         float64 // cores busy with other processes during the run, on average
 }
 
 func describeMachine() machine {
-	m := machine{nproc: runtime.NumCPU(), cpu: "unknown", loadStart: loadAvg()}
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-				m.cpu = strings.TrimSpace(v)
-				break
-			}
-		}
-	}
-	if out, err := exec.Command("go", "version").Output(); err == nil {
-		m.goVersion = strings.TrimSpace(string(out))
-	}
-	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
-		m.kernel = strings.TrimSpace(string(b))
-	}
-	if out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output(); err == nil {
-		m.commit = strings.TrimSpace(string(out))
-		if out, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(bytes.TrimSpace(out)) > 0 {
-			m.commit += " (with uncommitted changes)"
-		}
-	}
-	m.cpu0 = snapCPU()
-	return m
-}
-
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
+	return machine{nproc: runtime.NumCPU(), cpu: benchenv.CPUModel(), goVersion: benchenv.GoVersion(), kernel: benchenv.Kernel(),
+		commit: benchenv.Commit(), loadStart: benchenv.LoadAvg()}
 }
