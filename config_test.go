@@ -43,7 +43,7 @@ namespaces:
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := buildNamespaces(cfg, nil, nil); err != nil {
+	if _, err := buildNamespaces(cfg, settingsStores{}, nil); err != nil {
 		t.Fatal(err)
 	}
 

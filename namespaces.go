@@ -16,11 +16,12 @@ import (
 // buildNamespaces turns the configured namespaces into runtime namespaces
 // with their kinds' handlers.
 //
-// limits, when non-nil, is where ratelimit namespaces keep per-key limits
-// (a cluster's replicated settings bucket); nil keeps them in the actor's
-// state (a single node). hot, when non-nil, receives the node's hot
-// ratelimit actors (holdctl hot).
-func buildNamespaces(cfg Config, limits ratelimit.Settings, hot *ratelimit.HotRegistry) ([]actor.NamespaceConfig, error) {
+// stores, when its fields are non-nil, are where ratelimit namespaces keep
+// per-key limits and account namespaces users' limits (a cluster's
+// replicated settings bucket); nil keeps them in the actor's state (a
+// single node). hot, when non-nil, receives the node's hot ratelimit
+// actors (holdctl hot).
+func buildNamespaces(cfg Config, stores settingsStores, hot *ratelimit.HotRegistry) ([]actor.NamespaceConfig, error) {
 	names := make([]string, 0, len(cfg.Namespaces))
 	for name := range cfg.Namespaces {
 		names = append(names, name)
@@ -45,9 +46,10 @@ func buildNamespaces(cfg Config, limits ratelimit.Settings, hot *ratelimit.HotRe
 			if err != nil {
 				return nil, err
 			}
+			d.Settings = stores.account
 			nc.New = account.New(d)
 		case "ratelimit":
-			f, err := ratelimitKind(name, ns, limits, hot)
+			f, err := ratelimitKind(name, ns, stores.ratelimit, hot)
 			if err != nil {
 				return nil, err
 			}
@@ -141,6 +143,13 @@ func ParseUSD(s string) (int64, error) {
 	frac += strings.Repeat("0", 9-len(frac))
 	f, _ := strconv.ParseInt(frac, 10, 64)
 	return w*1e9 + f, nil
+}
+
+// settingsStores are the replicated settings a clustered node's kinds
+// read their per-key limits from; the zero value: none (a single node).
+type settingsStores struct {
+	ratelimit ratelimit.Settings
+	account   account.Settings
 }
 
 // accountDefaults converts limits.default into the account kind's defaults.

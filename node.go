@@ -15,7 +15,6 @@ import (
 
 	"github.com/holdfast/holdfast/actor"
 	"github.com/holdfast/holdfast/actor/clock"
-	"github.com/holdfast/holdfast/actor/ratelimit"
 	"github.com/holdfast/holdfast/api"
 	"github.com/holdfast/holdfast/cluster"
 	"github.com/holdfast/holdfast/cluster/faultnet"
@@ -127,12 +126,12 @@ func NewNode(cfg Config, opts Options) (*Node, error) {
 		}
 		rc.Gate = n.cluster.Gate()
 	}
-	var limits ratelimit.Settings
+	var stores settingsStores
 	if n.cluster != nil {
-		limits = n.cluster.Settings()
+		stores = settingsStores{ratelimit: n.cluster.Settings(), account: n.cluster.AccountSettings()}
 	}
 	n.hot = newHotKeys()
-	namespaces, err := buildNamespaces(cfg, limits, n.hot.registry)
+	namespaces, err := buildNamespaces(cfg, stores, n.hot.registry)
 	if err != nil {
 		store.Close()
 		return nil, err

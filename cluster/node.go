@@ -13,12 +13,14 @@ import (
 
 	"github.com/holdfast/holdfast/actor"
 	"github.com/holdfast/holdfast/actor/clock"
+	"github.com/holdfast/holdfast/actor/ratelimit"
 	"github.com/holdfast/holdfast/cluster/membership"
 	"github.com/holdfast/holdfast/cluster/natsdir"
 	"github.com/holdfast/holdfast/cluster/ownership"
 	"github.com/holdfast/holdfast/cluster/peer"
 	"github.com/holdfast/holdfast/cluster/placement"
 	"github.com/holdfast/holdfast/cluster/settings"
+	holdfastv1 "github.com/holdfast/holdfast/proto/holdfast/v1"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -59,8 +61,9 @@ type Node struct {
 	dirPtr  atomic.Pointer[natsdir.Directory]
 	members *membership.Membership
 
-	settings settingsRef
-	usage    Usage // usage events stream (usage.go)
+	settings        settingsRef[ratelimit.KeySettings]
+	accountSettings settingsRef[*holdfastv1.AccountLimits]
+	usage           Usage // usage events stream (usage.go)
 
 	inputs chan ownership.Input
 	ctx    context.Context
@@ -271,11 +274,16 @@ func (n *Node) openDirectory() error {
 	if _, err := natsdir.OpenSettings(ctx, js, 1); err != nil {
 		return err
 	}
-	sc, err := settings.Open(ctx, js, n.log)
+	sc, err := settings.Open(ctx, js, settings.RateLimit, n.log)
 	if err != nil {
 		return err
 	}
 	n.settings.cache.Store(sc)
+	ac, err := settings.Open(ctx, js, settings.Account, n.log)
+	if err != nil {
+		return err
+	}
+	n.accountSettings.cache.Store(ac)
 	n.openUsage(js) // in the background: analytics never hold up the directory
 	n.js = js
 	n.dirPtr.Store(dir)
@@ -544,9 +552,8 @@ func (n *Node) sleep(ctx context.Context, d time.Duration) bool {
 }
 
 func (n *Node) stopNATS() {
-	if c := n.settings.cache.Load(); c != nil {
-		c.Close()
-	}
+	n.settings.close()
+	n.accountSettings.close()
 	if err := n.usage.close(); err != nil {
 		n.log.Warn("usage events stream", "err", err)
 	}

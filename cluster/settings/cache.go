@@ -18,6 +18,9 @@ import (
 // keyPrefix starts the KV key of every ratelimit setting.
 const keyPrefix = "rl."
 
+// accountPrefix starts the KV key of every account's limits.
+const accountPrefix = "acct."
+
 // emptyPart encodes an empty namespace or key: '=' is a valid KV key
 // character outside the base64url alphabet.
 const emptyPart = "="
@@ -26,8 +29,10 @@ var b64 = base64.RawURLEncoding
 
 // Key returns the KV key of the settings of (namespace, key):
 // "rl.<base64url(namespace)>.<base64url(key)>", "=" for an empty part.
-func Key(namespace, key string) string {
-	return keyPrefix + encodePart(namespace) + "." + encodePart(key)
+func Key(namespace, key string) string { return keyOf(keyPrefix, namespace, key) }
+
+func keyOf(prefix, namespace, key string) string {
+	return prefix + encodePart(namespace) + "." + encodePart(key)
 }
 
 func encodePart(s string) string {
@@ -49,8 +54,10 @@ func decodePart(s string) (string, bool) {
 }
 
 // ParseKey is the inverse of Key; ok is false for any other string.
-func ParseKey(k string) (namespace, key string, ok bool) {
-	rest, found := strings.CutPrefix(k, keyPrefix)
+func ParseKey(k string) (namespace, key string, ok bool) { return parseKey(keyPrefix, k) }
+
+func parseKey(prefix, k string) (namespace, key string, ok bool) {
+	rest, found := strings.CutPrefix(k, prefix)
 	if !found {
 		return "", "", false
 	}
@@ -67,14 +74,17 @@ func ParseKey(k string) (namespace, key string, ok bool) {
 	return namespace, key, true
 }
 
-// Cache is the node's copy of the settings bucket's ratelimit settings;
-// it implements ratelimit.Settings. See the package doc for the contract.
-type Cache struct {
-	kv  jetstream.KeyValue
-	log *slog.Logger
+// Cache is the node's copy of one kind of settings of the settings
+// bucket: Cache[ratelimit.KeySettings] implements ratelimit.Settings,
+// Cache[*holdfastv1.AccountLimits] the account kind's settings. See the
+// package doc for the contract.
+type Cache[T any] struct {
+	kv   jetstream.KeyValue
+	log  *slog.Logger
+	kind Kind[T]
 
 	mu sync.RWMutex
-	m  map[id]entry
+	m  map[id]entry[T]
 
 	synced     chan struct{} // closed once the first watch caught up
 	syncedOnce sync.Once
@@ -85,44 +95,48 @@ type Cache struct {
 
 type id struct{ namespace, key string }
 
-// entry is one key's cached settings. ks is never modified once stored
-// (Get hands out its map). found is false for a deletion (a tombstone,
-// kept for its revision).
-type entry struct {
-	ks    ratelimit.KeySettings
+// entry is one key's cached settings. v is never modified once stored
+// (Get hands it out). found is false for a deletion (a tombstone, kept
+// for its revision).
+type entry[T any] struct {
+	v     T
 	rev   uint64
 	found bool
 }
 
-var _ ratelimit.Settings = (*Cache)(nil)
+var _ ratelimit.Settings = (*Cache[ratelimit.KeySettings])(nil)
 
-// Open binds to the settings bucket through js and returns New's cache.
-// The bucket must exist: natsdir.OpenSettings creates it (with its
-// replicas); call that first.
-func Open(ctx context.Context, js jetstream.JetStream, logger *slog.Logger) (*Cache, error) {
+// Open binds to the settings bucket through js and returns New's cache
+// of kind's settings. The bucket must exist: natsdir.OpenSettings creates
+// it (with its replicas); call that first.
+func Open[T any](ctx context.Context, js jetstream.JetStream, kind Kind[T], logger *slog.Logger) (*Cache[T], error) {
 	kv, err := js.KeyValue(ctx, natsdir.SettingsBucket)
 	if err != nil {
 		return nil, fmt.Errorf("settings: bind bucket %s: %w", natsdir.SettingsBucket, err)
 	}
-	return New(ctx, kv, logger)
+	return New(ctx, kv, kind, logger)
 }
 
-// New starts watching kv's ratelimit settings and returns once the
-// current values are loaded, or ctx's error (wrapped) if ctx ends first.
-// The watch runs on its own goroutine until Close; ctx bounds only the
+// New starts watching kv's settings of kind and returns once the current
+// values are loaded, or ctx's error (wrapped) if ctx ends first. The
+// watch runs on its own goroutine until Close; ctx bounds only the
 // initial load. A nil logger discards.
-func New(ctx context.Context, kv jetstream.KeyValue, logger *slog.Logger) (*Cache, error) {
+func New[T any](ctx context.Context, kv jetstream.KeyValue, kind Kind[T], logger *slog.Logger) (*Cache[T], error) {
 	if kv == nil {
 		return nil, errors.New("settings: nil KeyValue")
+	}
+	if err := kind.validate(); err != nil {
+		return nil, err
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	wctx, cancel := context.WithCancel(context.Background())
-	c := &Cache{
+	c := &Cache[T]{
 		kv:     kv,
 		log:    logger,
-		m:      map[id]entry{},
+		kind:   kind,
+		m:      map[id]entry[T]{},
 		synced: make(chan struct{}),
 		cancel: cancel,
 		done:   make(chan struct{}),
@@ -138,7 +152,7 @@ func New(ctx context.Context, kv jetstream.KeyValue, logger *slog.Logger) (*Cach
 }
 
 // start runs the cache's one goroutine; Close stops it and waits.
-func (c *Cache) start(fn func()) {
+func (c *Cache[T]) start(fn func()) {
 	go func() {
 		defer close(c.done)
 		fn()
@@ -147,7 +161,7 @@ func (c *Cache) start(fn func()) {
 
 // Close stops the watch and waits for its goroutine. Idempotent; always
 // nil. The cache keeps answering Get (and Put) with what it has.
-func (c *Cache) Close() error {
+func (c *Cache[T]) Close() error {
 	c.closeOnce.Do(func() {
 		c.cancel()
 		<-c.done
@@ -155,28 +169,30 @@ func (c *Cache) Close() error {
 	return nil
 }
 
-// Get implements ratelimit.Settings: the cached settings of (namespace,
-// key) and their revision. Never blocks on the network; the returned
-// Limits map is shared and must not be modified.
-func (c *Cache) Get(namespace, key string) (ratelimit.KeySettings, uint64, bool) {
+// Get implements ratelimit.Settings (and the account kind's settings):
+// the cached settings of (namespace, key) and their revision, the zero T
+// when there are none. Never blocks on the network; the returned value is
+// shared and must not be modified.
+func (c *Cache[T]) Get(namespace, key string) (T, uint64, bool) {
 	c.mu.RLock()
 	e, ok := c.m[id{namespace, key}]
 	c.mu.RUnlock()
 	if !ok {
-		return ratelimit.KeySettings{}, 0, false
+		var zero T
+		return zero, 0, false
 	}
-	return e.ks, e.rev, e.found
+	return e.v, e.rev, e.found
 }
 
-// Put implements ratelimit.Settings: a compare-and-set of the settings of
-// (namespace, key) on the KV, at revision rev (0: never written). See the
-// package doc.
-func (c *Cache) Put(ctx context.Context, namespace, key string, s ratelimit.KeySettings, rev uint64) (uint64, error) {
-	val, err := s.MarshalBinary()
+// Put implements ratelimit.Settings (and the account kind's settings): a
+// compare-and-set of the settings of (namespace, key) on the KV, at
+// revision rev (0: never written). See the package doc.
+func (c *Cache[T]) Put(ctx context.Context, namespace, key string, s T, rev uint64) (uint64, error) {
+	val, err := c.kind.Marshal(s)
 	if err != nil {
 		return 0, fmt.Errorf("settings: put %s/%q: %w", namespace, key, err)
 	}
-	k := Key(namespace, key)
+	k := keyOf(c.kind.Prefix, namespace, key)
 	var newRev uint64
 	if rev == 0 {
 		newRev, err = c.kv.Create(ctx, k, val)
@@ -186,17 +202,17 @@ func (c *Cache) Put(ctx context.Context, namespace, key string, s ratelimit.KeyS
 	if err != nil {
 		if natsdir.IsWrongLastSeq(err) {
 			c.refresh(ctx, k)
-			return 0, fmt.Errorf("settings: put %s/%q at revision %d: %w: %w", namespace, key, rev, ratelimit.ErrSettingsConflict, err)
+			return 0, fmt.Errorf("settings: put %s/%q at revision %d: %w: %w", namespace, key, rev, ErrConflict, err)
 		}
 		return 0, fmt.Errorf("settings: put %s/%q (outcome unknown): %w", namespace, key, err)
 	}
-	c.store(id{namespace, key}, entry{ks: s.Clone(), rev: newRev, found: true})
+	c.store(id{namespace, key}, entry[T]{v: c.kind.Clone(s), rev: newRev, found: true})
 	return newRev, nil
 }
 
 // refresh re-reads k after a conflict, best effort, so that a retry sees
 // the newer revision even if the watch lags.
-func (c *Cache) refresh(ctx context.Context, k string) {
+func (c *Cache[T]) refresh(ctx context.Context, k string) {
 	e, err := c.kv.Get(ctx, k)
 	if err != nil {
 		c.log.Debug("settings: refresh after a conflict failed", "key", k, "err", err)
@@ -207,7 +223,7 @@ func (c *Cache) refresh(ctx context.Context, k string) {
 
 // store installs e for i unless the cache already holds that revision or
 // a later one.
-func (c *Cache) store(i id, e entry) {
+func (c *Cache[T]) store(i id, e entry[T]) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if old, ok := c.m[i]; ok && old.rev >= e.rev {
@@ -217,19 +233,19 @@ func (c *Cache) store(i id, e entry) {
 }
 
 // apply takes one KV entry (from the watch or a refresh) into the cache.
-func (c *Cache) apply(k string, val []byte, rev uint64, deleted bool) {
-	ns, key, ok := ParseKey(k)
+func (c *Cache[T]) apply(k string, val []byte, rev uint64, deleted bool) {
+	ns, key, ok := parseKey(c.kind.Prefix, k)
 	if !ok {
-		c.log.Warn("settings: ignoring a key that is not Key(namespace, key)", "key", k, "revision", rev)
+		c.log.Warn("settings: ignoring a key that is not <prefix><namespace>.<key>", "key", k, "revision", rev)
 		return
 	}
 	i := id{ns, key}
 	if deleted {
-		c.store(i, entry{rev: rev})
+		c.store(i, entry[T]{rev: rev})
 		return
 	}
-	var ks ratelimit.KeySettings
-	if err := ks.UnmarshalBinary(val); err != nil {
+	v, err := c.kind.Unmarshal(val)
+	if err != nil {
 		c.log.Error("settings: stored value does not decode; keeping the last good settings until the next set",
 			"namespace", ns, "key", key, "revision", rev, "err", err)
 		c.mu.Lock()
@@ -240,18 +256,18 @@ func (c *Cache) apply(k string, val []byte, rev uint64, deleted bool) {
 		}
 		return
 	}
-	c.store(i, entry{ks: ks, rev: rev, found: true})
+	c.store(i, entry[T]{v: v, rev: rev, found: true})
 }
 
-func (c *Cache) markSynced() { c.syncedOnce.Do(func() { close(c.synced) }) }
+func (c *Cache[T]) markSynced() { c.syncedOnce.Do(func() { close(c.synced) }) }
 
 // watch follows the bucket's ratelimit keys until ctx ends, restarting a
 // broken watch with backoff.
-func (c *Cache) watch(ctx context.Context) {
+func (c *Cache[T]) watch(ctx context.Context) {
 	const minWait, maxWait = 50 * time.Millisecond, 2 * time.Second
 	wait := minWait
 	for ctx.Err() == nil {
-		w, err := c.kv.Watch(ctx, keyPrefix+">")
+		w, err := c.kv.Watch(ctx, c.kind.Prefix+">")
 		if err != nil {
 			c.log.Debug("settings: watch failed, retrying", "err", err, "in", wait)
 		} else {
@@ -276,7 +292,7 @@ func (c *Cache) watch(ctx context.Context) {
 
 // consume applies w's entries until ctx ends or w closes, and reports
 // whether it received anything.
-func (c *Cache) consume(ctx context.Context, w jetstream.KeyWatcher) bool {
+func (c *Cache[T]) consume(ctx context.Context, w jetstream.KeyWatcher) bool {
 	got := false
 	for {
 		select {

@@ -100,9 +100,9 @@ func connect(t *testing.T, s *natsdir.Server, name string) (jetstream.JetStream,
 	return js, st
 }
 
-func openCache(t *testing.T, js jetstream.JetStream, logger *slog.Logger) *Cache {
+func openCache(t *testing.T, js jetstream.JetStream, logger *slog.Logger) *Cache[ratelimit.KeySettings] {
 	t.Helper()
-	c, err := Open(ctxT(t, 20*time.Second), js, logger)
+	c, err := Open(ctxT(t, 20*time.Second), js, RateLimit, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,7 +232,7 @@ func TestRestartLoadsExisting(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	check := func(c *Cache) {
+	check := func(c *Cache[ratelimit.KeySettings]) {
 		t.Helper()
 		for k, ks := range want {
 			if got, rev, ok := c.Get("ratelimit", k); !ok || rev == 0 || !got.Equal(ks) {
@@ -310,17 +310,17 @@ func TestDeleteForeignAndCorrupt(t *testing.T) {
 // refresh, does not replace a newer one (for example the Put of this
 // node, stored before the watch delivers the writes preceding it).
 func TestNoRegress(t *testing.T) {
-	c := &Cache{m: map[id]entry{}, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	c := &Cache[ratelimit.KeySettings]{kind: RateLimit, m: map[id]entry[ratelimit.KeySettings]{}, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	k := Key("ns", "k")
 	v1, _ := ks1.MarshalBinary()
 	v2, _ := ks2.MarshalBinary()
-	c.store(id{"ns", "k"}, entry{ks: ks2, rev: 10, found: true}) // this node's Put
+	c.store(id{"ns", "k"}, entry[ratelimit.KeySettings]{v: ks2, rev: 10, found: true}) // this node's Put
 	for _, older := range []func(){
-		func() { c.apply(k, v1, 9, false) },                                    // an older write, late from the watch
-		func() { c.apply(k, nil, 8, true) },                                    // an older deletion
-		func() { c.apply(k, []byte{0}, 7, false) },                             // an older corrupt value
-		func() { c.apply(k, v2, 10, false) },                                   // the Put itself, from the watch
-		func() { c.store(id{"ns", "k"}, entry{ks: ks1, rev: 9, found: true}) }, // a slow Put
+		func() { c.apply(k, v1, 9, false) },                                                          // an older write, late from the watch
+		func() { c.apply(k, nil, 8, true) },                                                          // an older deletion
+		func() { c.apply(k, []byte{0}, 7, false) },                                                   // an older corrupt value
+		func() { c.apply(k, v2, 10, false) },                                                         // the Put itself, from the watch
+		func() { c.store(id{"ns", "k"}, entry[ratelimit.KeySettings]{v: ks1, rev: 9, found: true}) }, // a slow Put
 	} {
 		older()
 		if got, rev, ok := c.Get("ns", "k"); !ok || rev != 10 || !got.Equal(ks2) {
@@ -348,13 +348,13 @@ func TestNewCanceled(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if c, err := New(ctx, kv, nil); err == nil {
+	if c, err := New(ctx, kv, RateLimit, nil); err == nil {
 		c.Close()
 		t.Fatal("New with a canceled context succeeded")
 	} else if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err %v", err)
 	}
-	if _, err := New(context.Background(), nil, nil); err == nil {
+	if _, err := New(context.Background(), nil, RateLimit, nil); err == nil {
 		t.Fatal("nil KeyValue accepted")
 	}
 }

@@ -68,7 +68,7 @@ func (h *handler) admit(t *actor.Turn, m *holdfastv1.AccountAdmitRequest) (proto
 		key = k
 	}
 
-	own, err := h.ownLimits(t)
+	own, _, err := h.ownLimits(t)
 	if err != nil {
 		return nil, err
 	}

@@ -44,6 +44,8 @@
 // # Storage keys of one account actor
 //
 //	limits                          AccountLimits (proto): the user's own
+//	                                (single node; in a cluster they live in
+//	                                the replicated settings bucket: Settings)
 //	key/<key_id>                    AccountKey (proto); never the key itself
 //	keyhash/<key_id>                32 bytes: vkey.Hash of the key
 //	bucket/<limit>                  ratelimit.Bucket of the user's limit

@@ -97,6 +97,9 @@ type Defaults struct {
 	// DayRetention: day totals older than this many days (rounded up) are
 	// tidied (default 90 days). The current day is always kept.
 	DayRetention time.Duration
+	// Settings, when non-nil, keeps each user's own limits outside the
+	// actor's state (see Settings). Nil: in the state (a single node).
+	Settings Settings
 }
 
 // Validate reports a default out of range, naming its config key
@@ -294,14 +297,6 @@ func (h *handler) effective(own *holdfastv1.AccountLimits) *holdfastv1.AccountLi
 	return eff
 }
 
-func (h *handler) ownLimits(t *actor.Turn) (*holdfastv1.AccountLimits, error) {
-	l := &holdfastv1.AccountLimits{}
-	if err := getProto(t, keyLimits, l); err != nil {
-		return nil, err
-	}
-	return l, nil
-}
-
 // loadSet reads the buckets under prefix for the per-minute limits of l
 // that are set (0: no bucket).
 func loadSet(t *actor.Turn, prefix string, l *holdfastv1.AccountLimits) (*ratelimit.Set, error) {
@@ -354,7 +349,7 @@ func keyBucketPrefixOf(keyID string) string { return keyKeyBucketPrefix + keyID 
 func keySpendKey(keyID, day string) string { return keyKeySpendPrefix + keyID + "/" + day }
 
 func (h *handler) limitsResponse(t *actor.Turn) (*holdfastv1.AccountLimitsResponse, error) {
-	own, err := h.ownLimits(t)
+	own, _, err := h.ownLimits(t)
 	if err != nil {
 		return nil, err
 	}
@@ -373,10 +368,11 @@ func (h *handler) setLimits(t *actor.Turn, m *holdfastv1.AccountLimitsSetRequest
 	if err := validateLimits(m.GetLimits(), "limit"); err != nil {
 		return nil, err
 	}
-	own, err := h.ownLimits(t)
+	own, rev, err := h.ownLimits(t)
 	if err != nil {
 		return nil, err
 	}
+	own = proto.CloneOf(own) // modified below
 	before := h.effective(own)
 	for _, f := range m.GetFields() {
 		switch f {
@@ -421,11 +417,7 @@ func (h *handler) setLimits(t *actor.Turn, m *holdfastv1.AccountLimitsSetRequest
 			}
 		}
 	}
-	if proto.Equal(own, &holdfastv1.AccountLimits{}) {
-		if _, err := t.Delete(keyLimits); err != nil {
-			return nil, err
-		}
-	} else if err := putProto(t, keyLimits, own); err != nil {
+	if err := h.saveOwnLimits(t, own, rev); err != nil {
 		return nil, err
 	}
 	return &holdfastv1.AccountLimitsResponse{Own: own, Effective: after}, nil

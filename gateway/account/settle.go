@@ -50,7 +50,7 @@ func (h *handler) settle(t *actor.Turn, m *holdfastv1.AccountSettleRequest) (*ho
 		OutputTokensPerMinute: u.GetOutputTokens() - m.GetOutputTokensEstimate(),
 	}
 
-	own, err := h.ownLimits(t)
+	own, _, err := h.ownLimits(t)
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/holdfast/holdfast/gateway/account"
 	holdfastv1 "github.com/holdfast/holdfast/proto/holdfast/v1"
 	"github.com/holdfast/holdfast/test/harness"
 	"google.golang.org/grpc"
@@ -61,5 +62,37 @@ func TestAdminThroughAnyMember(t *testing.T) {
 	}
 	if v, err := get(t, c, 1, key, "f"); err != nil || v != "" {
 		t.Fatalf("kv get after delete: %q, %v", v, err)
+	}
+
+	// A gateway user's limits, set through any member, are a setting: they
+	// land in the replicated settings bucket (every member's cache), not
+	// in the user's actor state.
+	accounts := holdfastv1.NewAccountServiceClient(conn)
+	user := keyOwnedBy(t, c, account.DefaultNamespace, 2)
+	if _, err := accounts.SetLimits(ctx, &holdfastv1.SetLimitsRequest{User: user,
+		Limits: &holdfastv1.AccountLimits{RequestsPerMinute: 7}, Fields: []string{"requests_per_minute"}}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		c.WaitFor(10*time.Second, fmt.Sprintf("node-%d's settings cache", i+1), func() error {
+			l, rev, found := c.Node(i).Cluster().AccountSettings().Get(account.DefaultNamespace, user)
+			if !found || l.GetRequestsPerMinute() != 7 {
+				return fmt.Errorf("limits %v (rev %d, found %v)", l, rev, found)
+			}
+			return nil
+		})
+	}
+	state, err := admin.GetActor(ctx, &holdfastv1.GetActorRequest{Actor: &holdfastv1.ActorRef{Namespace: account.DefaultNamespace, Key: user}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range state.GetEntries() {
+		if kv.GetKey() == "limits" {
+			t.Fatal("the user's limits stored in its actor state as well")
+		}
+	}
+	got2, err := accounts.GetLimits(ctx, &holdfastv1.GetLimitsRequest{User: user})
+	if err != nil || got2.GetOwn().GetRequestsPerMinute() != 7 {
+		t.Fatalf("limits get: %v, %v", got2, err)
 	}
 }
