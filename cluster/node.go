@@ -66,6 +66,7 @@ type Node struct {
 	usage           Usage // usage events stream (usage.go)
 
 	inputs chan ownership.Input
+	drops  map[int]chan struct{} // pending background drops (drop.go); driver loop only
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -111,6 +112,7 @@ func New(cfg Config, partitions int) (*Node, error) {
 		cfg:     cfg,
 		log:     cfg.Logger.With("component", "cluster"),
 		inputs:  make(chan ownership.Input, 4096),
+		drops:   map[int]chan struct{}{},
 		drained: make(chan struct{}),
 		started: make(chan struct{}),
 	}
@@ -431,22 +433,22 @@ func (n *Node) exec(o ownership.Output) {
 		n.must("persist highest epoch", n.store.SetHighestEpoch(int(o.Partition), o.Epoch))
 	case ownership.Serve:
 		p := int(o.Partition)
-		n.rt.DropPartition(p)
+		n.dropNow(p)
 		n.must("stamp partition", n.store.StampPartition(p, o.Epoch))
 		n.must("load partition alarms", n.rt.ServePartition(p))
 		n.gate.serve(p, o.Epoch)
 		n.log.Debug("serving partition", "partition", p, "epoch", o.Epoch)
 	case ownership.Stop:
 		n.gate.stop(int(o.Partition), "")
-		n.rt.DropPartition(int(o.Partition))
+		n.dropLater(int(o.Partition))
 	case ownership.StopAll:
 		for p := range n.gate.served() {
 			n.gate.stop(p, "")
-			n.rt.DropPartition(p)
+			n.dropLater(p)
 		}
 		n.log.Warn("lease lost: stopped serving every partition")
 	case ownership.Wipe:
-		n.rt.DropPartition(int(o.Partition))
+		n.dropNow(int(o.Partition))
 		n.must("wipe partition", n.store.WipePartition(int(o.Partition), o.Epoch))
 	case ownership.Stamp:
 		n.must("stamp partition", n.store.StampPartition(int(o.Partition), o.Epoch))
@@ -454,7 +456,7 @@ func (n *Node) exec(o ownership.Output) {
 		n.xfer.Lock()
 		delete(n.xfer.arriving, o.HandoffID)
 		n.xfer.Unlock()
-		n.rt.DropPartition(int(o.Partition))
+		n.dropNow(int(o.Partition))
 		n.must("promote staging", n.store.PromoteStaging(o.HandoffID, int(o.Partition), o.Epoch))
 	case ownership.DropStaging:
 		n.xfer.Lock()
@@ -481,7 +483,7 @@ func (n *Node) exec(o ownership.Output) {
 	case ownership.ReleaseHeld:
 		n.log.Debug("handoff: released partition", "partition", o.Partition, "new_owner", o.NotOwner)
 		n.gate.stop(int(o.Partition), string(o.NotOwner))
-		n.rt.DropPartition(int(o.Partition))
+		n.dropLater(int(o.Partition))
 	case ownership.StartTransfer:
 		n.startTransfer(o)
 	case ownership.AbortTransfer:
