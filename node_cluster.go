@@ -8,6 +8,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/hashicorp/go-sockaddr"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -104,22 +105,57 @@ func (n *Node) startCluster() error {
 		mc.JoinRetry = cc.GossipProbeInterval
 		mc.ReconnectInterval = 5 * cc.GossipProbeInterval
 	}
+	host, err := advertiseHost(cc)
+	if err != nil {
+		return err
+	}
 	return n.cluster.Start(cluster.Deps{
-		Runtime: n.runtime, Store: n.store, GRPCAddr: advertised(n.GRPCAddr()), HTTPAddr: advertised(n.HTTPAddr()),
+		Runtime: n.runtime, Store: n.store, GRPCAddr: advertised(n.GRPCAddr(), host), HTTPAddr: advertised(n.HTTPAddr(), host),
 		Pool: pool, NATS: nc, Membership: mc,
 	})
 }
 
-// advertised turns a wildcard bind address into one peers can dial.
-func advertised(addr string) string {
-	host, port, err := net.SplitHostPort(addr)
+// advertised turns a wildcard bind address into one peers can dial: the
+// port bound, on host (advertiseHost's answer).
+func advertised(addr, host string) string {
+	h, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return addr
 	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
-		return net.JoinHostPort("127.0.0.1", port)
+	if ip := net.ParseIP(h); ip != nil && ip.IsUnspecified() {
+		return net.JoinHostPort(host, port)
 	}
 	return addr
+}
+
+// advertiseHost is the host peers reach this node's gRPC and HTTP
+// listeners at when those are bound to a wildcard address: the host of
+// cluster.advertise_addr if set, else the gossip bind host if it is a
+// specific address, else the private IP memberlist itself advertises for
+// a wildcard gossip address (go-sockaddr's GetPrivateIP), so that the
+// addresses in gossip all name the same interface. Loopback is the last
+// resort (a single host).
+func advertiseHost(cc ClusterConfig) (string, error) {
+	if cc.AdvertiseAddr != "" {
+		h, _, err := net.SplitHostPort(cc.AdvertiseAddr)
+		if err != nil {
+			h = cc.AdvertiseAddr // a bare host: memberlist takes the port from gossip_addr
+		}
+		return h, nil
+	}
+	if h, _, err := net.SplitHostPort(cc.GossipAddr); err == nil {
+		if ip := net.ParseIP(h); h != "" && (ip == nil || !ip.IsUnspecified()) {
+			return h, nil
+		}
+	}
+	ip, err := sockaddr.GetPrivateIP()
+	if err != nil {
+		return "", fmt.Errorf("cluster: finding this node's address to advertise (set cluster.advertise_addr): %w", err)
+	}
+	if ip == "" {
+		return "127.0.0.1", nil
+	}
+	return ip, nil
 }
 
 // Cluster returns the node's cluster membership (nil on a single node).
