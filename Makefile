@@ -7,7 +7,7 @@ STATICCHECK_VERSION := v0.8.2
 TEST_TIMEOUT ?= 12m
 FUZZTIME ?= 20000x
 
-.PHONY: all build run test test-short fuzz bench bench-cluster proto lint clean
+.PHONY: all build run test test-short fuzz bench bench-cluster chaos proto lint clean
 
 all: build
 
@@ -41,6 +41,12 @@ bench:
 # The cluster figures (issue 4): an in-process cluster on loopback, ~3-4 min.
 bench-cluster:
 	$(GO) run ./test/cmd/clusterbench -out docs/BENCHMARKS-cluster.md
+
+# The fault suite across real hosts (test/chaos): three containers built
+# FROM scratch on a private Docker network; partitions, pauses, SIGKILL.
+# Needs a Docker Engine; a few minutes; not part of `make test`.
+chaos:
+	$(GO) test -tags chaos -count=1 -timeout 20m -v ./test/chaos/
 
 proto:
 	protoc -I proto -I proto/third_party --go_out=proto --go_opt=paths=source_relative \

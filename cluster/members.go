@@ -82,6 +82,14 @@ func (n *Node) isDraining() bool {
 	return n.mu.draining
 }
 
+// replicaView is what this node last learnt of the directory stream's
+// replicas (for Ready and DirectoryReplicas).
+type replicaView struct {
+	configured, have, want int
+	member, memberCurrent  bool
+	known                  bool
+}
+
 // raiseReplicas sets the directory bucket to min(MaxReplicas, members)
 // replicas; it never lowers them (a lost node must not shrink the quorum).
 func (n *Node) raiseReplicas(members int) {
@@ -93,12 +101,16 @@ func (n *Node) raiseReplicas(members int) {
 	n.goFunc(func() {
 		ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
 		defer cancel()
-		configured, current, err := dir.Replicas(ctx)
+		rs, err := dir.ReplicaStatus(ctx, n.cfg.NodeID)
 		if err != nil {
 			return
 		}
+		configured := rs.Configured
 		n.mu.Lock()
-		n.mu.replicas.have, n.mu.replicas.want = min(configured, current), want
+		n.mu.replicas = replicaView{
+			configured: configured, have: min(configured, rs.Current), want: want,
+			member: rs.Member, memberCurrent: rs.MemberCurrent, known: true,
+		}
 		n.mu.Unlock()
 		if configured >= want {
 			return

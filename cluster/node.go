@@ -45,10 +45,11 @@ type Deps struct {
 // Node is this process's membership in the cluster. Create with New, then
 // hand Gate to the runtime, then Start; stop with Shutdown (idempotent).
 type Node struct {
-	cfg   Config
-	log   *slog.Logger
-	clock clock.Clock
-	gate  *gate
+	cfg     Config
+	log     *slog.Logger
+	clock   clock.Clock
+	gate    *gate
+	metrics *metrics
 
 	rt    *actor.Runtime
 	store actor.PartitionStore
@@ -80,7 +81,7 @@ type Node struct {
 		draining  bool
 		leases    map[string]leaseSeen
 		reach     map[string]bool
-		replicas  struct{ have, want int }
+		replicas  replicaView
 	}
 	xfer struct {
 		sync.Mutex
@@ -115,6 +116,7 @@ func New(cfg Config, partitions int) (*Node, error) {
 		drops:   map[int]chan struct{}{},
 		drained: make(chan struct{}),
 		started: make(chan struct{}),
+		metrics: newMetrics(cfg.Registerer),
 	}
 	n.mu.addrs = map[string]membership.Meta{}
 	n.mu.leases = map[string]leaseSeen{}
@@ -260,7 +262,8 @@ func (n *Node) openDirectory() error {
 	if err != nil {
 		return err
 	}
-	dir, err := natsdir.OpenDirectory(ctx, js, natsdir.DirectoryConfig{Replicas: 1, OpTimeout: n.cfg.KVTimeout, Logger: n.log})
+	dir, err := natsdir.OpenDirectory(ctx, js, natsdir.DirectoryConfig{Replicas: 1, OpTimeout: n.cfg.KVTimeout, Logger: n.log,
+		OnWatchRestart: func(why string) { n.metrics.watchRestarts.WithLabelValues(why).Inc() }})
 	if err != nil {
 		return err
 	}
@@ -407,8 +410,13 @@ func (n *Node) loop() {
 func (n *Node) step(in ownership.Input) {
 	now := n.clock.Now()
 	n.mu.Lock()
+	before := n.mu.node.Credit()
 	outs, err := n.mu.node.Step(now, in)
+	credited := n.mu.node.Credit() - before
 	n.mu.Unlock()
+	if credited > 0 {
+		n.metrics.credit.Add(credited.Seconds())
+	}
 	if err != nil {
 		n.log.Error("ownership step refused an input", "input", fmt.Sprintf("%T", in), "err", err)
 		return
@@ -427,7 +435,12 @@ func (n *Node) exec(o ownership.Output) {
 		n.goFunc(func() {
 			ctx, cancel := context.WithTimeout(n.ctx, n.cfg.KVTimeout)
 			defer cancel()
-			n.feed(n.directory().Do(ctx, o))
+			sent := n.clock.Now()
+			res := n.directory().Do(ctx, o)
+			if o.Renewal {
+				n.metrics.renewal(n.clock.Now().Sub(sent), res.Status)
+			}
+			n.feed(res)
 		})
 	case ownership.Persist:
 		n.must("persist highest epoch", n.store.SetHighestEpoch(int(o.Partition), o.Epoch))

@@ -130,7 +130,17 @@ func (n *Node) Where(id actor.ID) (PartitionStatus, error) {
 var ErrNotReady = errors.New("cluster member not ready")
 
 // Ready tells whether this node takes part in the cluster: a lease, a
-// synced directory view, and a directory bucket at its replica target.
+// synced directory view, a directory stream with a current majority of
+// its replicas, and, if this node holds one of them, its own replica
+// current.
+//
+// It deliberately does not ask for every replica: when one node dies the
+// others' streams are a replica short until it returns, and a readiness
+// probe failing on every survivor would take the whole Service out of
+// rotation for the loss of one node. This node's own replica is what a
+// rolling restart must wait for: the next node is stopped only once the
+// one restarted before it has caught up, so the stream never drops below
+// a majority. DirectoryReplicas reports the full picture.
 func (n *Node) Ready() error {
 	select {
 	case <-n.started:
@@ -146,12 +156,47 @@ func (n *Node) Ready() error {
 		return fmt.Errorf("%w: no lease yet", ErrNotReady)
 	case !synced:
 		return fmt.Errorf("%w: directory view not synced", ErrNotReady)
-	case rep.want > 0 && rep.have < rep.want:
-		return fmt.Errorf("%w: directory has %d of %d replicas", ErrNotReady, rep.have, rep.want)
+	case !rep.known:
+		return fmt.Errorf("%w: directory replicas not known yet", ErrNotReady)
+	case rep.have < rep.configured/2+1:
+		return fmt.Errorf("%w: directory has %d of %d replicas current: no majority", ErrNotReady, rep.have, rep.configured)
+	case rep.member && !rep.memberCurrent:
+		return fmt.Errorf("%w: this node's directory replica is catching up", ErrNotReady)
 	}
 	return nil
+}
+
+// ReplicaCounts describe the directory stream's replicas as this node last
+// saw them (refreshed every ping round): Configured replicas, Current ones
+// (the leader and current followers), Want (min(3, members): the target
+// the node raises Configured to), and whether this node holds a replica
+// (Member) that is current (MemberCurrent).
+type ReplicaCounts struct {
+	Configured, Current, Want int
+	Member, MemberCurrent     bool
+}
+
+// DirectoryReplicas returns the directory stream's replicas as last seen.
+func (n *Node) DirectoryReplicas() ReplicaCounts {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	r := n.mu.replicas
+	return ReplicaCounts{Configured: r.configured, Current: r.have, Want: r.want, Member: r.member, MemberCurrent: r.memberCurrent}
 }
 
 // ServedPartitions returns the partitions this node serves now, with
 // their epochs.
 func (n *Node) ServedPartitions() map[int]uint64 { return n.gate.served() }
+
+// LeaseCredit is the claimant time this node has credited so far: time in
+// which its own renewals succeeded. It revokes another node's lease after
+// TTL + ε of it, so credit growing slower than the clock delays failover.
+// 0 before the ownership Node runs.
+func (n *Node) LeaseCredit() time.Duration {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.mu.node == nil {
+		return 0
+	}
+	return n.mu.node.Credit()
+}

@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -21,6 +22,9 @@ import (
 const (
 	DefaultDirectoryBucket = "holdfast_directory"
 	DefaultOpTimeout       = 2 * time.Second
+	// DefaultWatchLag is far above a healthy watch's delay (milliseconds)
+	// and far below a lease TTL.
+	DefaultWatchLag = time.Second
 )
 
 // DirectoryConfig configures the directory bucket.
@@ -32,6 +36,13 @@ type DirectoryConfig struct {
 	Replicas int
 	// OpTimeout bounds each Do (default DefaultOpTimeout).
 	OpTimeout time.Duration
+	// WatchLag is how long Watch may go without delivering anything while
+	// a write that Do saw acknowledged is missing, before it restarts its
+	// watcher (default DefaultWatchLag); see Watch.
+	WatchLag time.Duration
+	// OnWatchRestart, when set, is called with the reason (WatchLagged, ...)
+	// each time Watch restarts its watcher (metrics).
+	OnWatchRestart func(reason string)
 	// Logger (nil = discarded).
 	Logger *slog.Logger
 }
@@ -53,6 +64,9 @@ func (c DirectoryConfig) Validate() error {
 	if c.OpTimeout < 0 {
 		return fmt.Errorf("%w: negative op timeout", ErrInvalidConfig)
 	}
+	if c.WatchLag < 0 {
+		return fmt.Errorf("%w: negative watch lag", ErrInvalidConfig)
+	}
 	return nil
 }
 
@@ -65,6 +79,9 @@ func (c DirectoryConfig) withDefaults() DirectoryConfig {
 	}
 	if c.OpTimeout == 0 {
 		c.OpTimeout = DefaultOpTimeout
+	}
+	if c.WatchLag == 0 {
+		c.WatchLag = DefaultWatchLag
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -81,6 +98,12 @@ type Directory struct {
 	nc     *nats.Conn
 	stream string
 	kv     jetstream.KeyValue
+
+	// acked is the highest revision a write through Do was acknowledged
+	// at: a watch that has not delivered it is behind (see Watch).
+	acked atomic.Uint64
+	// stallCheck is stallCheckInterval, per Directory so tests can change it.
+	stallCheck time.Duration
 
 	// testWatcher, when set (tests only), sees each watcher started.
 	testWatcher func(jetstream.KeyWatcher)
@@ -99,7 +122,7 @@ func OpenDirectory(ctx context.Context, js jetstream.JetStream, cfg DirectoryCon
 	if err != nil {
 		return nil, fmt.Errorf("natsdir: open directory %s: %w", cfg.Bucket, err)
 	}
-	return &Directory{cfg: cfg, log: cfg.Logger, js: js, nc: js.Conn(), stream: scfg.Name, kv: kv}, nil
+	return &Directory{cfg: cfg, log: cfg.Logger, js: js, nc: js.Conn(), stream: scfg.Name, kv: kv, stallCheck: stallCheckInterval}, nil
 }
 
 // kvStreamConfig is the stream of a KV bucket as nats.go's
@@ -233,8 +256,19 @@ func (d *Directory) Do(ctx context.Context, op ownership.KVOp) ownership.KVResul
 	}
 	if res.Status != ownership.StatusOK {
 		res.Rev = 0
+	} else if op.Kind != ownership.OpReadFromLeader {
+		d.noteAcked(res.Rev)
 	}
 	return res
+}
+
+func (d *Directory) noteAcked(rev uint64) {
+	for {
+		cur := d.acked.Load()
+		if rev <= cur || d.acked.CompareAndSwap(cur, rev) {
+			return
+		}
+	}
 }
 
 func (d *Directory) logResult(op ownership.KVOp, res ownership.KVResult, err error) {
@@ -395,25 +429,51 @@ func (d *Directory) SetReplicas(ctx context.Context, n int) error {
 // current and online (for /readyz). The request goes to the stream leader,
 // so it fails while there is none. Safe for concurrent use.
 func (d *Directory) Replicas(ctx context.Context) (configured, current int, err error) {
+	rs, err := d.ReplicaStatus(ctx, "")
+	return rs.Configured, rs.Current, err
+}
+
+// ReplicaStatus is Replicas plus what it says of one server's replica.
+type ReplicaStatus struct {
+	Configured, Current int
+	// Member: the server holds a replica (or leads); MemberCurrent: it is
+	// the leader, or a follower that is current and online.
+	Member, MemberCurrent bool
+}
+
+// ReplicaStatus reports the stream's replicas and whether server (a NATS
+// server name: the node ID) holds a current one. Safe for concurrent use.
+func (d *Directory) ReplicaStatus(ctx context.Context, server string) (ReplicaStatus, error) {
 	st, err := d.js.Stream(ctx, d.stream)
 	if err != nil {
-		return 0, 0, fmt.Errorf("natsdir: stream info: %w", err)
+		return ReplicaStatus{}, fmt.Errorf("natsdir: stream info: %w", err)
 	}
 	info := st.CachedInfo()
-	configured = info.Config.Replicas
+	rs := ReplicaStatus{Configured: info.Config.Replicas}
 	ci := info.Cluster
 	if ci == nil {
-		return configured, 1, nil // not clustered: the one server is the leader
+		// Not clustered: the one server is the leader.
+		return ReplicaStatus{Configured: rs.Configured, Current: 1, Member: true, MemberCurrent: true}, nil
 	}
 	if ci.Leader != "" {
-		current = 1
-	}
-	for _, p := range ci.Replicas {
-		if p != nil && p.Current && !p.Offline {
-			current++
+		rs.Current = 1
+		if ci.Leader == server {
+			rs.Member, rs.MemberCurrent = true, true
 		}
 	}
-	return configured, current, nil
+	for _, p := range ci.Replicas {
+		if p == nil {
+			continue
+		}
+		ok := p.Current && !p.Offline
+		if ok {
+			rs.Current++
+		}
+		if p.Name == server && server != "" {
+			rs.Member, rs.MemberCurrent = true, ok
+		}
+	}
+	return rs, nil
 }
 
 // Snapshot reads every lease and entry (values ownership.Lease and

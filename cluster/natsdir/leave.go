@@ -16,15 +16,21 @@ import (
 var Streams = []string{"KV_" + DefaultDirectoryBucket, "KV_" + SettingsBucket, UsageStream}
 
 // ErrDegraded is returned by LeaveStreams when taking this server's
-// replica away would leave a stream without a current majority.
+// replica away would leave a stream without a current majority, and it
+// stayed so until ctx ended.
 var ErrDegraded = errors.New("natsdir: stream degraded; replica kept")
+
+// degradedRetry is how often LeaveStreams looks again at a stream whose
+// other replicas are not all current (one catching up after a join, say).
+const degradedRetry = 200 * time.Millisecond
 
 // LeaveStreams moves this server's replicas of streams to the other
 // servers (JetStream picks the replacements), so a node that leaves the
 // cluster for good does not leave every stream one replica short. A
 // leader steps down first. A stream whose other replicas are not all
-// current keeps this replica (ErrDegraded): removing it could cost the
-// stream its quorum. Streams not found are skipped.
+// current is looked at again until they are or ctx ends; then it keeps
+// this replica (ErrDegraded): removing it could cost the stream its
+// quorum. Streams not found are skipped.
 func LeaveStreams(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, server string, streams []string) error {
 	var errs []error
 	for _, name := range streams {
@@ -36,7 +42,7 @@ func LeaveStreams(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, se
 }
 
 func leaveStream(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, server, name string) error {
-	for attempt := 0; ; attempt++ {
+	for stepdowns := 0; ; {
 		st, err := js.Stream(ctx, name)
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
 			return nil
@@ -48,7 +54,7 @@ func leaveStream(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, ser
 		if ci == nil {
 			return nil // not clustered
 		}
-		member := ci.Leader == server
+		member, degraded := ci.Leader == server, false
 		for _, r := range ci.Replicas {
 			if r == nil {
 				continue
@@ -56,14 +62,22 @@ func leaveStream(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, ser
 			if r.Name == server {
 				member = true
 			} else if !r.Current || r.Offline {
-				return ErrDegraded
+				degraded = true
 			}
 		}
 		if !member {
 			return nil
 		}
+		if degraded {
+			select {
+			case <-time.After(degradedRetry):
+				continue
+			case <-ctx.Done():
+				return ErrDegraded
+			}
+		}
 		if ci.Leader == server {
-			if attempt > 20 {
+			if stepdowns++; stepdowns > 20 {
 				return errors.New("leader did not step down")
 			}
 			if _, err := nc.RequestWithContext(ctx, "$JS.API.STREAM.LEADER.STEPDOWN."+name, nil); err != nil {

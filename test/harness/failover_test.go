@@ -53,6 +53,17 @@ func TestCrashWaitOrphansUntilOwnerReturns(t *testing.T) {
 			t.Fatalf("get via node-%d while orphaned: %v, want unavailable", via+1, err)
 		}
 	}
+	// The survivors stay ready with the directory a replica short: one
+	// dead node must not take every node out of a load balancer.
+	for i := range 2 {
+		c.WaitFor(30*time.Second, fmt.Sprintf("node-%d ready with a replica down", i+1), func() error {
+			r := c.Node(i).Cluster().DirectoryReplicas()
+			if r.Current >= r.Configured {
+				return fmt.Errorf("replicas %+v: the dead node's not seen offline yet", r)
+			}
+			return c.Node(i).Cluster().Ready()
+		})
+	}
 	t.Logf("orphaned at %v", time.Since(t0))
 	if err := c.Restart(2); err != nil {
 		t.Fatal(err)

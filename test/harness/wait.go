@@ -23,9 +23,10 @@ func (c *Cluster) WaitFor(timeout time.Duration, what string, cond func() error)
 	}
 }
 
-// Stable reports nil when every running member is ready, sees every other
-// running member serving, and every partition is owned, not orphaned, by
-// its desired owner, in every member's view.
+// Stable reports nil when every running member is ready, sees the
+// directory at full strength (every replica current, at its target), sees
+// every other running member serving, and every partition is owned, not
+// orphaned, by its desired owner, in every member's view.
 func (c *Cluster) Stable() error {
 	running := c.Running()
 	for _, i := range running {
@@ -36,6 +37,11 @@ func (c *Cluster) Stable() error {
 		cl := n.Cluster()
 		if err := cl.Ready(); err != nil {
 			return fmt.Errorf("node-%d: %w", i+1, err)
+		}
+		// Ready asks only for a majority; a test that goes on to crash a
+		// node needs every replica current.
+		if r := cl.DirectoryReplicas(); r.Configured < r.Want || r.Current < r.Configured {
+			return fmt.Errorf("node-%d: directory replicas %d current of %d configured, target %d", i+1, r.Current, r.Configured, r.Want)
 		}
 		serving := 0
 		for _, m := range cl.Members() {
