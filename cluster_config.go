@@ -62,7 +62,8 @@ type ClusterConfig struct {
 	UsageRetention time.Duration `yaml:"usage_retention"`
 }
 
-// ClusterTLSFile names the PEM files of the node's certificate.
+// ClusterTLSFile names the PEM files of the node's certificate. In each
+// path, {node_id} stands for the node's ID (NodeIDPlaceholder).
 type ClusterTLSFile struct {
 	CA   string `yaml:"ca"`
 	Cert string `yaml:"cert"`

@@ -2,10 +2,12 @@ package holdfast
 
 import (
 	"errors"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/holdfast/holdfast/cluster"
+	"github.com/holdfast/holdfast/cluster/tlsconf"
 )
 
 func TestClusterWithoutSecurityRefusedUnlessInsecure(t *testing.T) {
@@ -61,5 +63,33 @@ func TestOnOwnerLossValidated(t *testing.T) {
 	cfg.Namespaces["kv"] = ns
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "namespaces.kv.on_owner_loss") {
 		t.Fatalf("bad value: %v", err)
+	}
+}
+
+// {node_id} in the TLS paths lets every node of a StatefulSet share one
+// config file; each loads its own certificate.
+func TestTLSPathsTakeTheNodeID(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := tlsconf.GenerateDev(dir, tlsconf.DevOptions{Nodes: []string{"holdfast-0", "holdfast-1"}}); err != nil {
+		t.Fatal(err)
+	}
+	certName, keyName := tlsconf.DevNodeFiles(NodeIDPlaceholder)
+	for _, id := range []string{"holdfast-0", "holdfast-1"} {
+		cfg := DefaultConfig()
+		cfg.NodeID = id
+		cfg.Cluster.TLS = ClusterTLSFile{CA: filepath.Join(dir, tlsconf.DevCAFile), Cert: filepath.Join(dir, certName), Key: filepath.Join(dir, keyName)}
+		s, err := cfg.readClusterSecrets()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := s.bundle.Identity().Name; got != id {
+			t.Fatalf("node %s loaded %s's certificate", id, got)
+		}
+	}
+	cfg := DefaultConfig()
+	cfg.NodeID = "holdfast-9"
+	cfg.Cluster.TLS = ClusterTLSFile{CA: filepath.Join(dir, tlsconf.DevCAFile), Cert: filepath.Join(dir, certName), Key: filepath.Join(dir, keyName)}
+	if _, err := cfg.readClusterSecrets(); err == nil || !strings.Contains(err.Error(), "holdfast-9.pem") {
+		t.Fatalf("a node without a certificate: %v (want the expanded path named)", err)
 	}
 }

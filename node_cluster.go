@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-sockaddr"
@@ -33,7 +34,7 @@ func (c Config) readClusterSecrets() (clusterSecrets, error) {
 	var s clusterSecrets
 	cc := c.Cluster
 	if cc.TLS.CA != "" || cc.TLS.Cert != "" || cc.TLS.Key != "" {
-		f := tlsconf.Files{CA: cc.TLS.CA, Cert: cc.TLS.Cert, Key: cc.TLS.Key}
+		f := tlsconf.Files{CA: c.nodePath(cc.TLS.CA), Cert: c.nodePath(cc.TLS.Cert), Key: c.nodePath(cc.TLS.Key)}
 		if err := f.Validate(); err != nil {
 			return s, fmt.Errorf("cluster.tls: %w", err)
 		}
@@ -42,7 +43,7 @@ func (c Config) readClusterSecrets() (clusterSecrets, error) {
 			return s, fmt.Errorf("cluster.tls: %w", err)
 		}
 		if name := b.Identity().Name; name != c.NodeID {
-			return s, fmt.Errorf("cluster.tls.cert %s is node %q's certificate, this node is %q", cc.TLS.Cert, name, c.NodeID)
+			return s, fmt.Errorf("cluster.tls.cert %s is node %q's certificate, this node is %q", f.Cert, name, c.NodeID)
 		}
 		s.bundle = b
 	}
@@ -62,6 +63,13 @@ func (c Config) readClusterSecrets() (clusterSecrets, error) {
 	}
 	return s, nil
 }
+
+// NodeIDPlaceholder in a cluster.tls path stands for this node's ID, so that
+// the nodes of a StatefulSet or a compose file share one config file
+// (cert: /certs/{node_id}.pem) and take their node ID from --node-id.
+const NodeIDPlaceholder = "{node_id}"
+
+func (c Config) nodePath(p string) string { return strings.ReplaceAll(p, NodeIDPlaceholder, c.NodeID) }
 
 // startCluster joins the cluster once the listeners are bound (their
 // addresses are announced in gossip).
@@ -92,6 +100,7 @@ func (n *Node) startCluster() error {
 	nc.NoAdvertise = cc.NATSNoAdvertise
 	if n.secrets.bundle != nil {
 		nc.TLS = n.secrets.bundle.ServerConfig()
+		nc.RouteTLS = n.secrets.bundle.PeerConfig()
 	}
 	mc := membership.DefaultConfig()
 	mc.NodeID, mc.BindAddr, mc.AdvertiseAddr, mc.Join = n.cfg.NodeID, cc.GossipAddr, cc.AdvertiseAddr, cc.Join

@@ -131,8 +131,9 @@ var ErrNotReady = errors.New("cluster member not ready")
 
 // Ready tells whether this node takes part in the cluster: a lease, a
 // synced directory view, a directory stream with a current majority of
-// its replicas, and, if this node holds one of them, its own replica
-// current.
+// its replicas, if this node holds one of them, its own replica current,
+// and every partition placed on this node owned (by it, or by a node
+// still handing it over).
 //
 // It deliberately does not ask for every replica: when one node dies the
 // others' streams are a replica short until it returns, and a readiness
@@ -163,7 +164,33 @@ func (n *Node) Ready() error {
 	case rep.member && !rep.memberCurrent:
 		return fmt.Errorf("%w: this node's directory replica is catching up", ErrNotReady)
 	}
+	if unowned := n.unownedDesired(); unowned > 0 {
+		return fmt.Errorf("%w: claiming %d partitions placed on this node", ErrNotReady, unowned)
+	}
 	return nil
+}
+
+// unownedDesired counts the partitions placed on this node that nobody
+// owns yet: a node is ready once it has claimed its share, so that a
+// cluster whose nodes are all ready answers every call (a freshly formed
+// one otherwise answers "unowned, retry" for a moment after /readyz).
+func (n *Node) unownedDesired() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.mu.node == nil || n.mu.placement == nil {
+		return 0
+	}
+	self := ownership.NodeID(n.cfg.NodeID)
+	unowned := 0
+	for p := range n.gate.parts {
+		if d, ok := n.mu.placement.DesiredOwner(ownership.Partition(p), ""); !ok || d != self {
+			continue
+		}
+		if e, _, ok := n.mu.node.Entry(ownership.Partition(p)); !ok || e.Owner == "" {
+			unowned++
+		}
+	}
+	return unowned
 }
 
 // ReplicaCounts describe the directory stream's replicas as this node last

@@ -1,6 +1,7 @@
 package natsdir
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -61,6 +62,10 @@ type ServerConfig struct {
 	// acts as both server and client config, so it must carry the
 	// certificate, RootCAs and ClientCAs.
 	TLS *tls.Config
+	// RouteTLS, when set, is used for route connections instead of TLS
+	// (tlsconf.Bundle.PeerConfig: both ends nodes, authenticated by the CA
+	// and the node role rather than by the address dialed).
+	RouteTLS *tls.Config
 	// ReadyTimeout bounds the wait for the server to listen and JetStream to
 	// start (0 = DefaultReadyTimeout).
 	ReadyTimeout time.Duration
@@ -242,8 +247,8 @@ func serverOptions(cfg ServerConfig) (*server.Options, error) {
 			opts.Cluster.Username = routeUser
 			opts.Cluster.Password = cfg.Token
 		}
-		if cfg.TLS != nil {
-			opts.Cluster.TLSConfig = cfg.TLS
+		if rt := cmp.Or(cfg.RouteTLS, cfg.TLS); rt != nil {
+			opts.Cluster.TLSConfig = rt
 			opts.Cluster.TLSTimeout = 2
 		}
 		for _, r := range cfg.Routes {

@@ -2,6 +2,7 @@ package ownership
 
 import (
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -129,11 +130,17 @@ func (n *Node) issueMoveRead(p Partition, pt *owned) {
 }
 
 func (n *Node) tickHandoffs() {
-	for _, p := range sortedKeys(n.parts) {
-		pt := n.parts[p]
-		if pt.handoff == nil {
-			continue
+	// Sorted for determinism, but only the partitions moving: this runs on
+	// every step, and a node owns hundreds of partitions.
+	var moving []Partition
+	for p, pt := range n.parts {
+		if pt.handoff != nil {
+			moving = append(moving, p)
 		}
+	}
+	slices.Sort(moving)
+	for _, p := range moving {
+		pt := n.parts[p]
 		switch pt.phase {
 		case phaseDraining, phaseTransferring:
 			if !n.now.Before(pt.handoff.deadline) {

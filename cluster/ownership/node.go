@@ -180,6 +180,10 @@ func (n *Node) LeaseValidUntil() time.Time {
 	return n.lease.validUntil
 }
 
+// Credit returns the claimant time accrued so far: the time during which
+// this node's own renewals succeeded and its lease was valid. It only grows.
+func (n *Node) Credit() time.Duration { return n.credit }
+
 // Highest returns the persisted highest epoch seen for p.
 func (n *Node) Highest(p Partition) uint64 { return n.highest[p] }
 
@@ -207,6 +211,7 @@ func (n *Node) reconcile() {
 	n.updateCountdowns()
 	n.tickHandoffs()
 	n.reissueReads()
+	n.cleanupStaging()
 	for i := 0; i < n.cfg.Partitions; i++ {
 		n.reconcilePartition(Partition(i))
 	}
@@ -218,9 +223,6 @@ func (n *Node) reconcile() {
 
 func (n *Node) reconcilePartition(p Partition) {
 	rec, has := n.view.entry(p)
-	if has {
-		n.cleanupStaging(p, rec.entry)
-	}
 	if pt := n.parts[p]; pt != nil {
 		if has {
 			n.checkStillOwner(p, pt, rec)

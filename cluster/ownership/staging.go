@@ -69,14 +69,20 @@ func (n *Node) dropStaging(hid string) {
 
 // cleanupStaging drops staging that the directory shows can never be
 // served: the entry moved past its epoch, or to that epoch by another
-// handoff. An aborted handoff's staging is never served.
-func (n *Node) cleanupStaging(p Partition, e Entry) {
+// handoff. An aborted handoff's staging is never served. One pass over the
+// staging buckets per step: during a drain a node may hold hundreds, and a
+// pass per partition made every step cost partitions × staging.
+func (n *Node) cleanupStaging() {
+	if len(n.staging) == 0 {
+		return
+	}
 	for _, id := range sortedKeys(n.staging) {
 		s := n.staging[id]
-		if s.p != p {
+		rec, has := n.view.entry(s.p)
+		if !has {
 			continue
 		}
-		if e.Epoch > s.from+1 || (e.Epoch == s.from+1 && e.HandoffID != s.id) {
+		if e := rec.entry; e.Epoch > s.from+1 || (e.Epoch == s.from+1 && e.HandoffID != s.id) {
 			n.dropStaging(id)
 		}
 	}

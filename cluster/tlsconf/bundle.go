@@ -106,30 +106,67 @@ func (b *Bundle) ServerConfig() *tls.Config {
 }
 
 // PeerConfig is for links whose both ends are nodes and where this node may
-// be either end (e.g. NATS routes): like ServerConfig, but a client must
-// present a certificate, and on either side the peer's verified certificate
-// must carry the node role (else the handshake fails with ErrNotNode). Each
-// call returns a new Config.
+// be either end (NATS routes): like ServerConfig, but a client must present
+// a certificate, and on either side the peer's certificate must chain to
+// the CA and carry the node role (else the handshake fails with
+// ErrNotNode). The dialing side authenticates the peer by that identity,
+// not by the address it dialed: routes found by gossip name pod IPs that no
+// certificate lists. Each call returns a new Config.
 func (b *Bundle) PeerConfig() *tls.Config {
 	c := b.ServerConfig()
 	c.ClientAuth = tls.RequireAndVerifyClientCert
-	c.VerifyConnection = verifyPeerIsNode
+	c.InsecureSkipVerify = true // the chain is verified in VerifyConnection
+	c.VerifyConnection = b.verifyNode
 	return c
 }
 
 // ClientConfig is the configuration of a node dialing a peer: TLS 1.3 at
-// least, presents the node certificate, verifies the peer's certificate
-// against the CA and serverName (empty: gRPC fills it from the target's
-// authority; tls.Dial from the address) and refuses a peer whose certificate
-// does not carry the node role. Each call returns a new Config.
+// least, presents the node certificate, and refuses a peer whose
+// certificate does not chain to the CA or does not carry the node role.
+// With a serverName, the peer's certificate must also name it. Without one,
+// any node of the CA is accepted whatever address it was dialed at: peers
+// are dialed at the addresses they announce in gossip (pod or container
+// IPs that change with every restart and that no certificate lists), and
+// the CA and the node role are what makes a peer a node. Each call returns
+// a new Config.
 func (b *Bundle) ClientConfig(serverName string) *tls.Config {
-	return &tls.Config{
+	c := &tls.Config{
 		MinVersion:       tls.VersionTLS13,
 		Certificates:     []tls.Certificate{b.cert},
 		RootCAs:          b.pool,
 		ServerName:       serverName,
-		VerifyConnection: verifyPeerIsNode,
+		VerifyConnection: b.verifyNode,
 	}
+	if serverName == "" {
+		c.InsecureSkipVerify = true // the chain is verified in VerifyConnection
+	}
+	return c
+}
+
+// verifyNode accepts a peer whose certificate chains to the CA and carries
+// the node role. Where the handshake verified the chain (a server checking
+// a client, a client given a server name) it reads that chain; where it
+// did not (InsecureSkipVerify on a dialing side) it verifies the chain
+// itself, for server authentication.
+func (b *Bundle) verifyNode(cs tls.ConnectionState) error {
+	if len(cs.VerifiedChains) > 0 {
+		return verifyPeerIsNode(cs)
+	}
+	if len(cs.PeerCertificates) == 0 {
+		return fmt.Errorf("%w: the peer sent no certificate", ErrNotNode)
+	}
+	inter := x509.NewCertPool()
+	for _, c := range cs.PeerCertificates[1:] {
+		inter.AddCert(c)
+	}
+	leaf := cs.PeerCertificates[0]
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: b.pool, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
+		return fmt.Errorf("tlsconf: peer certificate: %w", err)
+	}
+	if id, ok := identityOf(leaf); !ok || id.Role != RoleNode {
+		return fmt.Errorf("%w (want Subject OU %q)", ErrNotNode, OUNode)
+	}
+	return nil
 }
 
 func verifyPeerIsNode(cs tls.ConnectionState) error {

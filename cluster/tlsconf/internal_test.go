@@ -70,6 +70,9 @@ func TestClientConfigRefusesNonNodeServer(t *testing.T) {
 	if !errors.Is(cerr, ErrNotNode) {
 		t.Fatalf("client handshake with an admin-role server: %v", cerr)
 	}
+	if err := node.verifyNode(tls.ConnectionState{PeerCertificates: []*x509.Certificate{pair.Leaf}}); !errors.Is(err, ErrNotNode) {
+		t.Fatalf("an admin-role server, verified by identity alone: %v", err)
+	}
 }
 
 func TestIdentityOf(t *testing.T) {

@@ -250,6 +250,15 @@ func TestHandshakeNodeToNode(t *testing.T) {
 	if cerr == nil || sr.err == nil {
 		t.Fatalf("wrong server name accepted: server %v client %v", sr.err, cerr)
 	}
+	// No server name (a peer dialed at the address it announces in
+	// gossip, which no certificate names): any node of the CA.
+	sr, cstate, cerr := handshake(t, srv.ServerConfig(), cli.ClientConfig(""))
+	if sr.err != nil || cerr != nil {
+		t.Fatalf("by identity: server %v, client %v", sr.err, cerr)
+	}
+	if got := cstate.PeerCertificates[0].Subject.CommonName; got != "node-1" {
+		t.Fatalf("reached %q", got)
+	}
 }
 
 func TestServerConfigShape(t *testing.T) {
@@ -314,11 +323,14 @@ func TestOtherCARefused(t *testing.T) {
 		t.Fatal("PeerIdentity ok for a refused certificate")
 	}
 
-	// A node of CA B dialing a server of CA A: the client refuses the server.
-	sr, _, cerr = handshake(t, srvA.ServerConfig(), nodeB.ClientConfig("a1"))
-	var uae x509.UnknownAuthorityError
-	if !errors.As(cerr, &uae) || sr.err == nil {
-		t.Fatalf("server certificate of another CA: server %v, client %v", sr.err, cerr)
+	// A node of CA B dialing a server of CA A: the client refuses the
+	// server, by name or by identity alone.
+	for _, name := range []string{"a1", ""} {
+		sr, _, cerr = handshake(t, srvA.ServerConfig(), nodeB.ClientConfig(name))
+		var uae x509.UnknownAuthorityError
+		if !errors.As(cerr, &uae) || sr.err == nil {
+			t.Fatalf("server certificate of another CA (server name %q): server %v, client %v", name, sr.err, cerr)
+		}
 	}
 
 	// An admin certificate of CA B is refused as well.
@@ -537,7 +549,7 @@ func TestPeerConfig(t *testing.T) {
 
 	// Both ends with PeerConfig: each sees the other as a node.
 	client := n2.PeerConfig()
-	client.ServerName = "n1"
+	client.ServerName = "10.99.0.7" // a route found by gossip: an address no certificate names
 	sr, cstate, cerr := handshake(t, n1.PeerConfig(), client)
 	if sr.err != nil || cerr != nil {
 		t.Fatalf("server %v, client %v", sr.err, cerr)
@@ -545,8 +557,13 @@ func TestPeerConfig(t *testing.T) {
 	if id, ok := tlsconf.PeerIdentity(sr.state); !ok || id != (tlsconf.Identity{Name: "n2", Role: tlsconf.RoleNode}) {
 		t.Errorf("server sees %+v %v", id, ok)
 	}
-	if id, ok := tlsconf.PeerIdentity(cstate); !ok || id != (tlsconf.Identity{Name: "n1", Role: tlsconf.RoleNode}) {
-		t.Errorf("client sees %+v %v", id, ok)
+	if got := cstate.PeerCertificates[0].Subject.CommonName; got != "n1" {
+		t.Errorf("client reached %q", got)
+	}
+	// The dialing side still refuses a node of another CA.
+	other := loadNode(t, gen(t, "x1"), "x1")
+	if sr, _, cerr := handshake(t, other.PeerConfig(), n2.PeerConfig()); cerr == nil || sr.err == nil {
+		t.Fatalf("a server of another CA: server %v, client %v", sr.err, cerr)
 	}
 
 	// A client without a certificate is refused.

@@ -12,7 +12,7 @@ import (
 )
 
 const certsUsage = `Usage:
-  holdfast certs init DIR [--node NAME ...|--nodes A,B,C] [--host H ...] [--force]
+  holdfast certs init DIR [--node NAME ...|--nodes A,B,C] [--host H ...] [--force|--keep]
 
 Writes a development CA, one certificate per node, an admin client
 certificate for holdctl, a memberlist gossip key and a NATS token into DIR
@@ -25,6 +25,8 @@ certificate for holdctl, a memberlist gossip key and a NATS token into DIR
                   commas allowed)
   --force         overwrite existing files (otherwise nothing is written if
                   any exists)
+  --keep          if files exist already, write nothing and succeed (an init
+                  container that runs before every start)
 `
 
 // listFlag is a repeatable flag whose values may also be comma separated.
@@ -69,6 +71,7 @@ func certsInit(args []string, stdout, stderr io.Writer) int {
 	fs.Var(listFlag{&nodes}, "nodes", "")
 	fs.Var(listFlag{&hosts}, "host", "")
 	force := fs.Bool("force", false, "")
+	keep := fs.Bool("keep", false, "")
 
 	// Flags may come before or after DIR.
 	var pos []string
@@ -96,6 +99,10 @@ func certsInit(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	dir := pos[0]
+	if *force && *keep {
+		fmt.Fprintf(stderr, "holdfast certs init: --force and --keep contradict each other\n\n%s", certsUsage)
+		return 2
+	}
 
 	opt := tlsconf.DefaultDevOptions()
 	if len(nodes) > 0 {
@@ -112,8 +119,12 @@ func certsInit(args []string, stdout, stderr io.Writer) int {
 		for _, p := range written {
 			fmt.Fprintf(stderr, "holdfast: wrote %s before failing\n", p)
 		}
+		if errors.Is(err, tlsconf.ErrExists) && *keep && len(written) == 0 {
+			fmt.Fprintf(stdout, "Kept the existing files in %s: %v\n", dir, err)
+			return 0
+		}
 		if errors.Is(err, tlsconf.ErrExists) {
-			fmt.Fprintf(stderr, "holdfast: %v (nothing written; --force overwrites)\n", err)
+			fmt.Fprintf(stderr, "holdfast: %v (nothing written; --force overwrites, --keep keeps)\n", err)
 		} else {
 			fmt.Fprintf(stderr, "holdfast: %v\n", err)
 		}

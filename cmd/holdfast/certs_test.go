@@ -79,6 +79,14 @@ func TestCertsInitDefaults(t *testing.T) {
 	if !bytes.Equal(before, after) {
 		t.Fatal("ca-key.pem changed without --force")
 	}
+	// With --keep (an init container's every start): exit 0, nothing changed.
+	code, out, errOut = runCmd(t, "certs", "init", "--keep", dir)
+	if code != 0 || !strings.Contains(out, "Kept the existing files") {
+		t.Fatalf("--keep: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if after, _ = os.ReadFile(filepath.Join(dir, "ca-key.pem")); !bytes.Equal(before, after) {
+		t.Fatal("ca-key.pem changed with --keep")
+	}
 	// With --force (after DIR): replaced.
 	code, _, errOut = runCmd(t, "certs", "init", dir, "--force")
 	if code != 0 {
@@ -135,6 +143,7 @@ func TestCertsUsageErrors(t *testing.T) {
 		{"certs", "init", filepath.Join(d, "g"), "--nodes", "a,a"},
 		{"certs", "init", filepath.Join(d, "h"), "--host", "not a host"},
 		{"certs", "init", filepath.Join(d, "i"), "--node"},
+		{"certs", "init", filepath.Join(d, "j"), "--force", "--keep"},
 	} {
 		code, out, errOut := runCmd(t, args...)
 		if code != 2 || errOut == "" || out != "" {

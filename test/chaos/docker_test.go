@@ -126,8 +126,8 @@ func startCluster(t *testing.T) *cluster {
 	if bin.skipped != "" {
 		t.Skip(bin.skipped)
 	}
-	c := &cluster{t: t, prefix: "holdfast-chaos-" + randHex(4), cfgDir: t.TempDir(),
-		http: &http.Client{Timeout: 10 * time.Second}}
+	c := &cluster{t: t, prefix: "holdfast-chaos-" + randHex(4), cfgDir: t.TempDir()}
+	c.http = c.httpClient()
 	c.net = c.prefix
 	var subnet string
 	for try := 0; ; try++ {
@@ -360,11 +360,17 @@ func (r result) String() string {
 }
 
 func (c *cluster) do(i int, method, path, body string, hdr ...string) result {
-	req, err := http.NewRequest(method, "http://"+c.ips[i]+":8080"+path, strings.NewReader(body))
+	return c.doURL("http://"+c.ips[i]+":8080"+path, method, body, append([]string{"Authorization", "Bearer " + chaosToken}, hdr...)...)
+}
+
+func (*cluster) httpClient() *http.Client { return &http.Client{Timeout: 10 * time.Second} }
+
+// doURL makes one request with the headers given as name, value pairs.
+func (c *cluster) doURL(url, method, body string, hdr ...string) result {
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
 		return result{err: err}
 	}
-	req.Header.Set("Authorization", "Bearer "+chaosToken)
 	for j := 0; j+1 < len(hdr); j += 2 {
 		req.Header.Set(hdr[j], hdr[j+1])
 	}
