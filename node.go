@@ -120,6 +120,7 @@ func NewNode(cfg Config, opts Options) (*Node, error) {
 		}
 		cc := cfg.clusterConfig()
 		cc.Logger = logger
+		cc.Registerer = n.registry
 		if n.cluster, err = cluster.New(cc, 2*rc.Partitions); err != nil {
 			store.Close()
 			return nil, fmt.Errorf("invalid configuration: %w", err)

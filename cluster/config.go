@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"regexp"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Config is one node's cluster settings. DefaultConfig gives the values
@@ -67,6 +69,9 @@ type Config struct {
 	GossipProbeInterval time.Duration
 
 	Logger *slog.Logger
+	// Registerer receives the lease and directory watch metrics; none when
+	// nil.
+	Registerer prometheus.Registerer
 }
 
 // DefaultConfig returns the defaults of DESIGN.md: TTL 15 s (longer than a

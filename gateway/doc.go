@@ -48,8 +48,13 @@
 //     official SDKs behave: 429 for limits (x-should-retry: false for an
 //     exhausted budget), 401 for keys, 400 naming the configured providers
 //     for an unroutable model, 400 naming the replacement for a retired one.
-//   - Responses stream through as they arrive, flushed per SSE event; the
-//     status and headers (request-id, *-ratelimit-*) are the provider's.
+//   - Responses stream through as they arrive: every complete SSE event
+//     of an upstream read is forwarded, and flushed once at the end of
+//     that read, before the gateway waits for more upstream bytes (as
+//     nginx with proxy_buffering off; a flush per event cost a write
+//     system call each); only the start of an event not yet complete
+//     waits. The status and headers (request-id, *-ratelimit-*) are the
+//     provider's.
 //     They are sent with the first byte, so that an attempt that failed
 //     before any byte can still be retried. Upstream silence is bounded
 //     (upstream_header_timeout, stream_idle_timeout = sse_stall). A stream
@@ -70,7 +75,11 @@
 //     so far; nothing reported but output sent: estimates, labelled so) and
 //     its cost priced in nano-dollars; a call that produced nothing settles
 //     failed=true. The settle runs after the response, in the background;
-//     Close waits for it.
+//     Close waits for it. At most 256 settles are in flight to the actors
+//     (the rest wait in the gateway, not in an actor's mailbox, where they
+//     would get admits refused); a settle refused for a full mailbox did
+//     not run and is retried until taken, within its 30 s; other errors
+//     get three attempts, then settle_failed.
 //   - Every response carries x-holdfast-request-id. Each call writes one
 //     slog line and counts Prometheus metrics (see metrics.go); failures
 //     are named by the taxonomy (overload_529, in_stream_overloaded,

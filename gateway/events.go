@@ -104,7 +104,7 @@ func (c *call) publishEvent(settleErr error) {
 	rate := 1.0
 	if !failed {
 		if !g.sample.keep() {
-			g.m.events.WithLabelValues("sampled_out").Inc()
+			g.m.event("sampled_out")
 			return
 		}
 		rate = g.sample.rate
@@ -130,5 +130,5 @@ func (c *call) publishEvent(settleErr error) {
 		Attempts:  c.attempts, SampleRate: rate,
 	}
 	g.events.Publish(ev)
-	g.m.events.WithLabelValues("sent").Inc()
+	g.m.event("sent")
 }

@@ -177,7 +177,7 @@ func (c *call) forward() {
 			return
 		}
 		if res.failure != "" {
-			g.m.failures.WithLabelValues(c.p.name, res.failure).Inc()
+			g.m.failure(c.p.name, res.failure)
 		}
 		if ctx.Err() != nil {
 			c.failure, c.status = "client_cancelled", 499

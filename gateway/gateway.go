@@ -44,7 +44,20 @@ type Gateway struct {
 	cacheSeen *lru[uint64, time.Time]  // prompt-prefix hash → last cache read
 
 	inflight inflight // calls being served or settled
+
+	// settles holds a slot per settle in flight to the account actors.
+	// Settles run after the response, so nothing slows them down when
+	// calls arrive faster than they settle; unbounded, they would fill an
+	// actor's mailbox (limits.mailbox_depth) and get admits, which a
+	// client is waiting for, refused with 529. Queued here instead, they
+	// wait in the gateway's memory, one goroutine each, as before.
+	settles chan struct{}
 }
+
+// maxSettlesInFlight leaves most of an actor's default mailbox (1024) to
+// admits, and is far above what group commit needs to batch them (a
+// commit takes about a millisecond).
+const maxSettlesInFlight = 256
 
 // inflight counts calls from arrival until their settle and log line are
 // done. Unlike a WaitGroup it may be waited on while calls come and go.
@@ -113,6 +126,7 @@ func New(cfg Config, providers map[string]ProviderConfig, prices *pricing.Table,
 		remaining: newLRU[string, admitState](100_000),
 		cacheSeen: newLRU[uint64, time.Time](65_536),
 		sample:    &sampler{rate: cfg.UsageEvents.SuccessSampleRate},
+		settles:   make(chan struct{}, maxSettlesInFlight),
 	}
 	if cfg.UsageEvents.Enabled {
 		g.events = opts.Events
@@ -291,7 +305,7 @@ func (c *call) refuse(ref refusal) {
 	if ref.failure == "client_cancelled" {
 		// Nobody to answer.
 		c.failure, c.status = ref.failure, 499
-		c.g.m.failures.WithLabelValues("", ref.failure).Inc()
+		c.g.m.failure("", ref.failure)
 		return
 	}
 	c.status = envelope.Status(c.fam, ref.kind)
@@ -303,7 +317,7 @@ func (c *call) refuse(ref refusal) {
 		if c.p != nil {
 			prov = c.p.name
 		}
-		c.g.m.failures.WithLabelValues(prov, ref.failure).Inc()
+		c.g.m.failure(prov, ref.failure)
 	}
 	_ = envelope.Write(c.w, c.fam, envelope.Refusal{Kind: ref.kind, Message: ref.msg, RequestID: c.id},
 		envelope.Options{RetryAfter: ref.retryAfter, NoRetry: ref.noRetry})
@@ -326,7 +340,9 @@ func (c *call) finish() {
 	}
 	go func() {
 		defer c.g.inflight.add(-1)
+		c.g.settles <- struct{}{}
 		err := c.settle()
+		<-c.g.settles
 		c.logLine(err)
 		c.publishEvent(err)
 	}()

@@ -52,8 +52,11 @@ type fakeCaller struct {
 	decide func(n int, r *holdfastv1.AccountAdmitRequest) (*holdfastv1.AccountAdmitResponse, error)
 	// settleErr fails settle attempt n when it returns an error.
 	settleErr func(n int) error
-	settleTry int
-	settled   chan *holdfastv1.AccountSettleRequest
+	// settleEnter, if set, is called as a settle arrives, before any
+	// lock: a test may block in it.
+	settleEnter func()
+	settleTry   int
+	settled     chan *holdfastv1.AccountSettleRequest
 }
 
 func newFakeCaller() *fakeCaller {
@@ -61,6 +64,9 @@ func newFakeCaller() *fakeCaller {
 }
 
 func (f *fakeCaller) Call(ctx context.Context, id actor.ID, msg proto.Message) (proto.Message, error) {
+	if _, ok := msg.(*holdfastv1.AccountSettleRequest); ok && f.settleEnter != nil {
+		f.settleEnter()
+	}
 	f.mu.Lock()
 	f.ids = append(f.ids, id)
 	switch m := msg.(type) {

@@ -38,9 +38,36 @@ type metrics struct {
 	failures *prometheus.CounterVec
 	events   *prometheus.CounterVec
 
-	mu     sync.Mutex
-	models map[string]bool
+	// The children of the vectors above, looked up once per label set:
+	// WithLabelValues hashes every label value on every call. Keys hold
+	// model labels (bounded by maxModelLabels), never raw client strings.
+	mu       sync.RWMutex
+	models   map[string]bool
+	counters map[seriesKey]prometheus.Counter
+	observer map[seriesKey]prometheus.Observer
 }
+
+// seriesKey names one child: which vector, and its label values (n: a
+// status code, a tokenKinds index, or an estimated flag).
+type seriesKey struct {
+	vec             uint8
+	provider, label string
+	n               int
+}
+
+// Vector identifiers for seriesKey.vec.
+const (
+	vecRequests uint8 = iota
+	vecTokens
+	vecCost
+	vecFailures
+	vecEvents
+	vecLatency
+	vecTTFB
+)
+
+// tokenKinds are the kind label values of tokens_total.
+var tokenKinds = [...]string{"input", "output", "cache_write_5m", "cache_write_1h", "cache_read"}
 
 const maxModelLabels = 256
 
@@ -67,7 +94,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "usage_events_total",
 			Help: "Usage events by result: sent to the event sink, or sampled_out (a success beyond gateway.usage_events.success_sample_rate)."},
 			[]string{"result"}),
-		models: map[string]bool{},
+		models:   map[string]bool{},
+		counters: map[seriesKey]prometheus.Counter{},
+		observer: map[seriesKey]prometheus.Observer{},
 	}
 	for _, c := range []prometheus.Collector{m.requests, m.latency, m.ttfb, m.tokens, m.cost, m.retries, m.failures, m.events} {
 		if err := reg.Register(c); err != nil {
@@ -81,16 +110,70 @@ func (m *metrics) modelLabel(model string) string {
 	if model == "" {
 		return ""
 	}
+	m.mu.RLock()
+	known, full := m.models[model], len(m.models) >= maxModelLabels
+	m.mu.RUnlock()
+	switch {
+	case known:
+		return model
+	case full:
+		return "other"
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.models[model] {
-		return model
-	}
-	if len(m.models) >= maxModelLabels {
+	if !m.models[model] && len(m.models) >= maxModelLabels {
 		return "other"
 	}
 	m.models[model] = true
 	return model
+}
+
+// counter returns the child for k, made by mk on first use.
+func (m *metrics) counter(k seriesKey, mk func() prometheus.Counter) prometheus.Counter {
+	m.mu.RLock()
+	c := m.counters[k]
+	m.mu.RUnlock()
+	if c != nil {
+		return c
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if c = m.counters[k]; c == nil {
+		c = mk()
+		m.counters[k] = c
+	}
+	return c
+}
+
+func (m *metrics) histogram(k seriesKey, vec *prometheus.HistogramVec) prometheus.Observer {
+	m.mu.RLock()
+	o := m.observer[k]
+	m.mu.RUnlock()
+	if o != nil {
+		return o
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if o = m.observer[k]; o == nil {
+		o = vec.WithLabelValues(k.provider)
+		m.observer[k] = o
+	}
+	return o
+}
+
+// failure counts one failure by taxonomy name (a fixed set of names:
+// the cache stays bounded).
+func (m *metrics) failure(provider, name string) {
+	m.counter(seriesKey{vec: vecFailures, provider: provider, label: name}, func() prometheus.Counter {
+		return m.failures.WithLabelValues(provider, name)
+	}).Inc()
+}
+
+// event counts one usage event by result.
+func (m *metrics) event(result string) {
+	m.counter(seriesKey{vec: vecEvents, label: result}, func() prometheus.Counter {
+		return m.events.WithLabelValues(result)
+	}).Inc()
 }
 
 // observe counts a finished call. Upstream failures were counted per
@@ -101,32 +184,35 @@ func (m *metrics) observe(c *call) {
 		prov = c.p.name
 	}
 	model := m.modelLabel(c.model)
-	m.requests.WithLabelValues(prov, model, strconv.Itoa(c.status)).Inc()
+	m.counter(seriesKey{vec: vecRequests, provider: prov, label: model, n: c.status}, func() prometheus.Counter {
+		return m.requests.WithLabelValues(prov, model, strconv.Itoa(c.status))
+	}).Inc()
 	if c.attempts > 0 {
-		m.latency.WithLabelValues(prov).Observe(c.upstream.Seconds())
+		m.histogram(seriesKey{vec: vecLatency, provider: prov}, m.latency).Observe(c.upstream.Seconds())
 		if c.ttfb > 0 {
-			m.ttfb.WithLabelValues(prov).Observe(c.ttfb.Seconds())
+			m.histogram(seriesKey{vec: vecTTFB, provider: prov}, m.ttfb).Observe(c.ttfb.Seconds())
 		}
 	}
 	if c.usageSeen {
-		est := strconv.FormatBool(c.estimated)
 		u := c.usage
-		for _, kv := range []struct {
-			kind string
-			n    int64
-		}{
-			{"input", u.InputTokens}, {"output", u.OutputTokens},
-			{"cache_write_5m", u.CacheCreation5mInputTokens}, {"cache_write_1h", u.CacheCreation1hInputTokens},
-			{"cache_read", u.CacheReadInputTokens},
-		} {
-			if kv.n > 0 {
-				m.tokens.WithLabelValues(prov, model, kv.kind, est).Add(float64(kv.n))
+		est := 0
+		if c.estimated {
+			est = 1
+		}
+		for kind, n := range [len(tokenKinds)]int64{u.InputTokens, u.OutputTokens,
+			u.CacheCreation5mInputTokens, u.CacheCreation1hInputTokens, u.CacheReadInputTokens} {
+			if n > 0 {
+				m.counter(seriesKey{vec: vecTokens, provider: prov, label: model, n: kind<<1 | est}, func() prometheus.Counter {
+					return m.tokens.WithLabelValues(prov, model, tokenKinds[kind], strconv.FormatBool(est == 1))
+				}).Add(float64(n))
 			}
 		}
-		m.cost.WithLabelValues(prov, model).Add(float64(c.cost))
+		m.counter(seriesKey{vec: vecCost, provider: prov, label: model}, func() prometheus.Counter {
+			return m.cost.WithLabelValues(prov, model)
+		}).Add(float64(c.cost))
 	}
 	if c.silentMiss {
-		m.failures.WithLabelValues(prov, "cache_silent_miss").Inc()
+		m.failure(prov, "cache_silent_miss")
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"strings"
 	"time"
@@ -478,17 +479,34 @@ func (c *call) settle() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var err error
-	for i := range 3 {
+	for failed, busy := 0, 0; ; {
 		if _, err = c.g.caller.Call(ctx, c.accountID(), req); err == nil {
 			return nil
 		}
-		if ctx.Err() != nil || i == 2 {
-			break
+		var wait time.Duration
+		if errors.Is(err, actor.ErrOverloaded) && busy < maxSettleBusyRetries {
+			// The actor's mailbox was full: the turn did not run, so
+			// waiting it out is safe, and in a burst it is what keeps the
+			// call charged. Jittered, so that refused settles do not
+			// return together.
+			wait = min(50*time.Millisecond<<min(busy, 5), time.Second)
+			wait = wait/2 + time.Duration(rand.Int64N(int64(wait/2)))
+			busy++
+		} else {
+			if failed++; failed == 3 {
+				break
+			}
+			wait = time.Duration(200<<(failed-1)) * time.Millisecond
 		}
-		if c.g.sleep(ctx, time.Duration(200<<i)*time.Millisecond) != nil {
+		if ctx.Err() != nil || c.g.sleep(ctx, wait) != nil {
 			break
 		}
 	}
-	c.g.m.failures.WithLabelValues(c.p.name, "settle_failed").Inc()
+	c.g.m.failure(c.p.name, "settle_failed")
 	return err
 }
+
+// maxSettleBusyRetries bounds the retries of a settle refused by a full
+// mailbox (about the settle's 30 s at the 1 s cap); other errors get three
+// attempts.
+const maxSettleBusyRetries = 40

@@ -4,12 +4,15 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/anthropics/anthropic-sdk-go/v2"
 	aoption "github.com/anthropics/anthropic-sdk-go/v2/option"
+	"github.com/holdfast/holdfast/actor"
 	"github.com/holdfast/holdfast/gateway/pricing"
 	"github.com/holdfast/holdfast/gateway/vkey"
 	holdfastv1 "github.com/holdfast/holdfast/proto/holdfast/v1"
@@ -215,6 +218,80 @@ func TestSettleRetriedWithTheSameRequestID(t *testing.T) {
 	e.quiesce()
 	if e.caller.settleTry != 2 || s.GetRequestId() != resp.Header.Get(HeaderRequestID)+".settle" {
 		t.Fatalf("tries %d, id %q", e.caller.settleTry, s.GetRequestId())
+	}
+}
+
+// A settle refused for a full mailbox (the turn did not run) is retried
+// until the actor takes it, and those refusals do not use up the three
+// attempts other errors get.
+func TestSettleWaitsOutAFullMailbox(t *testing.T) {
+	e := newEnv(t)
+	full := fmt.Errorf("actor account/local: %w: 1024 calls queued", actor.ErrOverloaded)
+	e.caller.settleErr = func(n int) error {
+		switch {
+		case n < 10:
+			return full
+		case n < 12:
+			return errors.New("unknown outcome")
+		}
+		return nil
+	}
+	resp := e.post("/v1/messages", streamBody, nil)
+	readAll(t, resp.Body)
+	e.caller.waitSettle(t)
+	e.quiesce()
+	if e.caller.settleTry != 13 || e.metric("holdfast_gateway_failures_total", "failure", "settle_failed") != 0 {
+		t.Fatalf("settle tries %d, settle_failed %v", e.caller.settleTry, e.metric("holdfast_gateway_failures_total", "failure", "settle_failed"))
+	}
+	// A mailbox that stays full fails the settle in the end, counted.
+	e.caller.settleErr = func(int) error { return full }
+	readAll(t, e.post("/v1/messages", streamBody, nil).Body)
+	e.quiesce()
+	if e.metric("holdfast_gateway_failures_total", "failure", "settle_failed") != 1 {
+		t.Fatal("a settle refused for good was not counted")
+	}
+}
+
+// Settles in flight to the actors are bounded: the rest wait in the
+// gateway, not in the actor's mailbox, and all of them settle.
+func TestSettlesInFlightBounded(t *testing.T) {
+	e := newEnv(t)
+	e.gw.settles = make(chan struct{}, 2)
+	var (
+		mu              sync.Mutex
+		inside, maxSeen int
+	)
+	release := make(chan struct{})
+	var once sync.Once
+	open := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(open) // a failed check must not leave settles blocked
+	entered := make(chan struct{}, 8)
+	e.caller.settleEnter = func() {
+		mu.Lock()
+		inside++
+		maxSeen = max(maxSeen, inside)
+		mu.Unlock()
+		entered <- struct{}{}
+		<-release
+		mu.Lock()
+		inside--
+		mu.Unlock()
+	}
+	const calls = 5
+	for range calls {
+		readAll(t, e.post("/v1/messages", streamBody, nil).Body)
+	}
+	// Every call has answered, so every settle has started; two are
+	// inside the actor call, the others must be waiting for a slot.
+	<-entered
+	<-entered
+	if len(e.gw.settles) != 2 {
+		t.Fatalf("%d settle slots taken", len(e.gw.settles))
+	}
+	open()
+	e.quiesce()
+	if len(e.caller.settles) != calls || maxSeen > 2 {
+		t.Fatalf("%d settled, at most %d at once", len(e.caller.settles), maxSeen)
 	}
 }
 

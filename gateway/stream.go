@@ -6,6 +6,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -79,18 +80,19 @@ func (cw *clientWriter) Flush() error {
 }
 
 func isSSE(contentType string) bool {
-	if contentType == "text/event-stream" {
-		return true // the usual case, without ParseMediaType's map
+	if contentType == "text/event-stream" || strings.EqualFold(contentType, "text/event-stream; charset=utf-8") {
+		return true // the usual cases, without ParseMediaType's map
 	}
 	mt, _, err := mime.ParseMediaType(contentType)
 	return err == nil && mt == "text/event-stream"
 }
 
-// relay passes a 2xx response to the client as it arrives: SSE event by
-// event through a usage.Tee, anything else read by read. Idle upstream
-// silence is bounded by the watchdog. A failure before any byte reached
-// the client is returned for a retry; after that the client's stream is
-// cut the same way the upstream's was (c.abort).
+// relay passes a 2xx response to the client as it arrives, flushed once
+// per upstream read: SSE through a usage.Tee (the complete events of the
+// read), anything else as read. Idle upstream silence is bounded by the
+// watchdog. A failure before any byte reached the client is returned for
+// a retry; after that the client's stream is cut the same way the
+// upstream's was (c.abort).
 func (c *call) relay(ctx context.Context, cancel context.CancelCauseFunc, resp *http.Response, start time.Time) attemptResult {
 	g := c.g
 	defer resp.Body.Close()
@@ -210,7 +212,7 @@ func (c *call) relay(ctx context.Context, cancel context.CancelCauseFunc, resp *
 		}
 	}
 	if c.failure != "" {
-		g.m.failures.WithLabelValues(c.p.name, c.failure).Inc()
+		g.m.failure(c.p.name, c.failure)
 	}
 	return attemptResult{done: true}
 }

@@ -23,7 +23,21 @@ var stallCheckInterval = 2 * time.Second
 // breaks (connection lost, consumer gone, stall) it is restarted after a
 // backoff from the revision after the last one seen, so nothing is
 // delivered twice or out of order, and no update is lost (the bucket keeps
-// the latest value of every key). deliver runs on the caller's goroutine
+// the latest value of every key).
+//
+// A stall is seen two ways. The cheap, fast one: a write through Do was
+// acknowledged at a revision the watch has not delivered, and the watch
+// has delivered nothing for WatchLag (a slow watch that still moves is
+// left alone: a restart would not speed it up).
+// The watch is an ordered push consumer, an R1 consumer that the servers
+// may place on any replica of the stream; when that server dies, nothing
+// tells the client (nats.go notices missing heartbeats only after 10 s),
+// so without this the node's directory view froze for seconds and it
+// could neither see claims nor make them. The backstop, for a node that
+// writes nothing: the stream's last sequence, polled every
+// stallCheckInterval, ahead of the watch for two polls in a row.
+//
+// deliver runs on the caller's goroutine
 // and must not call Watch. Watch returns ctx.Err() when ctx ends.
 // Concurrent Watch calls are independent.
 func (d *Directory) Watch(ctx context.Context, deliver func(ownership.Input)) error {
@@ -34,14 +48,17 @@ func (d *Directory) Watch(ctx context.Context, deliver func(ownership.Input)) er
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		progressed := d.watchOnce(ctx, &last, &synced, deliver)
+		progressed, why := d.watchOnce(ctx, &last, &synced, deliver)
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		if progressed {
 			wait = 50 * time.Millisecond
 		}
-		d.log.Warn("directory: watch broken, restarting", "after_rev", last, "backoff", wait)
+		if d.cfg.OnWatchRestart != nil {
+			d.cfg.OnWatchRestart(why)
+		}
+		d.log.Warn("directory: watch broken, restarting", "reason", why, "after_rev", last, "backoff", wait)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -51,9 +68,17 @@ func (d *Directory) Watch(ctx context.Context, deliver func(ownership.Input)) er
 	}
 }
 
+// Reasons for a watch restart (DirectoryConfig.OnWatchRestart).
+const (
+	WatchLagged  = "lag"    // nothing delivered for WatchLag, an acknowledged write among it
+	WatchStalled = "stall"  // behind the stream's last sequence for two polls
+	WatchClosed  = "closed" // the watcher ended (consumer or connection lost)
+	WatchFailed  = "start"  // the watcher could not be created
+)
+
 // watchOnce runs one watcher until it breaks or ctx ends; it reports
-// whether it received anything.
-func (d *Directory) watchOnce(ctx context.Context, last *uint64, synced *bool, deliver func(ownership.Input)) (progressed bool) {
+// whether it received anything, and why it ended.
+func (d *Directory) watchOnce(ctx context.Context, last *uint64, synced *bool, deliver func(ownership.Input)) (progressed bool, why string) {
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var opts []jetstream.WatchOpt
@@ -63,19 +88,38 @@ func (d *Directory) watchOnce(ctx context.Context, last *uint64, synced *bool, d
 	w, err := d.kv.WatchAll(wctx, opts...)
 	if err != nil {
 		d.log.Debug("directory: watch start failed", "err", err)
-		return false
+		return false, WatchFailed
 	}
 	defer StopWatcher(w)
 	if d.testWatcher != nil {
 		d.testWatcher(w)
 	}
-	tick := time.NewTicker(stallCheckInterval)
+	tick := time.NewTicker(d.stallCheck)
 	defer tick.Stop()
+	lagTick := time.NewTicker(max(d.cfg.WatchLag/4, time.Millisecond))
+	defer lagTick.Stop()
 	checkedAt, behind := *last, false
+	var awaited uint64 // an acknowledged revision not delivered yet
+	var awaitedSince time.Time
 	for {
 		select {
 		case <-ctx.Done():
-			return progressed
+			return progressed, ""
+		case now := <-lagTick.C:
+			// Measured from when this loop first saw the write
+			// acknowledged (at most WatchLag/4 after it) or from the last
+			// update delivered, whichever is later.
+			if awaited <= *last {
+				awaited = 0
+				if a := d.acked.Load(); a > *last {
+					awaited, awaitedSince = a, now
+				}
+				continue
+			}
+			if now.Sub(awaitedSince) >= d.cfg.WatchLag {
+				d.log.Warn("directory: watch lags a write this node saw acknowledged; restarting it", "at_rev", *last, "acked_rev", awaited, "lag", d.cfg.WatchLag)
+				return progressed, WatchLagged
+			}
 		case <-tick.C:
 			lastSeq, ok := d.lastSeq(ctx)
 			if !ok {
@@ -84,14 +128,15 @@ func (d *Directory) watchOnce(ctx context.Context, last *uint64, synced *bool, d
 			stalled := lastSeq > *last && *last == checkedAt
 			if stalled && behind {
 				d.log.Warn("directory: watch stalled", "at_rev", *last, "stream_last", lastSeq)
-				return progressed
+				return progressed, WatchStalled
 			}
 			checkedAt, behind = *last, stalled
 		case e, ok := <-w.Updates():
 			if !ok {
-				return progressed
+				return progressed, WatchClosed
 			}
 			progressed = true
+			awaitedSince = time.Now()
 			if e == nil {
 				if !*synced {
 					*synced = true

@@ -96,7 +96,7 @@ func (n *Node) tickLease() {
 		// The send time is taken before sending: validity counts from it.
 		l.lastSend = n.now
 		v := n.ownLease()
-		l.op = n.issue(KVOp{Kind: OpCompareAndSet, Key: LeaseKey(n.cfg.NodeID), ExpectRev: l.rev, Lease: &v},
+		l.op = n.issue(KVOp{Kind: OpCompareAndSet, Key: LeaseKey(n.cfg.NodeID), ExpectRev: l.rev, Lease: &v, Renewal: true},
 			&pendingOp{purpose: purposeRenew, lease: v})
 	}
 }

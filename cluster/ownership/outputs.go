@@ -43,6 +43,9 @@ type KVOp struct {
 	ExpectRev uint64
 	Lease     *Lease
 	Entry     *Entry
+	// Renewal marks a renewal of this node's own lease, so that the driver
+	// can measure renewals apart from other writes.
+	Renewal bool
 }
 
 // Persist records durably the highest epoch seen for a partition.

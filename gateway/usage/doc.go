@@ -5,8 +5,8 @@
 //
 //   - Splitter cuts a byte stream, fed in chunks split anywhere, into SSE
 //     events: each event is yielded as its exact raw bytes including the
-//     terminating blank line, so the proxy forwards it unchanged and flushes
-//     per event. Concatenating the events and the bytes returned at End gives
+//     terminating blank line, so the proxy forwards it unchanged and never
+//     holds a complete event back. Concatenating the events and the bytes returned at End gives
 //     the input back. The result never depends on how the input was chunked.
 //     Events are bounded (DefaultMaxEventSize); a larger one is an
 //     *EventTooLargeError, which also bounds memory per stream.
@@ -18,8 +18,10 @@
 //   - Anthropic usage in message_delta is cumulative: figures present there
 //     replace earlier ones and are never added to them.
 //   - Tee combines a Splitter and an Accumulator behind an io.Writer for the
-//     proxy loop, optionally dropping the OpenAI usage-only chunk that the
-//     gateway itself requested.
+//     proxy loop: each Write forwards the events it completes and flushes
+//     once (one socket write per upstream read, not per event), optionally
+//     dropping the OpenAI usage-only chunk that the gateway itself
+//     requested.
 //   - FromBody extracts the same Usage from a whole non-streaming response.
 //
 // Nothing here does I/O of its own or starts goroutines.

@@ -4,9 +4,15 @@ import "io"
 
 // Tee forwards an SSE response to the client event by event while an
 // Accumulator reads usage from the same bytes. Write it the upstream body
-// as it arrives (io.Copy works); it writes each complete event to W
-// unchanged and then calls Flush, so the client never waits on a buffer.
-// It is not safe for concurrent use.
+// as it arrives (io.Copy works): each Write forwards to W, unchanged and
+// in order, every event that p completes, then calls Flush once if it
+// forwarded anything. A flush per upstream read rather than per event is
+// what nginx does with proxy_buffering off: an event never waits for
+// later upstream bytes (it is flushed before the proxy reads again), but
+// the events of one read share one write to the socket, where a flush per
+// event cost a system call each. Only the start of an event whose end has
+// not arrived stays behind, in the Splitter. It is not safe for
+// concurrent use.
 type Tee struct {
 	w     io.Writer
 	flush func() error
@@ -15,12 +21,15 @@ type Tee struct {
 	// dropUsageOnly: see TeeOptions.DropUsageOnly.
 	dropUsageOnly bool
 	info          EventInfo
+	// unflushed: an event went to W since the last flush.
+	unflushed bool
 }
 
 // TeeOptions configures a Tee. The zero value is usable.
 type TeeOptions struct {
-	// Flush, if set, is called after every forwarded event (for an HTTP
-	// response: http.NewResponseController(w).Flush).
+	// Flush, if set, is called at the end of every Write (and Close) that
+	// forwarded at least one event (for an HTTP response:
+	// http.NewResponseController(w).Flush).
 	Flush func() error
 	// MaxEventSize bounds one event (DefaultMaxEventSize when <= 0).
 	MaxEventSize int
@@ -39,10 +48,16 @@ func NewTee(w io.Writer, acc Accumulator, opt TeeOptions) *Tee {
 }
 
 // Write implements io.Writer. It returns len(p) once every event completed
-// by p has been forwarded; an error means the client write failed, Flush
-// failed, or an event exceeded the limit (*EventTooLargeError).
+// by p has been forwarded and flushed; an error means the client write
+// failed, Flush failed, or an event exceeded the limit
+// (*EventTooLargeError). The events before an oversized one are still
+// flushed: they were complete.
 func (t *Tee) Write(p []byte) (int, error) {
-	if err := t.split.Feed(p, t.event); err != nil {
+	err := t.split.Feed(p, t.event)
+	if ferr := t.flushForwarded(); err == nil {
+		err = ferr
+	}
+	if err != nil {
 		return 0, err
 	}
 	return len(p), nil
@@ -53,16 +68,15 @@ func (t *Tee) Write(p []byte) (int, error) {
 // dropped) and flushes. It does not close W.
 func (t *Tee) Close() error {
 	rest, err := t.split.End(t.event)
-	if err != nil {
-		return err
+	if err == nil && len(rest) > 0 {
+		if _, err = t.w.Write(rest); err == nil {
+			t.unflushed = true
+		}
 	}
-	if len(rest) == 0 {
-		return nil
+	if ferr := t.flushForwarded(); err == nil {
+		err = ferr
 	}
-	if _, err := t.w.Write(rest); err != nil {
-		return err
-	}
-	return t.doFlush()
+	return err
 }
 
 // Last returns what the accumulator said about the most recent event, so the
@@ -87,12 +101,17 @@ func (t *Tee) event(ev []byte) error {
 	if _, err := t.w.Write(ev); err != nil {
 		return err
 	}
-	return t.doFlush()
+	t.unflushed = true
+	return nil
 }
 
-func (t *Tee) doFlush() error {
-	if t.flush == nil {
+// flushForwarded flushes once if anything was forwarded since the last
+// flush.
+func (t *Tee) flushForwarded() error {
+	if !t.unflushed || t.flush == nil {
+		t.unflushed = false
 		return nil
 	}
+	t.unflushed = false
 	return t.flush()
 }

@@ -35,7 +35,8 @@ func TestTeeForwardsEventsUnchanged(t *testing.T) {
 		if out.String() != stream {
 			t.Fatalf("forwarded bytes differ from upstream")
 		}
-		// One flush per event, each right after the event's blank line.
+		// Fed a byte at a time, each Write completes at most one event, so
+		// there is one flush per event, right after its blank line.
 		var want []int
 		n := 0
 		for _, ev := range splitEvents(t, stream) {
@@ -84,8 +85,79 @@ func TestTeeForwardsTruncatedTail(t *testing.T) {
 	if err := tee.Close(); err != nil || out.String() != stream {
 		t.Fatalf("Close: %v, forwarded %q", err, out.String())
 	}
-	if len(out.flushedAt) != 5 || tee.Usage() != (Usage{}) {
-		t.Fatalf("flushes %v", out.flushedAt)
+	// One flush for the Write's four complete events, one for the tail.
+	if want := []int{len(anthropicOverloaded), len(stream)}; !slices.Equal(out.flushedAt, want) || tee.Usage() != (Usage{}) {
+		t.Fatalf("flushed at %v, want %v", out.flushedAt, want)
+	}
+}
+
+// TestTeeFlushesOncePerWrite: every Write that completes events forwards
+// all of them and flushes once, after the last; the start of an event
+// whose end has not arrived is neither forwarded nor flushed until the
+// Write that completes it. Every chunking of every stream is checked
+// against the event boundaries.
+func TestTeeFlushesOncePerWrite(t *testing.T) {
+	for _, stream := range []string{anthropicStream, anthropicOverloaded, openaiStreamWithUsage, geminiStream} {
+		var ends []int // offset just past each event
+		n := 0
+		for _, ev := range splitEvents(t, stream) {
+			n += len(ev)
+			ends = append(ends, n)
+		}
+		for _, size := range []int{len(stream), 1000, 333, 64, 7} {
+			var out flushRecorder
+			tee := NewTee(&out, new(Anthropic), TeeOptions{Flush: out.flush})
+			var want []int
+			for off := 0; off < len(stream); off += size {
+				end := min(off+size, len(stream))
+				if _, err := tee.Write([]byte(stream[off:end])); err != nil {
+					t.Fatal(err)
+				}
+				// What this Write completed: the events ending in (off, end].
+				done := 0
+				for _, e := range ends {
+					if e <= end {
+						done = e
+					}
+				}
+				if out.Len() != done {
+					t.Fatalf("chunk %d: after Write of [%d,%d) forwarded %d bytes, want %d (the complete events)", size, off, end, out.Len(), done)
+				}
+				if done > off {
+					want = append(want, done)
+				}
+			}
+			if !slices.Equal(out.flushedAt, want) {
+				t.Fatalf("chunk %d: flushed at %v, want %v", size, out.flushedAt, want)
+			}
+			if err := tee.Close(); err != nil || out.String() != stream || len(out.flushedAt) != len(want) {
+				t.Fatalf("chunk %d: Close %v, %d flushes after it", size, err, len(out.flushedAt)-len(want))
+			}
+		}
+		// The whole stream in one Write: one flush, after everything.
+		var out flushRecorder
+		tee := NewTee(&out, nil, TeeOptions{Flush: out.flush})
+		if _, err := tee.Write([]byte(stream)); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(out.flushedAt, []int{len(stream)}) {
+			t.Fatalf("one Write of %d events flushed at %v", len(ends), out.flushedAt)
+		}
+	}
+}
+
+// TestTeeFlushesEventsBeforeOversized: the complete events of a Write that
+// then hits an oversized event still reach the client, flushed.
+func TestTeeFlushesEventsBeforeOversized(t *testing.T) {
+	var out flushRecorder
+	tee := NewTee(&out, nil, TeeOptions{Flush: out.flush, MaxEventSize: 64})
+	_, err := tee.Write([]byte(openaiDone + "data: " + strings.Repeat("x", 100)))
+	var tl *EventTooLargeError
+	if !errors.As(err, &tl) {
+		t.Fatalf("oversized event: %v", err)
+	}
+	if out.String() != openaiDone || !slices.Equal(out.flushedAt, []int{len(openaiDone)}) {
+		t.Fatalf("forwarded %q, flushed at %v", out.String(), out.flushedAt)
 	}
 }
 

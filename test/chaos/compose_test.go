@@ -18,7 +18,8 @@ import (
 // image built by deploy/Dockerfile, the default 1024 partitions, mTLS from
 // `holdfast certs init --keep`), writes through one node, reads through
 // another, then stops a node with SIGTERM: it must hand off every
-// partition before it exits (a clean drain), and nothing written is lost.
+// partition before it exits (a clean drain), and nothing written is lost;
+// started again, it rejoins and serves every key.
 func TestComposeFile(t *testing.T) {
 	if bin.skipped != "" {
 		t.Skip(bin.skipped)
@@ -111,6 +112,21 @@ func TestComposeFile(t *testing.T) {
 	}
 	readAll(0)
 	readAll(2)
+
+	// Back on its volume (a rolling restart's second half): it rejoins,
+	// takes its share back by handoff, and serves every key again.
+	start = time.Now()
+	if out, err := compose("start", "node-2"); err != nil {
+		t.Fatalf("docker-compose start node-2: %v\n%s", err, out)
+	}
+	c.waitFor(120*time.Second, "node-2 ready again", func() error {
+		if r := get(1, "/readyz"); r.err != nil || r.status != 200 {
+			return fmt.Errorf("%v", r)
+		}
+		return nil
+	})
+	t.Logf("node-2 ready again %v after its start", time.Since(start).Round(time.Millisecond))
+	readAll(1)
 }
 
 func moduleRoot(t *testing.T) string {

@@ -632,6 +632,7 @@ type failoverRun struct {
 	Victim, Via string        // the crashed member, the survivor probed through
 	GossipGone  time.Duration // Crash called -> the survivor's member list no longer shows the victim serving (0: not seen before the take succeeded)
 	MaxLeaseAge time.Duration // the survivor's own lease age (time since its lease key was last written, per its watch), largest seen until the take succeeded
+	Uncredited  time.Duration // Crash called -> take succeeded, less the lease credit a survivor gained meanwhile (largest over the survivors)
 }
 
 // measureFailover: each run crashes one member, the owner of a fresh
@@ -738,6 +739,12 @@ func measureFailover(c *harness.Cluster, o options) ([]failoverRun, error) {
 				}
 			}
 		}()
+		credit0 := map[int]time.Duration{}
+		for i := range c.N() {
+			if i != victim {
+				credit0[i] = c.Node(i).Cluster().LeaseCredit()
+			}
+		}
 		c.Crash(victim)
 		r.CrashTook = time.Since(t0)
 		deadline := t0.Add(60 * time.Second)
@@ -748,6 +755,9 @@ func measureFailover(c *harness.Cluster, o options) ([]failoverRun, error) {
 			r.Probes++
 			if err == nil {
 				r.Failover = time.Since(t0)
+				for i, c0 := range credit0 {
+					r.Uncredited = max(r.Uncredited, r.Failover-(c.Node(i).Cluster().LeaseCredit()-c0))
+				}
 				break
 			}
 			r.ProbeErrors[errKind(err)]++
@@ -769,8 +779,8 @@ func measureFailover(c *harness.Cluster, o options) ([]failoverRun, error) {
 		}
 		c.WaitStable(120 * time.Second)
 		r.Recover = time.Since(t1)
-		logf("failover run %d/%d: crash %s (directory leader %v): %v (claim seen %v, gossip gone %v, survivor's lease age up to %v, crash call %v, %d probes); back in %v",
-			run+1, o.failoverRuns, r.Victim, r.Leader, r.Failover.Round(time.Millisecond), r.ClaimSeen.Round(time.Millisecond), r.GossipGone.Round(time.Millisecond), r.MaxLeaseAge.Round(time.Millisecond), r.CrashTook.Round(time.Millisecond), r.Probes, r.Recover.Round(time.Millisecond))
+		logf("failover run %d/%d: crash %s (directory leader %v): %v (claim seen %v, gossip gone %v, survivor's lease age up to %v, uncredited %v, crash call %v, %d probes); back in %v",
+			run+1, o.failoverRuns, r.Victim, r.Leader, r.Failover.Round(time.Millisecond), r.ClaimSeen.Round(time.Millisecond), r.GossipGone.Round(time.Millisecond), r.MaxLeaseAge.Round(time.Millisecond), r.Uncredited.Round(time.Millisecond), r.CrashTook.Round(time.Millisecond), r.Probes, r.Recover.Round(time.Millisecond))
 		runs = append(runs, r)
 	}
 	return runs, nil

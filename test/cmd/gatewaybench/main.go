@@ -74,6 +74,11 @@ type phase struct {
 	selfCPU, nginxCPU, fakeCPU float64
 	mallocs, allocBytes        uint64
 	turnP50, turnN, fsyncP50   float64
+	// The account actor's side (all calls go to one actor): mailbox depth
+	// met by arriving calls, calls refused for a full mailbox, writes per
+	// group commit.
+	mailboxP50, mailboxP99, overloaded, batchP50 float64
+	settleFailed                                 float64
 }
 
 type holdRes struct {
@@ -295,6 +300,10 @@ func runOnce(rates []float64, last bool) (*run, error) {
 			ctx := context.Background()
 			ta, _ := scrapeHist(ctx, metrics, "holdfast_turn_seconds", `namespace="account"`)
 			fa, _ := scrapeHist(ctx, metrics, "holdfast_fsync_seconds", "")
+			ma, _ := scrapeHist(ctx, metrics, "holdfast_mailbox_depth", "")
+			ba, _ := scrapeHist(ctx, metrics, "holdfast_commit_batch_writes", "")
+			oa := scrapeCounter(ctx, metrics, "holdfast_overloaded_total", "")
+			sfa := scrapeCounter(ctx, metrics, "holdfast_gateway_failures_total", `failure="settle_failed"`)
 			var m0, m1 runtime.MemStats
 			runtime.ReadMemStats(&m0)
 			s0, n0, f0 := selfCPU(), procCPU(ngPID), procCPU(fakePID)
@@ -330,6 +339,13 @@ func runOnce(rates []float64, last bool) (*run, error) {
 				fb, _ := scrapeHist(ctx, metrics, "holdfast_fsync_seconds", "")
 				p.turnP50, p.turnN = tb.quantile(ta, 0.5)
 				p.fsyncP50, _ = fb.quantile(fa, 0.5)
+				mb, _ := scrapeHist(ctx, metrics, "holdfast_mailbox_depth", "")
+				bb, _ := scrapeHist(ctx, metrics, "holdfast_commit_batch_writes", "")
+				p.mailboxP50, _ = mb.quantile(ma, 0.5)
+				p.mailboxP99, _ = mb.quantile(ma, 0.99)
+				p.batchP50, _ = bb.quantile(ba, 0.5)
+				p.overloaded = scrapeCounter(ctx, metrics, "holdfast_overloaded_total", "") - oa
+				p.settleFailed = scrapeCounter(ctx, metrics, "holdfast_gateway_failures_total", `failure="settle_failed"`) - sfa
 			}
 			if r.open[n] == nil {
 				r.open[n] = map[float64]phase{}

@@ -247,6 +247,29 @@ func scrapeHist(ctx context.Context, url, name, sel string) (histogram, error) {
 	return h, sc.Err()
 }
 
+// scrapeCounter sums the series of a counter whose labels contain sel
+// ("" for all; 0 when absent).
+func scrapeCounter(ctx context.Context, url, name, sel string) float64 {
+	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	sum := 0.0
+	for sc.Scan() {
+		l := sc.Text()
+		if !strings.HasPrefix(l, name+" ") && !(strings.HasPrefix(l, name+"{") && strings.Contains(l, sel)) {
+			continue
+		}
+		f, _ := strconv.ParseFloat(l[strings.LastIndexByte(l, ' ')+1:], 64)
+		sum += f
+	}
+	return sum
+}
+
 // quantile of the observations between a (before) and b (after), linear
 // inside a bucket as Prometheus' histogram_quantile does.
 func (b histogram) quantile(a histogram, q float64) (float64, float64) {

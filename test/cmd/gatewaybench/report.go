@@ -128,6 +128,17 @@ func report(runs []*run, rates []float64, took time.Duration) string {
 			}
 		}
 		p("\nCPU shares are of the whole machine (%d CPUs) over the phase's wall time (warm-up included). *Send lag* is how late the load generator sent against its schedule (its own saturation).\n\n", runtime.NumCPU())
+		p("The account actor under the holdfast phases (every call is one admit and one settle turn on the one user's actor; turns of one actor run one at a time, its commits are grouped): *mailbox depth* is `holdfast_mailbox_depth`, the calls already waiting for the actor when a call arrives (buckets 0, 1, 2, 4, … 1024: coarse); *refused* is `holdfast_overloaded_total`, calls refused because more than `limits.mailbox_depth` (1024) were waiting, which the gateway answers with 529 `overloaded_error` (admit_unavailable); *batch* is `holdfast_commit_batch_writes`, turn writes per bbolt commit; *settles failed* is `holdfast_gateway_failures_total{failure=\"settle_failed\"}`, calls whose usage could not be debited.\n\n")
+		p("| offered | mailbox depth p50 | p99 | refused (mailbox full) | settles failed | writes per commit p50 |\n|---|---|---|---|---|---|\n")
+		for _, rate := range rates {
+			ph := r.open["holdfast"][rate]
+			p99 := fmt.Sprintf("%.0f", ph.mailboxP99)
+			if ph.mailboxP99 >= 1024 {
+				p99 = "≥1024"
+			}
+			p("| %.0f/s | %.1f | %s | %.0f | %.0f | %.1f |\n", rate, ph.mailboxP50, p99, ph.overloaded, ph.settleFailed, ph.batchP50)
+		}
+		p("\n")
 		p("### Open streams held by the upstream\n\n")
 		p("| path | streams open | errors | RSS before → at plateau | RSS per stream | Go heap+stacks per stream | goroutines per stream | set-up: wall, CPU per stream | plateau CPU share (idle streams) | load-gen CPU share during set-up |\n|---|---|---|---|---|---|---|---|---|---|\n")
 		for _, n := range []string{"holdfast", "nginx"} {
