@@ -174,10 +174,23 @@ func pausedOwner(t *testing.T, c *cluster) {
 func killedOwner(t *testing.T, c *cluster) {
 	const victim = 0
 	kk, _ := c.keyOwnedBy("kv", "kill", victim)
+	kr, wr := c.keyOwnedBy("kvreset", "kill-r", victim)
 	for i := range 5 {
 		c.mustPut(1, "kv", kk, fmt.Sprintf("v%d", i))
 	}
 	docker(t, "kill", "--signal", "KILL", c.container(c.ids[victim]))
+	killed := time.Now()
+	c.waitFor(60*time.Second, "the survivors to take over the reset partition", func() error {
+		w, err := c.where(1, "kvreset", kr)
+		if err != nil {
+			return err
+		}
+		if w.Owner == c.ids[victim] || w.Epoch <= wr.Epoch {
+			return fmt.Errorf("where %+v", w)
+		}
+		return nil
+	})
+	t.Logf("reset partition taken over %v after SIGKILL", time.Since(killed).Round(time.Millisecond))
 	c.waitFor(60*time.Second, "the killed owner's partition to answer unavailable, retry", func() error {
 		r := c.get(1, "kv", kk)
 		if r.err == nil && r.status == 200 && r.body != "v4" {
