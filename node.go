@@ -193,7 +193,9 @@ func (n *Node) Start() error {
 			return string(id.Role), ok
 		}
 	}
-	sopts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(auth.Unary), grpc.ChainStreamInterceptor(auth.Stream)}
+	// Malformed protobuf is answered INVALID_ARGUMENT (api.Decoding), then
+	// every call is authenticated.
+	sopts := append(api.NewDecoding().ServerOptions(), grpc.ChainUnaryInterceptor(auth.Unary), grpc.ChainStreamInterceptor(auth.Stream))
 	if n.cluster != nil {
 		sopts = append(sopts, peer.ServerOptions()...)
 	}
