@@ -35,7 +35,9 @@
 //     parsed locally; malformed or a bad checksum is 401 without any
 //     actor call; a well-formed key costs one AccountAdmitRequest turn on
 //     the user's actor (the user is the key's routing part). byok: the
-//     client's own provider key is shape-checked (sk-ant-, sk-, AIza),
+//     client's own provider key is shape-checked (20-512 characters of
+//     [A-Za-z0-9_-]; sk-ant-, sk- or AIza only on the vendors' own hosts,
+//     as OpenAI-compatible providers have keys of their own shapes),
 //     forwarded, never stored; the user is the first 32 hex digits of its
 //     SHA-256. none: the single user "local", loopback only unless
 //     force_no_auth. Estimates at admit: input ceil(body bytes / 4);

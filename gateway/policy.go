@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -96,28 +97,44 @@ func credentialWhere(f envelope.Family) string {
 	return "as authorization: Bearer KEY"
 }
 
-// byokShapeOK checks the shape of a client's own key for the provider
-// type it will be sent to. It only catches a key pasted into the wrong
-// client; the provider decides whether the key is valid.
-func byokShapeOK(typ, k string) bool {
+// byokShapeOK checks the shape of a client's own key for the provider it
+// will be sent to. It only catches a key pasted into the wrong client; the
+// provider decides whether the key is valid. The vendors' own prefixes
+// (sk-ant-, sk-, AIza) are asked for only by the vendors' own hosts: an
+// OpenAI-compatible provider (Groq's gsk_..., Cerebras's csk-..., a
+// self-hosted server) has keys of its own shape.
+func byokShapeOK(p *provider, k string) bool {
 	if len(k) < 20 || len(k) > 512 {
-		return typ == TypeMock && k != "" && len(k) <= 512
+		return p.typ == TypeMock && k != "" && len(k) <= 512
 	}
 	for i := 0; i < len(k); i++ {
 		ch := k[i]
 		if !(ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || ch == '-' || ch == '_') {
-			return typ == TypeMock && ch > ' ' && ch < 0x7f
+			return p.typ == TypeMock && ch > ' ' && ch < 0x7f
 		}
 	}
-	switch typ {
-	case TypeAnthropic:
-		return strings.HasPrefix(k, "sk-ant-")
-	case TypeOpenAI:
-		return strings.HasPrefix(k, "sk-")
-	case TypeGemini:
-		return strings.HasPrefix(k, "AIza")
+	if prefix, ok := vendorKeyPrefix(p); ok {
+		return strings.HasPrefix(k, prefix)
 	}
 	return true
+}
+
+// vendorKeyPrefix is the prefix of every key of p's vendor when p is the
+// vendor's own API (by its base URL's host).
+func vendorKeyPrefix(p *provider) (string, bool) {
+	u, err := url.Parse(p.base)
+	if err != nil {
+		return "", false
+	}
+	switch host := u.Hostname(); {
+	case p.typ == TypeAnthropic && host == "api.anthropic.com":
+		return "sk-ant-", true
+	case p.typ == TypeOpenAI && host == "api.openai.com":
+		return "sk-", true
+	case p.typ == TypeGemini && host == "generativelanguage.googleapis.com":
+		return "AIza", true
+	}
+	return "", false
 }
 
 // readRequest reads the body whole, bounded by max_body_bytes.
@@ -229,7 +246,7 @@ func (c *call) inspect(raw []byte) *refusal {
 		return &refusal{kind: envelope.BadRequest, failure: "no_route", msg: msg}
 	}
 	c.p = p
-	if g.cfg.Auth == AuthBYOK && !byokShapeOK(p.typ, c.clientK) {
+	if g.cfg.Auth == AuthBYOK && !byokShapeOK(p, c.clientK) {
 		return &refusal{kind: envelope.Unauthenticated, failure: "unauthenticated",
 			msg: fmt.Sprintf("The key sent does not look like a %s API key.", p.typ)}
 	}

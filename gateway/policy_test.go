@@ -316,8 +316,9 @@ func TestBYOK(t *testing.T) {
 	if a.GetActor().GetKey() != hex.EncodeToString(sum[:])[:32] || a.GetKeyId() != "" || len(a.GetKeyHash()) != 0 {
 		t.Fatalf("admit %v", a)
 	}
-	// Wrong shape for the provider: refused locally.
-	_, err := e.anthropic("sk-openai-style-key-0123456789").Messages.New(t.Context(), anthropicParams("hi"))
+	// Not the shape of any key (the vendor prefixes are checked only for
+	// the vendors' own hosts: TestBYOKShapeByProvider): refused locally.
+	_, err := e.anthropic("not a key, pasted by mistake").Messages.New(t.Context(), anthropicParams("hi"))
 	var apiErr *anthropic.Error
 	if !errors.As(err, &apiErr) || apiErr.StatusCode != 401 || len(e.caller.admitList()) != 1 {
 		t.Fatalf("%v", err)
