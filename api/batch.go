@@ -25,13 +25,21 @@ const batchParallel = 128
 // (over MaxBatchTakes) fails the call. An empty batch answers no results.
 // The takes of one actor (same namespace, key and shard) apply in request
 // order; takes of different actors run concurrently (batchParallel at
-// most). Safe for concurrent use.
+// most), except those the Caller runs inline (Inliner), which run one
+// after the other on the handler goroutine. Safe for concurrent use.
 func (s *ActorServer) RateLimitTakeBatch(ctx context.Context, r *holdfastv1.RateLimitTakeBatchRequest) (*holdfastv1.RateLimitTakeBatchResponse, error) {
 	takes := r.GetTakes()
 	if n := len(takes); n > MaxBatchTakes {
 		return nil, GRPCError(&actor.LimitError{Limit: "max_batch_takes", Max: MaxBatchTakes, Got: int64(n), What: "the takes of one batch"})
 	}
 	results := make([]*holdfastv1.RateLimitTakeResult, len(takes))
+	if s.allInline(takes) {
+		// Nothing to overlap: request order keeps each actor's order.
+		for i, t := range takes {
+			results[i] = s.batchTake(ctx, t)
+		}
+		return &holdfastv1.RateLimitTakeBatchResponse{Results: results}, nil
+	}
 	// Group the takes by actor, in request order within each group.
 	type ref struct {
 		ns, key string
@@ -55,23 +63,40 @@ func (s *ActorServer) RateLimitTakeBatch(ctx context.Context, r *holdfastv1.Rate
 			results[i] = s.batchTake(ctx, takes[i])
 		}
 	}
-	// The last group runs on the handler goroutine (a batch of one actor
-	// starts no goroutine), the others on their own.
-	if len(groups) > 0 {
-		last := groups[len(groups)-1]
-		sem := make(chan struct{}, batchParallel)
-		var wg sync.WaitGroup
-		for _, g := range groups[:len(groups)-1] {
-			sem <- struct{}{}
-			wg.Go(func() {
-				defer func() { <-sem }()
-				run(g)
-			})
+	// Groups of inline actors (Inliner) and the last group run on the
+	// handler goroutine (a batch of one actor starts no goroutine), after
+	// the others were handed to workers of their own.
+	here := func(i int, g []int) bool { return i == len(groups)-1 || s.inline(takes[g[0]].GetActor()) }
+	sem := make(chan struct{}, batchParallel)
+	var wg sync.WaitGroup
+	for i, g := range groups {
+		if here(i, g) {
+			continue
 		}
-		run(last)
-		wg.Wait()
+		sem <- struct{}{}
+		wg.Add(1)
+		s.workers.run(func() {
+			defer func() { <-sem; wg.Done() }()
+			run(g)
+		})
 	}
+	for i, g := range groups {
+		if here(i, g) {
+			run(g)
+		}
+	}
+	wg.Wait()
 	return &holdfastv1.RateLimitTakeBatchResponse{Results: results}, nil
+}
+
+// allInline reports whether every take runs on the goroutine at hand.
+func (s *ActorServer) allInline(takes []*holdfastv1.RateLimitTakeRequest) bool {
+	for _, t := range takes {
+		if !s.inline(t.GetActor()) {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *ActorServer) batchTake(ctx context.Context, req *holdfastv1.RateLimitTakeRequest) *holdfastv1.RateLimitTakeResult {

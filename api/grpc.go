@@ -19,6 +19,15 @@ type Caller interface {
 	Call(ctx context.Context, id actor.ID, msg proto.Message) (proto.Message, error)
 }
 
+// Inliner is what a Caller may also be: Inline reports that a call to id
+// never waits on I/O (actor.Runtime: a memory namespace on a node with no
+// cluster). A stream or a batch runs such a call on the goroutine at hand;
+// others it overlaps on goroutines of their own, so that calls waiting for
+// a commit or a peer wait together.
+type Inliner interface {
+	Inline(id actor.ID) bool
+}
+
 // Admin is what the admin service needs from the node.
 type Admin interface {
 	Status(ctx context.Context) (*holdfastv1.StatusResponse, error)
@@ -52,6 +61,8 @@ type ActorServer struct {
 	// received and close with UNAVAILABLE so clients reconnect elsewhere
 	// (a graceful stop would otherwise wait for clients to hang up).
 	Drain <-chan struct{}
+
+	workers workers // the goroutines of streamed and batched takes
 }
 
 type actorRequest interface {
@@ -122,7 +133,9 @@ func (s *ActorServer) AlarmDelete(ctx context.Context, r *holdfastv1.AlarmDelete
 
 // streamWindow bounds the takes of one stream in flight at once: they run
 // concurrently (different keys proceed in parallel, one key's takes queue
-// in its mailbox) and their replies go back in request order.
+// in its mailbox; takes the Caller runs inline, see Inliner, run one at a
+// time on the stream's receiving goroutine) and their replies go back in
+// request order.
 const streamWindow = 128
 
 // RateLimitTakeStream answers a stream of takes in order. A failed take
@@ -165,10 +178,15 @@ func (s *ActorServer) RateLimitTakeStream(stream holdfastv1.ActorService_RateLim
 			case <-ctx.Done():
 				return
 			}
-			go func() {
+			take := func() {
 				defer close(p.done)
 				p.resp, p.err = call[*holdfastv1.RateLimitTakeResponse](ctx, s.Caller, req)
-			}()
+			}
+			if s.inline(req.GetActor()) {
+				take()
+			} else {
+				s.workers.run(take)
+			}
 		}
 	}()
 	send := func(p *pending) error {
@@ -211,6 +229,17 @@ func (s *ActorServer) RateLimitTakeStream(stream holdfastv1.ActorService_RateLim
 			}
 		}
 	}
+}
+
+// inline reports whether a take on ref runs on the goroutine at hand (see
+// Inliner); an invalid reference fails at once, so it does too.
+func (s *ActorServer) inline(ref *holdfastv1.ActorRef) bool {
+	in, ok := s.Caller.(Inliner)
+	if !ok {
+		return false
+	}
+	id, err := actorID(ref)
+	return err != nil || in.Inline(id)
 }
 
 // AdminServer implements holdfastv1.AdminServiceServer.

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"maps"
 	"math"
 	"math/bits"
 	"slices"
@@ -335,7 +334,34 @@ func (s *Set) store(name string, b Bucket) {
 // A take of zero is allowed, consumes nothing and stores nothing, so a
 // take of all zeros reads the current levels.
 func (s *Set) Take(now int64, amounts map[string]int64) (Result, error) {
-	names := slices.Sorted(maps.Keys(amounts))
+	names := sortedKeys(amounts)
+	levels := make([]int64, len(names))
+	res, err := s.take(now, names, amounts, levels)
+	if err != nil {
+		return Result{}, err
+	}
+	res.Remaining = make(map[string]int64, len(names))
+	for i, name := range names {
+		res.Remaining[name] = levels[i]
+	}
+	return res, nil
+}
+
+// sortedKeys returns m's keys in order, in one allocation.
+func sortedKeys[V any](m map[string]V) []string {
+	names := make([]string, 0, len(m))
+	for name := range m {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// take is Take with amounts' keys given sorted (names) and the levels
+// written to levels[i] for names[i] instead of to Result.Remaining (nil):
+// the handler has the names already and copies the levels into its reply,
+// and two maps per take were a large share of its allocations.
+func (s *Set) take(now int64, names []string, amounts map[string]int64, levels []int64) (Result, error) {
 	for _, name := range names {
 		n := amounts[name]
 		if n < 0 {
@@ -350,9 +376,13 @@ func (s *Set) Take(now int64, amounts map[string]int64) (Result, error) {
 		}
 	}
 
-	res := Result{Allowed: true, Remaining: make(map[string]int64, len(names))}
-	next := make([]Bucket, len(names))
-	for i, name := range names {
+	res := Result{Allowed: true}
+	var small [4]Bucket // most takes name one bucket: no allocation
+	next := small[:0]
+	if len(names) > len(small) {
+		next = make([]Bucket, 0, len(names))
+	}
+	for _, name := range names {
 		l := s.Limits[name]
 		b := s.current(name, l, now)
 		if need := amounts[name] * Micro; b.Level < need {
@@ -362,7 +392,7 @@ func (s *Set) Take(now int64, amounts map[string]int64) (Result, error) {
 			}
 			res.Allowed = false
 		}
-		next[i] = b
+		next = append(next, b)
 	}
 	for i, name := range names {
 		b := next[i]
@@ -370,7 +400,7 @@ func (s *Set) Take(now int64, amounts map[string]int64) (Result, error) {
 			b.Level -= amounts[name] * Micro
 			s.store(name, b)
 		}
-		res.Remaining[name] = b.Level
+		levels[i] = b.Level
 	}
 	return res, nil
 }

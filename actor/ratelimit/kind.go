@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/holdfast/holdfast/actor"
@@ -100,10 +101,11 @@ func wrap(err error) error {
 
 // Receive implements actor.Handler.
 func (h *handler) Receive(t *actor.Turn, msg proto.Message) (proto.Message, error) {
-	v, err := h.view(t)
-	if err != nil {
+	var vv view
+	if err := h.view(t, &vv); err != nil {
 		return nil, err
 	}
+	v := &vv
 	if v.on {
 		h.observe(t.Now().UnixNano(), v, 1)
 		defer h.report(t, v)
@@ -152,24 +154,58 @@ func (h *handler) own(t *actor.Turn) *KeySettings {
 }
 
 // load reads limits and bucket state for names (all configured names when
-// names is nil) into a Set, plus which limits are per-key. Named loads (a
+// names is nil) into a Set, plus which limits are per-key (nil: none). Named loads (a
 // take, an adjust) read only their buckets' keys: no scan on the hot path.
 // Per-key limits come from own when it is non-nil (Settings), else from
 // the actor's state.
 func (h *handler) load(t *actor.Turn, names []string, own *KeySettings) (*Set, map[string]bool, error) {
 	s := &Set{Limits: make(map[string]Limit, len(names)), Buckets: make(map[string]Bucket, len(names))}
-	perKey := map[string]bool{}
+	perKey, err := h.loadInto(t, s, names, own)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, perKey, nil
+}
+
+// takeSets recycles the Sets of plain takes (takeSet): a Set's two maps
+// were most of a take's allocations.
+var takeSets = sync.Pool{New: func() any {
+	return &Set{Limits: make(map[string]Limit, 1), Buckets: make(map[string]Bucket, 1)}
+}}
+
+// takeSet returns an empty Set for one turn; the caller gives it back with
+// putTakeSet once nothing refers to it or its maps.
+func takeSet() *Set { return takeSets.Get().(*Set) }
+
+func putTakeSet(s *Set) {
+	clear(s.Limits)
+	clear(s.Buckets)
+	s.zeroOK = false
+	takeSets.Put(s)
+}
+
+// loadInto is load into s, an empty Set with non-nil maps.
+func (h *handler) loadInto(t *actor.Turn, s *Set, names []string, own *KeySettings) (map[string]bool, error) {
+	// perKey is made on the first per-key limit: most takes have none, and
+	// a map is a large share of a take's allocations.
+	var perKey map[string]bool
+	keyLimit := func(name string, l Limit) {
+		if perKey == nil {
+			perKey = map[string]bool{}
+		}
+		s.Limits[name], perKey[name] = l, true
+	}
 	switch {
 	case own != nil && names == nil:
 		maps.Copy(s.Limits, h.d.Buckets)
 		for name, l := range own.Limits {
-			s.Limits[name], perKey[name] = l, true
+			keyLimit(name, l)
 		}
 		names = slices.Sorted(maps.Keys(s.Limits))
 	case own != nil:
 		for _, name := range names {
 			if l, ok := own.Limits[name]; ok {
-				s.Limits[name], perKey[name] = l, true
+				keyLimit(name, l)
 			} else if l, ok := h.d.Buckets[name]; ok {
 				s.Limits[name] = l
 			}
@@ -180,29 +216,28 @@ func (h *handler) load(t *actor.Turn, names []string, own *KeySettings) (*Set, m
 		}
 		stored, _, err := t.List(actor.ListOptions{Prefix: keyLimitPrefix})
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		for _, kv := range stored {
 			var l Limit
 			if err := l.UnmarshalBinary(kv.Value); err != nil {
-				return nil, nil, wrap(err)
+				return nil, wrap(err)
 			}
-			name := strings.TrimPrefix(kv.Key, keyLimitPrefix)
-			s.Limits[name], perKey[name] = l, true
+			keyLimit(strings.TrimPrefix(kv.Key, keyLimitPrefix), l)
 		}
 		names = slices.Sorted(maps.Keys(s.Limits))
 	default:
 		for _, name := range names {
 			v, ok, err := t.Get(keyLimitPrefix + name)
 			if err != nil {
-				return nil, nil, err
+				return nil, err
 			}
 			if ok {
 				var l Limit
 				if err := l.UnmarshalBinary(v); err != nil {
-					return nil, nil, wrap(err)
+					return nil, wrap(err)
 				}
-				s.Limits[name], perKey[name] = l, true
+				keyLimit(name, l)
 			} else if l, ok := h.d.Buckets[name]; ok {
 				s.Limits[name] = l
 			}
@@ -211,17 +246,17 @@ func (h *handler) load(t *actor.Turn, names []string, own *KeySettings) (*Set, m
 	for _, name := range names {
 		v, ok, err := t.Get(keyBucketPrefix + name)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		if ok {
 			var b Bucket
 			if err := b.UnmarshalBinary(v); err != nil {
-				return nil, nil, wrap(err)
+				return nil, wrap(err)
 			}
 			s.Buckets[name] = b
 		}
 	}
-	return s, perKey, nil
+	return perKey, nil
 }
 
 func (h *handler) saveBuckets(t *actor.Turn, s *Set, names []string) error {
@@ -297,7 +332,7 @@ func (h *handler) take(t *actor.Turn, v *view, m *holdfastv1.RateLimitTakeReques
 		return nil, wrap(fmt.Errorf("%w: spend_estimate_nanos", ErrNegativeSpend))
 	}
 	now := t.Now().UnixNano()
-	names := slices.Sorted(maps.Keys(m.GetAmounts()))
+	names := sortedKeys(m.GetAmounts())
 	own := h.own(t)
 	asks := anyPositive(m.GetAmounts())
 	if v.on {
@@ -313,15 +348,23 @@ func (h *handler) take(t *actor.Turn, v *view, m *holdfastv1.RateLimitTakeReques
 			return h.split(t, v, own)
 		}
 	}
-	s, _, err := h.load(t, names, own)
-	if err != nil {
+	var s *Set
+	if !v.on && call == nil {
+		// A client's take on a plain key keeps nothing of its Set past
+		// the turn (a grant or a hot key's effective limits may).
+		s = takeSet()
+		defer putTakeSet(s)
+	} else {
+		s = &Set{Limits: make(map[string]Limit, len(names)), Buckets: make(map[string]Bucket, len(names))}
+	}
+	if _, err := h.loadInto(t, s, names, own); err != nil {
 		return nil, err
 	}
 	h.effective(v, s)
 	if err := v.shareCheck(m.GetAmounts()); err != nil {
 		return nil, err
 	}
-	resp := &holdfastv1.RateLimitTakeResponse{Remaining: map[string]float64{}, BudgetRemainingNanos: -1}
+	resp := &holdfastv1.RateLimitTakeResponse{Remaining: make(map[string]float64, len(names)), BudgetRemainingNanos: -1}
 	budget, err := h.budget(t, v, own)
 	if err != nil {
 		return nil, err
@@ -354,15 +397,19 @@ func (h *handler) take(t *actor.Turn, v *view, m *holdfastv1.RateLimitTakeReques
 			amounts[n] = 0
 		}
 	}
-	res, err := s.Take(now, amounts)
+	var small [4]int64 // most takes name one bucket: no allocation
+	levels := small[:]
+	if len(names) > len(small) {
+		levels = make([]int64, len(names))
+	}
+	res, err := s.take(now, names, amounts, levels)
 	var ce *CapacityError
 	if errors.As(err, &ce) {
-		look, lerr := s.Take(now, zeroes(names))
-		if lerr != nil {
+		if _, lerr := s.take(now, names, zeroes(names), levels); lerr != nil {
 			return nil, wrap(lerr)
 		}
-		for n, lvl := range look.Remaining {
-			resp.Remaining[n] = micros(lvl)
+		for i, n := range names {
+			resp.Remaining[n] = micros(levels[i])
 		}
 		resp.RetryAfterMs, resp.RefusedBy = -1, ce.Name
 		if full, ok := v.full[ce.Name]; ok && v.st.Mode == HotMerging && v.shard == 0 && ce.Amount <= full.Capacity/Micro {
@@ -374,8 +421,8 @@ func (h *handler) take(t *actor.Turn, v *view, m *holdfastv1.RateLimitTakeReques
 	if err != nil {
 		return nil, wrap(err)
 	}
-	for n, lvl := range res.Remaining {
-		resp.Remaining[n] = micros(lvl)
+	for i, n := range names {
+		resp.Remaining[n] = micros(levels[i])
 	}
 	out := &holdfastv1.HotReply{Take: resp}
 	switch {

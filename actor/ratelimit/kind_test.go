@@ -209,3 +209,41 @@ func waitAlarmFired(t *testing.T, e *env, n int64) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// Plain takes reuse their Set (kind.go, takeSets): nothing of one actor's
+// limits or levels may reach the next actor's take.
+func TestTakesOfActorsShareNothing(t *testing.T) {
+	e := newEnv(t, ratelimit.Defaults{Buckets: map[string]ratelimit.Limit{"requests": {Capacity: 5 * ratelimit.Micro, Refill: ratelimit.Micro}}})
+	bob := actor.ID{Namespace: "ratelimit", Key: "bob"}
+	e.set(map[string]*holdfastv1.BucketLimit{"requests": {Capacity: 1, RefillPerSecond: 0.001}}, 0) // alice: her own limit
+	takeOf := func(id actor.ID) *holdfastv1.RateLimitTakeResponse {
+		t.Helper()
+		resp, err := e.rt.Call(context.Background(), id, &holdfastv1.RateLimitTakeRequest{Amounts: map[string]int64{"requests": 1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.(*holdfastv1.RateLimitTakeResponse)
+	}
+	for i := range 5 {
+		if r := takeOf(alice); r.GetAllowed() != (i == 0) {
+			t.Fatalf("alice's take %d: %v (capacity 1)", i, r)
+		}
+		// Bob has the namespace's limit and his own level, whatever alice's
+		// take just loaded.
+		if r := takeOf(bob); !r.GetAllowed() || r.GetRemaining()["requests"] != float64(4-i) {
+			t.Fatalf("bob's take %d: %v (capacity 5)", i, r)
+		}
+	}
+	if r := takeOf(bob); r.GetAllowed() {
+		t.Fatalf("bob's sixth take: %v", r)
+	}
+	// A bucket only alice has a limit for stays unknown to bob.
+	e.set(map[string]*holdfastv1.BucketLimit{"vip": {Capacity: 10, RefillPerSecond: 1}}, 0)
+	vip := &holdfastv1.RateLimitTakeRequest{Amounts: map[string]int64{"vip": 1}}
+	if _, err := e.rt.Call(context.Background(), alice, vip); err != nil {
+		t.Fatalf("alice's vip take: %v", err)
+	}
+	if resp, err := e.rt.Call(context.Background(), bob, vip); !errors.Is(err, actor.ErrInvalidArgument) {
+		t.Fatalf("bob's vip take: %v, %v; want an unknown bucket", resp, err)
+	}
+}

@@ -377,7 +377,7 @@ func (r *report) rateLimitDetails(b *strings.Builder, f *rateLimitFigure) {
 		"so every check is allowed and the run measures the cost of a check.\n\n",
 		o.clients, num(float64(o.keys)), o.loadWarmup, o.loadDuration, o.reps)
 	w("- **holdfast**: `holdfast.NewNode` with a temporary data dir, in its own process (benchreport starting itself with `-role holdfast-server`); "+
-		"the `ratelimit` namespace set to `memory` or `local`. Each take names no request ID, so the node assigns one and records it (idempotency) as in production. "+
+		"the `ratelimit` namespace set to `memory` or `local`. Each take names no request ID, so none is recorded for deduplication (the API records only IDs a client sends, to retry with; a single node assigns none). "+
 		"APIs: unary `RateLimitTake`, `RateLimitTakeStream` with %d takes in flight per client (the node answers them in order), "+
 		"and `RateLimitTakeBatch` with %d takes per call (one call in flight per client, as gubernator's batch).\n", o.window, o.window)
 	if f.gubErr != "" {
