@@ -47,10 +47,10 @@ func TestComposeFile(t *testing.T) {
 
 	project := "hfchaos" + randHex(4)
 	env := append(os.Environ(), "HOLDFAST_IMAGE="+image)
-	var httpPorts, grpcPorts []string
+	var httpPorts []string
 	for i := 1; i <= 3; i++ {
 		h, g := freePort(t), freePort(t)
-		httpPorts, grpcPorts = append(httpPorts, h), append(grpcPorts, g)
+		httpPorts = append(httpPorts, h)
 		env = append(env, fmt.Sprintf("HOLDFAST_HTTP_%d=%s", i, h), fmt.Sprintf("HOLDFAST_GRPC_%d=%s", i, g))
 	}
 	compose := func(args ...string) (string, error) {
