@@ -7,7 +7,7 @@ STATICCHECK_VERSION := v0.8.2
 TEST_TIMEOUT ?= 12m
 FUZZTIME ?= 20000x
 
-.PHONY: all build run test test-short fuzz bench bench-cluster chaos proto lint clean
+.PHONY: all build run test test-short fuzz bench bench-cluster chaos chaos-failover proto lint clean
 
 all: build
 
@@ -47,6 +47,12 @@ bench-cluster:
 # Needs a Docker Engine; a few minutes; not part of `make test`.
 chaos:
 	$(GO) test -tags chaos -count=1 -timeout 20m -v ./test/chaos/
+
+# Failover after 20 real SIGKILLs of a container (test/chaos), written to
+# docs/BENCHMARKS-chaos.md; about 10 minutes.
+chaos-failover:
+	$(GO) test -tags chaos -count=1 -timeout 40m -v -run TestSIGKILLFailoverRuns ./test/chaos/ \
+		-chaos.failover-runs 20 -chaos.report $(CURDIR)/docs/BENCHMARKS-chaos.md
 
 proto:
 	protoc -I proto -I proto/third_party --go_out=proto --go_opt=paths=source_relative \

@@ -2,6 +2,7 @@ package natsdir
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -44,11 +45,13 @@ func (d *Directory) Watch(ctx context.Context, deliver func(ownership.Input)) er
 	var last uint64 // highest revision received, delivered or skipped
 	synced := false
 	wait := 50 * time.Millisecond
+	var stops sync.WaitGroup // old watchers being stopped in the background
+	defer stops.Wait()
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		progressed, why := d.watchOnce(ctx, &last, &synced, deliver)
+		progressed, why := d.watchOnce(ctx, &last, &synced, deliver, &stops)
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -78,7 +81,7 @@ const (
 
 // watchOnce runs one watcher until it breaks or ctx ends; it reports
 // whether it received anything, and why it ended.
-func (d *Directory) watchOnce(ctx context.Context, last *uint64, synced *bool, deliver func(ownership.Input)) (progressed bool, why string) {
+func (d *Directory) watchOnce(ctx context.Context, last *uint64, synced *bool, deliver func(ownership.Input), stops *sync.WaitGroup) (progressed bool, why string) {
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var opts []jetstream.WatchOpt
@@ -90,7 +93,20 @@ func (d *Directory) watchOnce(ctx context.Context, last *uint64, synced *bool, d
 		d.log.Debug("directory: watch start failed", "err", err)
 		return false, WatchFailed
 	}
-	defer StopWatcher(w)
+	defer func() {
+		if why == "" { // ctx ended: stopped before Watch returns
+			StopWatcher(w)
+			return
+		}
+		// A restart: the old watcher's consumer may live on a server that
+		// died, and deleting it can block for seconds (seen: 5 s after a
+		// SIGKILL); the new watcher must not wait for that.
+		stops.Add(1)
+		go func() {
+			defer stops.Done()
+			StopWatcher(w)
+		}()
+	}()
 	if d.testWatcher != nil {
 		d.testWatcher(w)
 	}
