@@ -21,7 +21,7 @@ func TestBYOKShapeByProvider(t *testing.T) {
 		{TypeOpenAI, "https://api.groq.com/openai/v1", "short", false},
 		{TypeOpenAI, "https://api.groq.com/openai/v1", "gsk_0123456789 abcdefghijkl", false},
 	} {
-		p := &provider{typ: c.typ, base: c.base}
+		p := &provider{typ: c.typ, base: c.base, keyPrefix: vendorKeyPrefix(c.typ, c.base)}
 		if got := byokShapeOK(p, c.key); got != c.ok {
 			t.Errorf("%s %s %q: %v, want %v", c.typ, c.base, c.key, got, c.ok)
 		}

@@ -130,35 +130,31 @@ func (m *metrics) modelLabel(model string) string {
 
 // counter returns the child for k, made by mk on first use.
 func (m *metrics) counter(k seriesKey, mk func() prometheus.Counter) prometheus.Counter {
-	m.mu.RLock()
-	c := m.counters[k]
-	m.mu.RUnlock()
-	if c != nil {
-		return c
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if c = m.counters[k]; c == nil {
-		c = mk()
-		m.counters[k] = c
-	}
-	return c
+	return cachedChild(&m.mu, m.counters, k, mk)
 }
 
+// histogram returns vec's child for k's provider.
 func (m *metrics) histogram(k seriesKey, vec *prometheus.HistogramVec) prometheus.Observer {
-	m.mu.RLock()
-	o := m.observer[k]
-	m.mu.RUnlock()
-	if o != nil {
-		return o
+	return cachedChild(&m.mu, m.observer, k, func() prometheus.Observer { return vec.WithLabelValues(k.provider) })
+}
+
+// cachedChild returns cache[k], made by mk under mu on first use: a read
+// lock on the hot path, the vector's label lookup once per series.
+func cachedChild[C comparable](mu *sync.RWMutex, cache map[seriesKey]C, k seriesKey, mk func() C) C {
+	var zero C
+	mu.RLock()
+	c := cache[k]
+	mu.RUnlock()
+	if c != zero {
+		return c
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if o = m.observer[k]; o == nil {
-		o = vec.WithLabelValues(k.provider)
-		m.observer[k] = o
+	mu.Lock()
+	defer mu.Unlock()
+	if c = cache[k]; c == zero {
+		c = mk()
+		cache[k] = c
 	}
-	return o
+	return c
 }
 
 // failure counts one failure by taxonomy name (a fixed set of names:

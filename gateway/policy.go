@@ -113,28 +113,26 @@ func byokShapeOK(p *provider, k string) bool {
 			return p.typ == TypeMock && ch > ' ' && ch < 0x7f
 		}
 	}
-	if prefix, ok := vendorKeyPrefix(p); ok {
-		return strings.HasPrefix(k, prefix)
-	}
-	return true
+	return strings.HasPrefix(k, p.keyPrefix)
 }
 
-// vendorKeyPrefix is the prefix of every key of p's vendor when p is the
-// vendor's own API (by its base URL's host).
-func vendorKeyPrefix(p *provider) (string, bool) {
-	u, err := url.Parse(p.base)
+// vendorKeyPrefix is the prefix of every key of a provider of type typ at
+// base when that is the vendor's own API (by the URL's host), else "".
+// Worked out once per provider, when the route table is built.
+func vendorKeyPrefix(typ, base string) string {
+	u, err := url.Parse(base)
 	if err != nil {
-		return "", false
+		return ""
 	}
 	switch host := u.Hostname(); {
-	case p.typ == TypeAnthropic && host == "api.anthropic.com":
-		return "sk-ant-", true
-	case p.typ == TypeOpenAI && host == "api.openai.com":
-		return "sk-", true
-	case p.typ == TypeGemini && host == "generativelanguage.googleapis.com":
-		return "AIza", true
+	case typ == TypeAnthropic && host == "api.anthropic.com":
+		return "sk-ant-"
+	case typ == TypeOpenAI && host == "api.openai.com":
+		return "sk-"
+	case typ == TypeGemini && host == "generativelanguage.googleapis.com":
+		return "AIza"
 	}
-	return "", false
+	return ""
 }
 
 // readRequest reads the body whole, bounded by max_body_bytes.

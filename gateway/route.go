@@ -82,6 +82,9 @@ type provider struct {
 	models []string // routed prefixes
 	key    *keySource
 	rt     http.RoundTripper // non-nil for mock: answers in-process
+	// keyPrefix is the prefix every byok key must have: the vendor's own,
+	// on the vendor's own host (vendorKeyPrefix); "" for any other.
+	keyPrefix string
 }
 
 // serves reports whether p answers requests of family f.
@@ -239,6 +242,7 @@ func (g *Gateway) buildProviders(cfg map[string]ProviderConfig, lookup func(stri
 				p.key = k
 			}
 		}
+		p.keyPrefix = vendorKeyPrefix(p.typ, p.base)
 		g.all = append(g.all, p)
 		for _, f := range []envelope.Family{envelope.Anthropic, envelope.OpenAI, envelope.Gemini} {
 			if p.serves(f) {

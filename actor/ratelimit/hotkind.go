@@ -346,6 +346,21 @@ func (h *handler) loadAll(t *actor.Turn, own *KeySettings) (*Set, error) {
 	return s, err
 }
 
+// saveStep stores one split or merge step in its turn: the buckets it
+// changed, the end of every allowance grant when dropGrants (the step
+// takes this actor's tokens away), and the new hot state.
+func (h *handler) saveStep(t *actor.Turn, v *view, st HotState, changed map[string]Bucket, dropGrants bool) error {
+	if err := h.saveChanged(t, changed); err != nil {
+		return err
+	}
+	if dropGrants {
+		if err := h.dropGrants(t); err != nil {
+			return err
+		}
+	}
+	return h.saveHot(t, v, st)
+}
+
 func (h *handler) saveChanged(t *actor.Turn, changed map[string]Bucket) error {
 	s := &Set{Buckets: changed}
 	return h.saveBuckets(t, s, slices.Sorted(maps.Keys(changed)))
@@ -362,13 +377,7 @@ func (h *handler) split(t *actor.Turn, v *view, own *KeySettings) (*holdfastv1.H
 	if err != nil {
 		return nil, hotConflict(err)
 	}
-	if err := h.saveChanged(t, changed); err != nil {
-		return nil, err
-	}
-	if err := h.dropGrants(t); err != nil {
-		return nil, err
-	}
-	if err := h.saveHot(t, v, st); err != nil {
+	if err := h.saveStep(t, v, st, changed, true); err != nil {
 		return nil, err
 	}
 	t.Logger().Info("ratelimit: hot key split", "actor", t.ID().String(), "shards", st.Shards, "generation", st.Gen,
@@ -439,10 +448,7 @@ func (h *handler) shardInit(t *actor.Turn, v *view, m *holdfastv1.HotCall) (*hol
 			}
 		}
 	}
-	if err := h.saveChanged(t, changed); err != nil {
-		return nil, err
-	}
-	if err := h.saveHot(t, v, st); err != nil {
+	if err := h.saveStep(t, v, st, changed, false); err != nil {
 		return nil, err
 	}
 	return &holdfastv1.HotReply{}, nil
@@ -466,13 +472,7 @@ func (h *handler) shardRetire(t *actor.Turn, v *view, m *holdfastv1.HotCall) (*h
 		return &holdfastv1.HotReply{Status: holdfastv1.HotReply_PENDING, RetryAfterMs: max((v.st.GrantsUntil-now+int64(time.Millisecond)-1)/int64(time.Millisecond), 1)}, nil
 	}
 	if changed != nil || st.Mode != v.st.Mode || st.Gen != v.st.Gen {
-		if err := h.saveChanged(t, changed); err != nil {
-			return nil, err
-		}
-		if err := h.dropGrants(t); err != nil {
-			return nil, err
-		}
-		if err := h.saveHot(t, v, st); err != nil {
+		if err := h.saveStep(t, v, st, changed, true); err != nil {
 			return nil, err
 		}
 	}
@@ -499,10 +499,7 @@ func (h *handler) mergeReturn(t *actor.Turn, v *view, m *holdfastv1.HotCall) (*h
 		return nil, hotConflict(err)
 	}
 	if changed != nil {
-		if err := h.saveChanged(t, changed); err != nil {
-			return nil, err
-		}
-		if err := h.saveHot(t, v, st); err != nil {
+		if err := h.saveStep(t, v, st, changed, false); err != nil {
 			return nil, err
 		}
 		if done {
