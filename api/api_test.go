@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -20,7 +19,6 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
@@ -144,22 +142,10 @@ func TestHTTPAuth(t *testing.T) {
 func TestGRPCStatusDetailsAndAuth(t *testing.T) {
 	rt := runtime(t)
 	auth := api.TokenAuth{Token: "tok"}
-	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(auth.Unary), grpc.ChainStreamInterceptor(auth.Stream))
-	holdfastv1.RegisterActorServiceServer(srv, &api.ActorServer{Caller: rt})
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(lis)
-	t.Cleanup(srv.Stop)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := serveActors(t, rt, []grpc.ServerOption{grpc.ChainUnaryInterceptor(auth.Unary), grpc.ChainStreamInterceptor(auth.Stream)})
 	c := holdfastv1.NewActorServiceClient(conn)
 	ref := &holdfastv1.ActorRef{Namespace: "kv", Key: "a"}
-	_, err = c.KvGet(context.Background(), &holdfastv1.KvGetRequest{Actor: ref})
+	_, err := c.KvGet(context.Background(), &holdfastv1.KvGetRequest{Actor: ref})
 	if status.Code(err) != codes.Unauthenticated {
 		t.Fatalf("no token: %v", err)
 	}

@@ -2,35 +2,14 @@ package api_test
 
 import (
 	"context"
-	"net"
 	"testing"
 
 	"github.com/holdfast/holdfast/api"
 	holdfastv1 "github.com/holdfast/holdfast/proto/holdfast/v1"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 )
-
-func batchClient(t *testing.T) holdfastv1.ActorServiceClient {
-	t.Helper()
-	srv := grpc.NewServer()
-	holdfastv1.RegisterActorServiceServer(srv, &api.ActorServer{Caller: runtime(t)})
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(lis)
-	t.Cleanup(srv.Stop)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return holdfastv1.NewActorServiceClient(conn)
-}
 
 func rlRef(key string) *holdfastv1.ActorRef {
 	return &holdfastv1.ActorRef{Namespace: "ratelimit", Key: key}
@@ -46,7 +25,7 @@ func errorReason(st *status.Status) (string, map[string]string) {
 }
 
 func TestRateLimitTakeBatchOrderAndPerItemErrors(t *testing.T) {
-	c := batchClient(t)
+	c := clientFor(t, runtime(t))
 	ctx := context.Background()
 	// Key "a" admits 2 takes, key "b" 1: the order of the results shows in
 	// which takes were admitted.
@@ -102,7 +81,7 @@ func TestRateLimitTakeBatchOrderAndPerItemErrors(t *testing.T) {
 }
 
 func TestRateLimitTakeBatchLimitAndEmpty(t *testing.T) {
-	c := batchClient(t)
+	c := clientFor(t, runtime(t))
 	ctx := context.Background()
 	resp, err := c.RateLimitTakeBatch(ctx, &holdfastv1.RateLimitTakeBatchRequest{})
 	if err != nil || len(resp.GetResults()) != 0 {

@@ -94,4 +94,3 @@ func (s decodingStream) RecvMsg(m any) error {
 	}
 	return nil
 }
-

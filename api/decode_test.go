@@ -2,7 +2,6 @@ package api_test
 
 import (
 	"context"
-	"net"
 	"testing"
 
 	"github.com/holdfast/holdfast/api"
@@ -10,7 +9,6 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -51,27 +49,13 @@ func wantInvalid(t *testing.T, what string, err error) {
 // is stored; a well-formed message on the same server still works.
 func TestMalformedProtobufIsInvalidArgument(t *testing.T) {
 	rt := runtime(t)
-	dec := api.NewDecoding()
-	srv := grpc.NewServer(dec.ServerOptions()...)
-	holdfastv1.RegisterActorServiceServer(srv, &api.ActorServer{Caller: rt})
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(lis)
-	t.Cleanup(srv.Stop)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(rawCodec{})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := serveActors(t, rt, api.NewDecoding().ServerOptions(), grpc.WithDefaultCallOptions(grpc.ForceCodecV2(rawCodec{})))
 	ctx := context.Background()
 	// Field 1 (actor) as a length-delimited field whose length runs past
 	// the end: not valid protobuf.
 	garbage := []byte{0x0a, 0x7f, 0x01}
 	var out holdfastv1.KvPutResponse
-	err = conn.Invoke(ctx, "/holdfast.v1.ActorService/KvPut", garbage, &out)
+	err := conn.Invoke(ctx, "/holdfast.v1.ActorService/KvPut", garbage, &out)
 	wantInvalid(t, "unary", err)
 
 	stream, err := conn.NewStream(ctx, &grpc.StreamDesc{ClientStreams: true, ServerStreams: true}, "/holdfast.v1.ActorService/RateLimitTakeStream")

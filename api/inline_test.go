@@ -2,16 +2,12 @@ package api_test
 
 import (
 	"context"
-	"net"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/holdfast/holdfast/actor"
-	"github.com/holdfast/holdfast/api"
 	holdfastv1 "github.com/holdfast/holdfast/proto/holdfast/v1"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -62,24 +58,6 @@ func (c *inlineCaller) Call(_ context.Context, id actor.ID, _ proto.Message) (pr
 		c.mu.Unlock()
 	}()
 	return &holdfastv1.RateLimitTakeResponse{Allowed: true, RefusedBy: id.Key}, nil
-}
-
-func clientFor(t *testing.T, c api.Caller) holdfastv1.ActorServiceClient {
-	t.Helper()
-	srv := grpc.NewServer()
-	holdfastv1.RegisterActorServiceServer(srv, &api.ActorServer{Caller: c})
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(lis)
-	t.Cleanup(srv.Stop)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return holdfastv1.NewActorServiceClient(conn)
 }
 
 func takes(keys ...string) []*holdfastv1.RateLimitTakeRequest {

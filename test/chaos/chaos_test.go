@@ -28,12 +28,33 @@ func (c *cluster) readsNeverWrong(via int, ns, key, want string, d time.Duration
 	return ok
 }
 
+// tryPut writes value, and says why unless it is acknowledged.
+func (c *cluster) tryPut(via int, ns, key, value string) error {
+	if r := c.put(via, ns, key, value); r.err != nil || r.status/100 != 2 {
+		return fmt.Errorf("put %s/%s=%s through %s: %v", ns, key, value, c.ids[via], r)
+	}
+	return nil
+}
+
 // mustPut writes value, failing the test unless it is acknowledged.
 func (c *cluster) mustPut(via int, ns, key, value string) {
 	c.t.Helper()
-	if r := c.put(via, ns, key, value); r.err != nil || r.status/100 != 2 {
-		c.t.Fatalf("put %s/%s=%s through %s: %v", ns, key, value, c.ids[via], r)
+	if err := c.tryPut(via, ns, key, value); err != nil {
+		c.t.Fatal(err)
 	}
+}
+
+// movedOn is nil once node via's view shows ns/key owned by another node
+// than from, at an epoch above before: the key's partition was taken over.
+func (c *cluster) movedOn(via int, ns, key string, from int, before uint64) error {
+	w, err := c.where(via, ns, key)
+	if err != nil {
+		return err
+	}
+	if w.Owner == c.ids[from] || w.Epoch <= before {
+		return fmt.Errorf("where %+v", w)
+	}
+	return nil
 }
 
 // waitValue waits until a read through via returns want, failing on any
@@ -84,22 +105,10 @@ func partitionedOwner(t *testing.T, c *cluster) {
 	start := time.Now()
 	docker(t, "network", "disconnect", c.net, c.container(c.ids[cut]))
 	c.waitFor(60*time.Second, "the majority to take over the reset partition", func() error {
-		w, err := c.where(0, "kvreset", kr)
-		if err != nil {
-			return err
-		}
-		if w.Owner == c.ids[cut] || w.Epoch <= wr.Epoch {
-			return fmt.Errorf("where %+v", w)
-		}
-		return nil
+		return c.movedOn(0, "kvreset", kr, cut, wr.Epoch)
 	})
 	t.Logf("reset partition taken over %v after the cut", time.Since(start).Round(time.Millisecond))
-	c.waitFor(30*time.Second, "a write on the new owner", func() error {
-		if r := c.put(0, "kvreset", kr, "after"); r.err != nil || r.status/100 != 2 {
-			return fmt.Errorf("%v", r)
-		}
-		return nil
-	})
+	c.waitFor(30*time.Second, "a write on the new owner", func() error { return c.tryPut(0, "kvreset", kr, "after") })
 	c.waitValue(10*time.Second, 1, "kvreset", kr, "after")
 	c.waitFor(30*time.Second, "the wait partition to answer unavailable, retry", func() error {
 		r := c.get(0, "kv", kw)
@@ -142,22 +151,10 @@ func pausedOwner(t *testing.T, c *cluster) {
 		}
 	}()
 	c.waitFor(60*time.Second, "the majority to take over from the paused owner", func() error {
-		w, err := c.where(0, "kvreset", kp)
-		if err != nil {
-			return err
-		}
-		if w.Owner == c.ids[frozen] || w.Epoch <= wp.Epoch {
-			return fmt.Errorf("where %+v", w)
-		}
-		return nil
+		return c.movedOn(0, "kvreset", kp, frozen, wp.Epoch)
 	})
 	t.Logf("taken over %v after the pause", time.Since(start).Round(time.Millisecond))
-	c.waitFor(30*time.Second, "a write on the new owner", func() error {
-		if r := c.put(0, "kvreset", kp, "after"); r.err != nil || r.status/100 != 2 {
-			return fmt.Errorf("%v", r)
-		}
-		return nil
-	})
+	c.waitFor(30*time.Second, "a write on the new owner", func() error { return c.tryPut(0, "kvreset", kp, "after") })
 	// Frozen for a while longer than the lease, as a long GC or VM steal.
 	time.Sleep(2 * time.Second)
 	docker(t, "unpause", c.container(c.ids[frozen]))
@@ -181,14 +178,7 @@ func killedOwner(t *testing.T, c *cluster) {
 	docker(t, "kill", "--signal", "KILL", c.container(c.ids[victim]))
 	killed := time.Now()
 	c.waitFor(60*time.Second, "the survivors to take over the reset partition", func() error {
-		w, err := c.where(1, "kvreset", kr)
-		if err != nil {
-			return err
-		}
-		if w.Owner == c.ids[victim] || w.Epoch <= wr.Epoch {
-			return fmt.Errorf("where %+v", w)
-		}
-		return nil
+		return c.movedOn(1, "kvreset", kr, victim, wr.Epoch)
 	})
 	t.Logf("reset partition taken over %v after SIGKILL", time.Since(killed).Round(time.Millisecond))
 	c.waitFor(60*time.Second, "the killed owner's partition to answer unavailable, retry", func() error {

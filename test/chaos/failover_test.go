@@ -40,17 +40,10 @@ func TestSIGKILLFailoverRuns(t *testing.T) {
 		docker(t, "kill", "--signal", "KILL", c.container(c.ids[victim]))
 		killed := time.Now()
 		c.waitFor(90*time.Second, "a survivor to serve the killed node's reset partition", func() error {
-			nw, err := c.where(via, "kvreset", key)
-			if err != nil {
+			if err := c.movedOn(via, "kvreset", key, victim, w.Epoch); err != nil {
 				return err
 			}
-			if nw.Owner == c.ids[victim] || nw.Epoch <= w.Epoch {
-				return fmt.Errorf("where %+v", nw)
-			}
-			if r := c.put(via, "kvreset", key, "after"); r.err != nil || r.status/100 != 2 {
-				return fmt.Errorf("put: %v", r)
-			}
-			return nil
+			return c.tryPut(via, "kvreset", key, "after")
 		})
 		d := time.Since(killed)
 		if os.Getenv("CHAOS_DEBUG") != "" {

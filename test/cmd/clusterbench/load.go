@@ -49,21 +49,7 @@ func kvPut(ctx context.Context, c api.Caller, key string, value []byte) error {
 // rlTake takes one token of the namespace-default bucket "rps" (capacity
 // far above the load, so every take is allowed and does the same work).
 func rlTake(ctx context.Context, c api.Caller, key string) error {
-	resp, err := c.Call(ctx, actor.ID{Namespace: "ratelimit", Key: key}, &holdfastv1.RateLimitTakeRequest{
-		Actor:   &holdfastv1.ActorRef{Namespace: "ratelimit", Key: key},
-		Amounts: map[string]int64{"rps": 1},
-	})
-	if err != nil {
-		return err
-	}
-	r, ok := resp.(*holdfastv1.RateLimitTakeResponse)
-	if !ok {
-		return fmt.Errorf("ratelimit take: unexpected reply %T", resp)
-	}
-	if !r.GetAllowed() {
-		return errRefused
-	}
-	return nil
+	return rlTakeNS(ctx, c, "ratelimit", key)
 }
 
 var errRefused = errors.New("take refused")
