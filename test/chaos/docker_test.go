@@ -19,6 +19,12 @@ import (
 	"time"
 )
 
+// The cluster's short leases, so that the suite runs in minutes.
+const (
+	leaseTTL     = 3 * time.Second
+	leaseEpsilon = 300 * time.Millisecond
+)
+
 // chaosToken is the API token of the chaos cluster's nodes (they bind
 // beyond loopback, so every API needs one).
 const chaosToken = "chaos-suite-token"
@@ -261,13 +267,13 @@ cluster:
   nats_addr: 127.0.0.1:4222
   nats_cluster_addr: 0.0.0.0:6222
   join: [%s]
-  lease_ttl: 3s
-  epsilon: 300ms
+  lease_ttl: %s
+  epsilon: %s
   renew_interval: 500ms
   retry_interval: 100ms
   gossip_probe_interval: 200ms
   kv_timeout: 1s
-`, c.ids[i], chaosToken, c.ips[i], strings.Join(join, ", "))
+`, c.ids[i], chaosToken, c.ips[i], strings.Join(join, ", "), leaseTTL, leaseEpsilon)
 }
 
 // waitFor polls cond until it returns nil or d passes.

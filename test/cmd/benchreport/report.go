@@ -475,7 +475,7 @@ func (r *report) rateLimitDetails(b *strings.Builder, f *rateLimitFigure) {
 
 // gatewayPointer sends readers to the gateway's figures, which a separate
 // tool writes (it needs nginx).
-const gatewayPointer = "The LLM gateway's figures (issue 3: added time to first byte against nginx and direct, memory per open stream, streams/s ceiling) are in [BENCHMARKS-gateway.md](BENCHMARKS-gateway.md), written by `go run ./test/cmd/gatewaybench -out docs/BENCHMARKS-gateway.md` (needs nginx: `apt-get install -y nginx`). The cluster's figures (issue 4: forwarded vs local calls, handoff pause, rebalance and failover times, checks/s through a 3-node cluster) are in [BENCHMARKS-cluster.md](BENCHMARKS-cluster.md), written by `make bench-cluster`."
+const gatewayPointer = "The LLM gateway's figures (issue 3: added time to first byte against nginx and direct, memory per open stream, streams/s ceiling) are in [BENCHMARKS-gateway.md](BENCHMARKS-gateway.md), written by `go run ./test/cmd/gatewaybench -out docs/BENCHMARKS-gateway.md` (needs nginx: `apt-get install -y nginx`). The cluster's figures (issue 4: forwarded vs local calls, handoff pause, rebalance and failover times, checks/s through a 3-node cluster) are in [BENCHMARKS-cluster.md](BENCHMARKS-cluster.md), written by `make bench-cluster`. Failover after real SIGKILLs of containers (a fault the in-process cluster cannot inflict: no orderly NATS shutdown) is in [BENCHMARKS-chaos.md](BENCHMARKS-chaos.md), written by `make chaos-failover` (needs Docker)."
 
 // fixedFailure says why a fixed-rate scenario has no run.
 func fixedFailure(f *rateLimitFigure, s *scenarioRuns) string {
