@@ -148,8 +148,9 @@ func NewNode(cfg Config, opts Options) (*Node, error) {
 	}
 	n.runtime = rt
 	n.caller = rt
+	var early gateway.EarlyCaller = rt
 	if n.cluster != nil {
-		n.caller = n.cluster
+		n.caller, early = n.cluster, n.cluster
 	}
 	if n.caller, err = n.hot.wrap(cfg, n.caller, logger, clk); err != nil {
 		rt.Shutdown(context.Background())
@@ -167,6 +168,9 @@ func NewNode(cfg Config, opts Options) (*Node, error) {
 	}
 	n.gateway, err = gateway.New(cfg.Gateway, cfg.Providers, prices, retired, n.caller, gateway.Options{
 		Logger: logger, Registerer: n.registry, Clock: clk, BindAddr: cfg.HTTPAddr, Events: n.usageEvents(),
+		// Admits skip the hot-key layer: it serves ratelimit namespaces
+		// only, never the account actors.
+		Early: early,
 	})
 	if err != nil {
 		rt.Shutdown(context.Background())

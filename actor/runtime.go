@@ -163,16 +163,7 @@ func (r *Runtime) Inline(id ID) bool {
 // A call for an actor on this node runs in-process on the caller's
 // goroutine.
 func (r *Runtime) Call(ctx context.Context, id ID, msg proto.Message) (proto.Message, error) {
-	reqID := ""
-	if m, ok := msg.(requestIDer); ok {
-		reqID = m.GetRequestId()
-	}
-	body := func(t *Turn, c *cell) (proto.Message, error) {
-		if resp, ok, err := r.alarmOp(t, msg); ok {
-			return resp, err
-		}
-		return c.handler.Receive(t, msg)
-	}
+	reqID, body := r.callBody(msg)
 	if r.cfg.Gate != nil {
 		return r.gatedTurn(ctx, id, reqID, nil, body)
 	}
@@ -181,6 +172,20 @@ func (r *Runtime) Call(ctx context.Context, id ID, msg proto.Message) (proto.Mes
 }
 
 type turnBody func(t *Turn, c *cell) (proto.Message, error)
+
+// callBody is the turn of a call carrying msg, and msg's request ID.
+func (r *Runtime) callBody(msg proto.Message) (string, turnBody) {
+	reqID := ""
+	if m, ok := msg.(requestIDer); ok {
+		reqID = m.GetRequestId()
+	}
+	return reqID, func(t *Turn, c *cell) (proto.Message, error) {
+		if resp, ok, err := r.alarmOp(t, msg); ok {
+			return resp, err
+		}
+		return c.handler.Receive(t, msg)
+	}
+}
 
 // turnOpts adjust an internal turn (an alarm fire); calls pass nil.
 type turnOpts struct {
@@ -248,21 +253,69 @@ func (r *Runtime) gatedTurn(ctx context.Context, id ID, reqID string, opts *turn
 	return resp, err
 }
 
-// runTurn runs one turn on this node and reports how far it got.
+// runTurn runs one turn on this node and reports how far it got, after
+// the output gate.
 func (r *Runtime) runTurn(ctx context.Context, id ID, reqID string, body turnBody) (proto.Message, int, error) {
 	if err := r.enter(); err != nil {
 		return nil, turnNotRun, err
 	}
 	defer r.leave()
+	resp, outcome, out, err := r.runUngated(ctx, id, reqID, body)
+	if werr := r.outputGate(ctx, &out); werr != nil {
+		return nil, outcome, werr
+	}
+	return resp, outcome, err
+}
+
+// pendingOutput is what the output gate of a turn that ran needs: the
+// durable sequence the turn could observe, and its bounds.
+type pendingOutput struct {
+	ns       *namespace // nil: the turn did not run, nothing to wait for
+	id       ID
+	reqID    string
+	wrote    bool
+	target   uint64
+	start    time.Time // the turn's arrival (turn latency)
+	now      time.Time // the clock when the turn ended
+	deadline time.Time
+}
+
+// outputGate waits until what the turn could observe is durable: no
+// reply of any kind leaves before. Its error replaces the turn's reply.
+func (r *Runtime) outputGate(ctx context.Context, out *pendingOutput) error {
+	ns := out.ns
+	if ns == nil {
+		return nil
+	}
+	now := out.now
+	if ns.cfg.Durability == Local && r.committer.durable.Load() < out.target {
+		if werr := r.waitDurable(ctx, out.target, out.deadline); werr != nil {
+			if errors.Is(werr, ErrStorage) {
+				return werr
+			}
+			if out.wrote && out.reqID != "" {
+				return &UnknownOutcomeError{RequestID: out.reqID, Err: werr}
+			}
+			return fmt.Errorf("actor %s: waiting for durability: %w (%v)", out.id, ErrTurnDeadline, werr)
+		}
+		now = r.clock.Now()
+	}
+	ns.turnSeconds.Observe(now.Sub(out.start).Seconds())
+	return nil
+}
+
+// runUngated runs one turn on this node up to, not including, its output
+// gate. The caller has entered the runtime (r.enter).
+func (r *Runtime) runUngated(ctx context.Context, id ID, reqID string, body turnBody) (resp proto.Message, outcome int, out pendingOutput, err error) {
 	ns := r.namespaces[id.Namespace]
 	if ns == nil {
-		return nil, turnNotRun, fmt.Errorf("%w %q", ErrUnknownNamespace, id.Namespace)
+		return nil, turnNotRun, out, fmt.Errorf("%w %q", ErrUnknownNamespace, id.Namespace)
 	}
 	if len(id.Key) > r.cfg.Limits.MaxKeyBytes {
-		return nil, turnNotRun, &LimitError{Limit: "max_key_bytes", Max: int64(r.cfg.Limits.MaxKeyBytes), Got: int64(len(id.Key)), What: "the actor key"}
+		return nil, turnNotRun, out, &LimitError{Limit: "max_key_bytes", Max: int64(r.cfg.Limits.MaxKeyBytes), Got: int64(len(id.Key)), What: "the actor key"}
 	}
 	if len(reqID) > 256 {
-		return nil, turnNotRun, &LimitError{Limit: "max_request_id_bytes", Max: 256, Got: int64(len(reqID)), What: "the request id"}
+		return nil, turnNotRun, out, &LimitError{Limit: "max_request_id_bytes", Max: 256, Got: int64(len(reqID)), What: "the request id"}
 	}
 	start := r.clock.Now()
 	// The turn deadline bounds real elapsed time, as a context deadline
@@ -299,17 +352,17 @@ func (r *Runtime) runTurn(ctx context.Context, id ID, reqID string, body turnBod
 		if int(depth) > r.cfg.Limits.MailboxDepth {
 			c.waiting.Add(-1)
 			r.metrics.overloaded.Inc()
-			return nil, turnNotRun, fmt.Errorf("actor %s: %w: %d calls queued (limit mailbox_depth = %d)", id, ErrOverloaded, depth-1, r.cfg.Limits.MailboxDepth)
+			return nil, turnNotRun, out, fmt.Errorf("actor %s: %w: %d calls queued (limit mailbox_depth = %d)", id, ErrOverloaded, depth-1, r.cfg.Limits.MailboxDepth)
 		}
 		if err := r.acquireSlow(ctx, c, deadline); err != nil {
 			c.waiting.Add(-1)
-			return nil, turnNotRun, fmt.Errorf("actor %s: waiting in the mailbox: %w (%v)", id, ErrTurnDeadline, err)
+			return nil, turnNotRun, out, fmt.Errorf("actor %s: waiting in the mailbox: %w (%v)", id, ErrTurnDeadline, err)
 		}
 		c.waiting.Add(-1)
 		turnStart = r.clock.Now()
 	}
 	resp, wrote, end, err := r.runLocked(ctx, c, reqID, turnStart, mono, deadline, body)
-	outcome := turnRan
+	outcome = turnRan
 	if wrote {
 		outcome = turnWrote
 	}
@@ -325,23 +378,8 @@ func (r *Runtime) runTurn(ctx context.Context, id ID, reqID string, body turnBod
 		// is a few atomic adds on lines other callers share.
 		r.metrics.mailboxDepth.Observe(0)
 	}
-
-	// The output gate: no reply of any kind before what the turn could
-	// observe is durable.
-	if ns.cfg.Durability == Local && r.committer.durable.Load() < target {
-		if werr := r.waitDurable(ctx, target, deadline); werr != nil {
-			if errors.Is(werr, ErrStorage) {
-				return nil, outcome, werr
-			}
-			if wrote && reqID != "" {
-				return nil, outcome, &UnknownOutcomeError{RequestID: reqID, Err: werr}
-			}
-			return nil, outcome, fmt.Errorf("actor %s: waiting for durability: %w (%v)", id, ErrTurnDeadline, werr)
-		}
-		now = r.clock.Now()
-	}
-	ns.turnSeconds.Observe(now.Sub(start).Seconds())
-	return resp, outcome, err
+	out = pendingOutput{ns: ns, id: id, reqID: reqID, wrote: wrote, target: target, start: start, now: now, deadline: deadline}
+	return resp, outcome, out, err
 }
 
 // acquireSlow waits for the turn lock until ctx ends or the deadline.

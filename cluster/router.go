@@ -18,49 +18,70 @@ import (
 // Call implements api.Caller for the whole cluster: in-process when this
 // node serves the actor's partition, else forwarded to its owner.
 func (n *Node) Call(ctx context.Context, id actor.ID, msg proto.Message) (proto.Message, error) {
+	resp, _, err := n.call(ctx, id, msg, false)
+	return resp, err
+}
+
+// CallEarly is Call with the output gate handed to the caller when this
+// node serves the actor (actor.Runtime.CallEarly); a forwarded call's
+// reply comes through its owner's output gate, with actor.OpenGate. The
+// gate must be waited on exactly once.
+func (n *Node) CallEarly(ctx context.Context, id actor.ID, msg proto.Message) (proto.Message, actor.OutputGate, error) {
+	return n.call(ctx, id, msg, true)
+}
+
+func (n *Node) call(ctx context.Context, id actor.ID, msg proto.Message, early bool) (proto.Message, actor.OutputGate, error) {
 	p, err := n.rt.PartitionOf(id)
 	if err != nil {
-		return nil, err
+		return nil, actor.OpenGate, err
 	}
 	hint := ""
 	var last error
 	for attempt := 0; attempt <= n.cfg.ForwardRetries; attempt++ {
 		if attempt > 0 && !n.backoff(ctx, attempt) {
 			if last != nil {
-				return nil, last
+				return nil, actor.OpenGate, last
 			}
-			return nil, ctx.Err()
+			return nil, actor.OpenGate, ctx.Err()
 		}
 		owner, epoch, orphaned, known := n.route(p, hint)
 		hint = ""
 		switch {
 		case orphaned:
-			return nil, &UnavailableError{Partition: p, Why: "orphaned"}
+			return nil, actor.OpenGate, &UnavailableError{Partition: p, Why: "orphaned"}
 		case !known:
 			last = &UnavailableError{Partition: p, Why: "unowned"}
 			continue
 		case owner == n.cfg.NodeID:
-			resp, err := n.rt.Call(ctx, id, msg)
+			var resp proto.Message
+			gate := actor.OpenGate
+			if early {
+				resp, gate, err = n.rt.CallEarly(ctx, id, msg)
+			} else {
+				resp, err = n.rt.Call(ctx, id, msg)
+			}
 			var no *NotOwnerError
 			var uo *actor.UnknownOutcomeError
 			switch {
 			case errors.As(err, &no):
+				_ = gate.Wait(ctx) // refused at the gate: nothing to wait for
 				hint, last = no.Hint, err
 				continue
 			case errors.Is(err, actor.ErrOwnershipLost) && !errors.As(err, &uo):
 				// Refused before anything was written: retry on the owner.
+				_ = gate.Wait(ctx)
 				last = err
 				continue
 			}
-			return resp, err
+			return resp, gate, err
 		}
 		resp, retry, nextHint, err := n.forward(ctx, owner, id, p, epoch, msg)
 		if !retry {
-			return resp, err
+			return resp, actor.OpenGate, err
 		}
 		hint, last = nextHint, err
 	}
-	return nil, last
+	return nil, actor.OpenGate, last
 }
 
 // route returns the owner of p in this node's copy of the directory (hint,

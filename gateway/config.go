@@ -65,6 +65,18 @@ type Config struct {
 	// that lack it (and drop the extra usage chunk from the response).
 	// Off: such streams carry no usage and the figures are estimates.
 	InsertIncludeUsage bool `yaml:"insert_include_usage"`
+	// SpeculativeUpstream sends an admitted request upstream while the
+	// admit's writes are still being committed, instead of after: the
+	// commit (a group commit, about a millisecond with fsync) overlaps the
+	// provider's time to first byte. Nothing of the answer reaches the
+	// client before the admit is durable (the output gate still holds the
+	// client's bytes), and when it fails to become durable the upstream
+	// request is cancelled and the client gets admit_unavailable (503;
+	// Anthropic 529). What it gives up: a
+	// node that crashes within that millisecond has sent a request whose
+	// tokens it never recorded. Only for an account actor on this node
+	// (a forwarded admit returns durable). Default true.
+	SpeculativeUpstream bool `yaml:"speculative_upstream"`
 	// RedirectRetiredModels rewrites a retired model to its replacement
 	// instead of refusing the request with 400.
 	RedirectRetiredModels bool `yaml:"redirect_retired_models"`
@@ -108,6 +120,7 @@ func DefaultConfig() Config {
 		UpstreamHeaderTimeout: 60 * time.Second,
 		StreamIdleTimeout:     60 * time.Second,
 		InsertIncludeUsage:    true,
+		SpeculativeUpstream:   true,
 		AccountNamespace:      "account",
 		UsageExactThreshold:   0.2,
 		DefaultOutputTokens:   4096,
@@ -265,6 +278,11 @@ type Options struct {
 	BindAddr string
 	// LookupEnv reads api_key_env variables (nil: os.LookupEnv).
 	LookupEnv func(string) (string, bool)
+	// Early admits with the output gate handed back
+	// (gateway.speculative_upstream): the node's router or runtime,
+	// without layers that do not serve the account namespace. nil: every
+	// admit waits for its commit.
+	Early EarlyCaller
 	// Events receives a usage event per call (sampled by
 	// gateway.usage_events); nil: none are made (a single node).
 	Events EventSink

@@ -204,6 +204,10 @@ func (c *call) forward() {
 // giveUp answers with the last attempt's failure. After retries the
 // answer says x-should-retry: false, so the SDK does not multiply them.
 func (c *call) giveUp(res attemptResult) {
+	if c.waitAdmit() != nil {
+		c.refuse(admitLost())
+		return
+	}
 	c.failure = res.failure
 	noRetry := c.retries > 0
 	if res.status != 0 {

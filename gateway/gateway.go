@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/holdfast/holdfast/actor"
 	"github.com/holdfast/holdfast/actor/clock"
 	"github.com/holdfast/holdfast/api"
 	"github.com/holdfast/holdfast/gateway/envelope"
@@ -32,6 +33,7 @@ type Gateway struct {
 	prices   *pricing.Table
 	retired  *pricing.Retirements
 	caller   api.Caller
+	early    EarlyCaller // nil: admits wait for their commit
 	log      *slog.Logger
 	clk      clock.Clock
 	sleep    func(context.Context, time.Duration) error
@@ -121,7 +123,7 @@ func New(cfg Config, providers map[string]ProviderConfig, prices *pricing.Table,
 		retired = pricing.DefaultRetirements()
 	}
 	g := &Gateway{
-		cfg: cfg, prices: prices, retired: retired, caller: caller,
+		cfg: cfg, prices: prices, retired: retired, caller: caller, early: opts.Early,
 		log: opts.Logger, clk: opts.Clock, sleep: opts.Sleep, client: opts.HTTPClient,
 		remaining: newLRU[string, admitState](100_000),
 		cacheSeen: newLRU[uint64, time.Time](65_536),
@@ -220,6 +222,8 @@ type call struct {
 	hasPrefix   bool
 	upstreamKey string
 	admitted    bool
+	admitGate   actor.OutputGate // the admit's, until waitAdmit
+	admitErr    error            // the admit did not become durable
 
 	// outcome
 	status     int
@@ -266,6 +270,7 @@ func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		}()
 		c.serve()
 	}()
+	_ = c.waitAdmit() // every path waits on the admit's gate once
 	c.finish()
 	if c.abort {
 		// The upstream broke off mid-stream: end the client's stream the
@@ -302,6 +307,9 @@ type refusal struct {
 }
 
 func (c *call) refuse(ref refusal) {
+	if c.waitAdmit() != nil && ref.failure != "client_cancelled" && ref.failure != "admit_unavailable" {
+		ref = admitLost()
+	}
 	if ref.failure == "client_cancelled" {
 		// Nobody to answer.
 		c.failure, c.status = ref.failure, 499

@@ -187,6 +187,7 @@ type envOpts struct {
 	caller    api.Caller // when set, used instead of the fake caller
 	noLogs    bool       // benchmarks: do not keep log lines
 	events    EventSink
+	early     EarlyCaller // Options.Early
 }
 
 // standardProviders: one real-typed provider per family, all pointing at
@@ -236,6 +237,7 @@ func newEnv(t testing.TB, mods ...func(*envOpts)) *env {
 		Transport:  tr,
 		BindAddr:   "127.0.0.1:8080",
 		Events:     o.events,
+		Early:      o.early,
 		LookupEnv: func(k string) (string, bool) {
 			v, ok := testEnvVars[k]
 			return v, ok

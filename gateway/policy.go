@@ -410,15 +410,15 @@ func (c *call) admit() *refusal {
 		OutputTokensEstimate: c.outEst,
 		SpendEstimateNanos:   c.spendEst,
 	}
-	resp, err := c.g.caller.Call(c.r.Context(), c.accountID(), req)
+	resp, err := c.callAdmit(c.r.Context(), req)
 	if err != nil {
 		if c.r.Context().Err() != nil {
 			c.failure, c.status = "client_cancelled", 499
 			return &refusal{kind: envelope.Unavailable, failure: "client_cancelled"}
 		}
 		c.detail = "admit: " + err.Error()
-		return &refusal{kind: envelope.Unavailable, failure: "admit_unavailable", retryAfter: time.Second,
-			msg: "The gateway could not check this request's limits; retry shortly."}
+		ref := admitLost()
+		return &ref
 	}
 	ar, ok := resp.(*holdfastv1.AccountAdmitResponse)
 	if !ok {

@@ -36,8 +36,13 @@ type clientWriter struct {
 	onWire func()
 }
 
+// commit sends the status and headers, once the admit is durable.
 func (cw *clientWriter) commit() {
-	if cw.wrote {
+	if cw.wrote || cw.err != nil {
+		return
+	}
+	if err := cw.c.waitAdmit(); err != nil {
+		cw.err = errAdmitNotDurable
 		return
 	}
 	cw.wrote = true
@@ -53,7 +58,9 @@ func (cw *clientWriter) Write(p []byte) (int, error) {
 	if cw.err != nil {
 		return 0, cw.err
 	}
-	cw.commit()
+	if cw.commit(); cw.err != nil {
+		return 0, cw.err
+	}
 	cw.writes++
 	n, err := cw.w.Write(p)
 	if err != nil {
@@ -66,7 +73,9 @@ func (cw *clientWriter) Flush() error {
 	if cw.err != nil {
 		return cw.err
 	}
-	cw.commit()
+	if cw.commit(); cw.err != nil {
+		return cw.err
+	}
 	if err := cw.rc.Flush(); err != nil {
 		if errors.Is(err, http.ErrNotSupported) {
 			// A wrapping ResponseWriter that cannot flush (and does not
@@ -160,6 +169,11 @@ func (c *call) relay(ctx context.Context, cancel context.CancelCauseFunc, resp *
 	c.eventsOut = cw.writes
 
 	switch {
+	case errors.Is(cw.err, errAdmitNotDurable):
+		// Nothing reached the client; the answer is not the provider's.
+		cancel(errAdmitNotDurable)
+		c.refuse(admitLost())
+		return attemptResult{done: true}
 	case writeErr != nil && cw.err != nil:
 		// The client went away: stop the upstream request at once.
 		cancel(errClientGone)

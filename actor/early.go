@@ -1,0 +1,103 @@
+package actor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"google.golang.org/protobuf/proto"
+)
+
+// OutputGate is the output gate of a turn whose reply CallEarly handed out
+// before it was durable. Wait blocks until everything the turn could
+// observe is durable (and, in a cluster, this node still owned the actor
+// when it was), and returns nil, or the error that replaces the turn's
+// reply: ErrStorage, a deadline, an UnknownOutcomeError, ErrOwnershipLost.
+//
+// Wait must be called exactly once, on every path: until then the call
+// counts as in flight (Shutdown waits for it) and, in a cluster, holds the
+// partition's turn gate (a handoff waits for it). Later calls return the
+// first result. Safe for concurrent use.
+type OutputGate interface {
+	Wait(ctx context.Context) error
+}
+
+// openGate is the gate of a reply that is already durable (or of a turn
+// that never ran).
+type openGate struct{}
+
+func (openGate) Wait(context.Context) error { return nil }
+
+// OpenGate is an OutputGate that never waits: for replies that left
+// through the output gate already (a call forwarded to another node).
+var OpenGate OutputGate = openGate{}
+
+// earlyGate is the pending output gate of one turn of this runtime.
+type earlyGate struct {
+	once sync.Once
+	err  error
+	wait func(ctx context.Context) error
+}
+
+func (g *earlyGate) Wait(ctx context.Context) error {
+	g.once.Do(func() { g.err = g.wait(ctx) })
+	return g.err
+}
+
+// CallEarly is Call with the output gate handed to the caller: it returns
+// the turn's reply (or error) as soon as the turn ran, before its writes
+// and what it read are durable, with the gate to wait on. The caller may
+// act on the reply meanwhile in ways nobody can observe before Wait
+// returns nil (the gateway sends the upstream request, and holds every
+// byte of its answer to the client until then); it must not let the reply
+// or anything derived from it be seen before. A non-nil Wait replaces the
+// reply: the turn may or may not be durable, as with Call's errors.
+//
+// An error returned by CallEarly itself comes with a gate too (wait on it
+// before answering with the error: the turn may have observed writes that
+// are not durable yet).
+func (r *Runtime) CallEarly(ctx context.Context, id ID, msg proto.Message) (proto.Message, OutputGate, error) {
+	reqID, body := r.callBody(msg)
+	var (
+		p     int
+		epoch uint64
+		done  func()
+		gate  = r.cfg.Gate
+	)
+	if gate != nil {
+		ns := r.namespaces[id.Namespace]
+		if ns == nil {
+			return nil, OpenGate, fmt.Errorf("%w %q", ErrUnknownNamespace, id.Namespace)
+		}
+		var encBuf [128]byte
+		p = groupedPartition(id.AppendEncode(encBuf[:0]), r.cfg.Partitions, ns.group)
+		var err error
+		if epoch, done, err = gate.Enter(ctx, p); err != nil {
+			return nil, OpenGate, err
+		}
+	}
+	if err := r.enter(); err != nil {
+		if done != nil {
+			done()
+		}
+		return nil, OpenGate, err
+	}
+	resp, outcome, out, err := r.runUngated(ctx, id, reqID, body)
+	g := &earlyGate{wait: func(wctx context.Context) error {
+		defer r.leave()
+		if done != nil {
+			defer done()
+		}
+		werr := r.outputGate(wctx, &out)
+		if werr != nil || gate == nil || outcome == turnNotRun || errors.Is(err, ErrStorage) || gate.Valid(p, epoch) {
+			return werr
+		}
+		// As gatedTurn: the turn ran, and this node no longer owns p.
+		if outcome == turnWrote {
+			return &UnknownOutcomeError{RequestID: reqID, Err: ErrOwnershipLost}
+		}
+		return fmt.Errorf("actor %s: %w", id, ErrOwnershipLost)
+	}}
+	return resp, g, err
+}

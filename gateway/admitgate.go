@@ -1,0 +1,66 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/holdfast/holdfast/actor"
+	"github.com/holdfast/holdfast/gateway/envelope"
+	"google.golang.org/protobuf/proto"
+)
+
+// EarlyCaller calls an actor and hands back the turn's output gate
+// instead of waiting on it (actor.Runtime.CallEarly, cluster.Node's).
+// Safe for concurrent use; the gate must be waited on exactly once.
+type EarlyCaller interface {
+	CallEarly(ctx context.Context, id actor.ID, msg proto.Message) (proto.Message, actor.OutputGate, error)
+}
+
+// errAdmitNotDurable stops a relay whose admit did not become durable:
+// nothing has reached the client, the upstream request is cancelled.
+var errAdmitNotDurable = errors.New("the admit did not become durable")
+
+// callAdmit runs the admit turn: with gateway.speculative_upstream and an
+// EarlyCaller, returning before the turn is durable and leaving its gate
+// in c.admitGate, for waitAdmit.
+func (c *call) callAdmit(ctx context.Context, req proto.Message) (proto.Message, error) {
+	g := c.g
+	if g.early == nil || !g.cfg.SpeculativeUpstream {
+		return g.caller.Call(ctx, c.accountID(), req)
+	}
+	resp, gate, err := g.early.CallEarly(ctx, c.accountID(), req)
+	c.admitGate = gate
+	return resp, err
+}
+
+// waitAdmit is the admit's output gate, on the gateway's side: it returns
+// once everything the admit turn could observe is durable, before any
+// byte of an answer (the upstream's, a refusal, an error) leaves for the
+// client. A non-nil error means the admit may not be durable: the call is
+// not admitted (not settled), and is answered with admitLost. Idempotent;
+// without a pending gate it returns nil at once.
+func (c *call) waitAdmit() error {
+	gate := c.admitGate
+	if gate == nil {
+		return c.admitErr
+	}
+	c.admitGate = nil
+	// Not the client's context: a client that left must not cut the wait
+	// short, or a durable admit would go unsettled. The turn deadline
+	// bounds it.
+	if err := gate.Wait(context.WithoutCancel(c.r.Context())); err != nil {
+		c.admitErr = err
+		c.admitted = false
+		if c.detail == "" {
+			c.detail = "admit: " + err.Error()
+		}
+	}
+	return c.admitErr
+}
+
+// admitLost is the answer to a call whose admit did not become durable.
+func admitLost() refusal {
+	return refusal{kind: envelope.Unavailable, failure: "admit_unavailable", retryAfter: time.Second,
+		msg: "The gateway could not check this request's limits; retry shortly."}
+}
