@@ -47,12 +47,15 @@ type Gateway struct {
 
 	inflight inflight // calls being served or settled
 
-	// settles holds a slot per settle in flight to the account actors.
-	// Settles run after the response, so nothing slows them down when
-	// calls arrive faster than they settle; unbounded, they would fill an
-	// actor's mailbox (limits.mailbox_depth) and get admits, which a
-	// client is waiting for, refused with 529. Queued here instead, they
-	// wait in the gateway's memory, one goroutine each, as before.
+	// settler batches each user's settles (settle.go).
+	settler settler
+	// settles holds a slot per settle turn in flight to the account
+	// actors (at most one per user: settler). Settles run after the
+	// response, so nothing slows them down when calls arrive faster than
+	// they settle; unbounded, they would fill the actors' mailboxes
+	// (limits.mailbox_depth) and get admits, which a client is waiting
+	// for, refused with 529. Queued here instead, they wait in the
+	// gateway's memory.
 	settles chan struct{}
 }
 
@@ -346,14 +349,7 @@ func (c *call) finish() {
 		c.g.inflight.add(-1)
 		return
 	}
-	go func() {
-		defer c.g.inflight.add(-1)
-		c.g.settles <- struct{}{}
-		err := c.settle()
-		<-c.g.settles
-		c.logLine(err)
-		c.publishEvent(err)
-	}()
+	c.g.enqueueSettle(c)
 }
 
 var errClientGone = errors.New("client went away")

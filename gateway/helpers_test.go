@@ -52,10 +52,11 @@ type fakeCaller struct {
 	decide func(n int, r *holdfastv1.AccountAdmitRequest) (*holdfastv1.AccountAdmitResponse, error)
 	// settleErr fails settle attempt n when it returns an error.
 	settleErr func(n int) error
-	// settleEnter, if set, is called as a settle arrives, before any
-	// lock: a test may block in it.
+	// settleEnter, if set, is called as a settle (or a batch) arrives,
+	// before any lock: a test may block in it.
 	settleEnter func()
 	settleTry   int
+	batches     int // batch settles among the settle tries
 	settled     chan *holdfastv1.AccountSettleRequest
 }
 
@@ -64,8 +65,11 @@ func newFakeCaller() *fakeCaller {
 }
 
 func (f *fakeCaller) Call(ctx context.Context, id actor.ID, msg proto.Message) (proto.Message, error) {
-	if _, ok := msg.(*holdfastv1.AccountSettleRequest); ok && f.settleEnter != nil {
-		f.settleEnter()
+	switch msg.(type) {
+	case *holdfastv1.AccountSettleRequest, *holdfastv1.AccountSettleBatchRequest:
+		if f.settleEnter != nil {
+			f.settleEnter()
+		}
 	}
 	f.mu.Lock()
 	f.ids = append(f.ids, id)
@@ -92,6 +96,29 @@ func (f *fakeCaller) Call(ctx context.Context, id actor.ID, msg proto.Message) (
 		f.mu.Unlock()
 		f.settled <- m
 		return &holdfastv1.AccountSettleRequest{}, nil
+	case *holdfastv1.AccountSettleBatchRequest:
+		// Recorded as its settles, each with the batch's actor and ID.
+		n := f.settleTry
+		f.settleTry++
+		f.batches++
+		if f.settleErr != nil {
+			if err := f.settleErr(n); err != nil {
+				f.mu.Unlock()
+				return nil, err
+			}
+		}
+		var items []*holdfastv1.AccountSettleRequest
+		for _, s := range m.GetSettles() {
+			c := proto.Clone(s).(*holdfastv1.AccountSettleRequest)
+			c.Actor, c.RequestId = m.GetActor(), m.GetRequestId()
+			items = append(items, c)
+		}
+		f.settles = append(f.settles, items...)
+		f.mu.Unlock()
+		for _, c := range items {
+			f.settled <- c
+		}
+		return &holdfastv1.AccountSettleBatchResponse{}, nil
 	}
 	f.mu.Unlock()
 	return nil, errors.New("fakeCaller: unexpected message")

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strings"
@@ -466,62 +465,3 @@ func refusalFor(ar *holdfastv1.AccountAdmitResponse, model, provider string) *re
 		return &refusal{kind: envelope.RateLimited, failure: "rate_limited", retryAfter: ra, noRetry: never, msg: msg + "."}
 	}
 }
-
-// settle debits the finished call. Its request ID is derived from the
-// gateway request ID, so a settle retried after an unknown outcome
-// counts once. Called only for admitted calls.
-func (c *call) settle() error {
-	u := c.usage
-	req := &holdfastv1.AccountSettleRequest{
-		Actor:     c.actorRef(),
-		RequestId: c.id + ".settle",
-		KeyId:     c.keyID,
-		Provider:  c.p.name,
-		Model:     c.model,
-		Usage: &holdfastv1.TokenUsage{
-			InputTokens:                 u.InputTokens,
-			OutputTokens:                u.OutputTokens,
-			CacheCreationInputTokens:    u.CacheCreationInputTokens,
-			CacheCreation_5MInputTokens: u.CacheCreation5mInputTokens,
-			CacheCreation_1HInputTokens: u.CacheCreation1hInputTokens,
-			CacheReadInputTokens:        u.CacheReadInputTokens,
-		},
-		CostNanos:            c.cost,
-		InputTokensEstimate:  c.inEst,
-		OutputTokensEstimate: c.outEst,
-		Failed:               !c.usageSeen,
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var err error
-	for failed, busy := 0, 0; ; {
-		if _, err = c.g.caller.Call(ctx, c.accountID(), req); err == nil {
-			return nil
-		}
-		var wait time.Duration
-		if errors.Is(err, actor.ErrOverloaded) && busy < maxSettleBusyRetries {
-			// The actor's mailbox was full: the turn did not run, so
-			// waiting it out is safe, and in a burst it is what keeps the
-			// call charged. Jittered, so that refused settles do not
-			// return together.
-			wait = min(50*time.Millisecond<<min(busy, 5), time.Second)
-			wait = wait/2 + time.Duration(rand.Int64N(int64(wait/2)))
-			busy++
-		} else {
-			if failed++; failed == 3 {
-				break
-			}
-			wait = time.Duration(200<<(failed-1)) * time.Millisecond
-		}
-		if ctx.Err() != nil || c.g.sleep(ctx, wait) != nil {
-			break
-		}
-	}
-	c.g.m.failure(c.p.name, "settle_failed")
-	return err
-}
-
-// maxSettleBusyRetries bounds the retries of a settle refused by a full
-// mailbox (about the settle's 30 s at the 1 s cap); other errors get three
-// attempts.
-const maxSettleBusyRetries = 40

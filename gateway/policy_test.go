@@ -254,44 +254,98 @@ func TestSettleWaitsOutAFullMailbox(t *testing.T) {
 
 // Settles in flight to the actors are bounded: the rest wait in the
 // gateway, not in the actor's mailbox, and all of them settle.
-func TestSettlesInFlightBounded(t *testing.T) {
-	e := newEnv(t)
-	e.gw.settles = make(chan struct{}, 2)
-	var (
-		mu              sync.Mutex
-		inside, maxSeen int
-	)
-	release := make(chan struct{})
-	var once sync.Once
-	open := func() { once.Do(func() { close(release) }) }
-	t.Cleanup(open) // a failed check must not leave settles blocked
-	entered := make(chan struct{}, 8)
+// blockSettles makes every settle turn wait for release, counting how many
+// are inside at once.
+type settleBlocker struct {
+	mu              sync.Mutex
+	inside, maxSeen int
+	entered         chan struct{}
+	release         chan struct{}
+	once            sync.Once
+}
+
+func blockSettles(t *testing.T, e *env) *settleBlocker {
+	b := &settleBlocker{entered: make(chan struct{}, 64), release: make(chan struct{})}
+	t.Cleanup(b.open) // a failed check must not leave settles blocked
 	e.caller.settleEnter = func() {
-		mu.Lock()
-		inside++
-		maxSeen = max(maxSeen, inside)
-		mu.Unlock()
-		entered <- struct{}{}
-		<-release
-		mu.Lock()
-		inside--
-		mu.Unlock()
+		b.mu.Lock()
+		b.inside++
+		b.maxSeen = max(b.maxSeen, b.inside)
+		b.mu.Unlock()
+		b.entered <- struct{}{}
+		<-b.release
+		b.mu.Lock()
+		b.inside--
+		b.mu.Unlock()
 	}
+	return b
+}
+
+func (b *settleBlocker) open() { b.once.Do(func() { close(b.release) }) }
+
+// Settle turns in flight are bounded across users: the rest wait in the
+// gateway, not in the actors' mailboxes.
+func TestSettlesInFlightBounded(t *testing.T) {
+	e := newEnv(t, keysMode)
+	e.gw.settles = make(chan struct{}, 2)
+	b := blockSettles(t, e)
 	const calls = 5
-	for range calls {
-		readAll(t, e.post("/v1/messages", streamBody, nil).Body)
+	for i := range calls {
+		h := http.Header{"X-Api-Key": {newVKey(t, fmt.Sprintf("user-%d", i))}}
+		readAll(t, e.post("/v1/messages", streamBody, h).Body)
 	}
 	// Every call has answered, so every settle has started; two are
 	// inside the actor call, the others must be waiting for a slot.
-	<-entered
-	<-entered
+	<-b.entered
+	<-b.entered
 	if len(e.gw.settles) != 2 {
 		t.Fatalf("%d settle slots taken", len(e.gw.settles))
 	}
-	open()
+	b.open()
 	e.quiesce()
-	if len(e.caller.settles) != calls || maxSeen > 2 {
-		t.Fatalf("%d settled, at most %d at once", len(e.caller.settles), maxSeen)
+	if len(e.caller.settles) != calls || b.maxSeen > 2 || e.caller.batches != 0 {
+		t.Fatalf("%d settled, at most %d at once, %d batches (want single settles: one call per user)", len(e.caller.settles), b.maxSeen, e.caller.batches)
+	}
+}
+
+// One user has one settle turn in flight at a time; the calls that finish
+// meanwhile are settled together in the next turn, each with its own
+// figures, and each call's log line follows its settle.
+func TestSettlesOfOneUserBatched(t *testing.T) {
+	e := newEnv(t)
+	b := blockSettles(t, e)
+	readAll(t, e.post("/v1/messages", streamBody, nil).Body)
+	<-b.entered // the first call's settle is inside the actor
+	const queued = 7
+	for i := range queued {
+		body := []byte(fmt.Sprintf(`{"model":"claude-sonnet-4-5","max_tokens":%d,"stream":true,"messages":[{"role":"user","content":"hi"}]}`, 100+i))
+		readAll(t, e.post("/v1/messages", body, nil).Body)
+	}
+	if n := strings.Count(e.logs.String(), `"msg":"gateway call"`); n != 0 {
+		t.Fatalf("%d log lines before any settle finished", n)
+	}
+	b.open()
+	e.quiesce()
+	if b.maxSeen != 1 {
+		t.Fatalf("%d settle turns of one user at once, want 1", b.maxSeen)
+	}
+	if e.caller.settleTry != 2 || e.caller.batches != 1 || len(e.caller.settles) != 1+queued {
+		t.Fatalf("%d settle turns (%d batches) for %d settles; want the %d queued calls in one batch", e.caller.settleTry, e.caller.batches, len(e.caller.settles), queued)
+	}
+	seen := map[int64]bool{}
+	for _, s := range e.caller.settles[1:] {
+		if !strings.HasSuffix(s.GetRequestId(), ".settles") || s.GetActor().GetKey() != LocalUser {
+			t.Fatalf("batch settle %v", s)
+		}
+		seen[s.GetOutputTokensEstimate()] = true
+	}
+	for i := range queued {
+		if !seen[int64(100+i)] {
+			t.Fatalf("the call with max_tokens %d is missing from the batch: %v", 100+i, seen)
+		}
+	}
+	if n := strings.Count(e.logs.String(), `"msg":"gateway call"`); n != 1+queued {
+		t.Fatalf("%d log lines, want %d", n, 1+queued)
 	}
 }
 

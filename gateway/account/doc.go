@@ -29,6 +29,11 @@
 //     hour and day totals are updated. failed=true counts an error instead
 //     of a request; with no usage reported it gives the estimates back.
 //     A stream cut short is settled with what was reported.
+//   - AccountSettleBatchRequest: several settles in one turn, applied in
+//     order exactly as one by one; idempotent by the batch's request_id;
+//     an invalid settle is reported by index and skipped. The gateway
+//     batches the settles that wait for a user's actor while its previous
+//     settle turn is in flight (at most 1000, max_settles_per_batch).
 //   - AccountKeyPut/Revoke/List, AccountLimitsSet/Get, AccountUsage: the
 //     operator side, reached through Service.
 //

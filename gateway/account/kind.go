@@ -155,6 +155,8 @@ func (h *handler) Receive(t *actor.Turn, msg proto.Message) (proto.Message, erro
 		return h.admit(t, m)
 	case *holdfastv1.AccountSettleRequest:
 		return h.settle(t, m)
+	case *holdfastv1.AccountSettleBatchRequest:
+		return h.settleBatch(t, m)
 	case *holdfastv1.AccountUsageRequest:
 		return h.usage(t, m)
 	case *holdfastv1.AccountKeyPutRequest:

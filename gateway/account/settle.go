@@ -15,6 +15,15 @@ import (
 // the request ID, so a retried settle is answered from the record and
 // counts once.
 func (h *handler) settle(t *actor.Turn, m *holdfastv1.AccountSettleRequest) (*holdfastv1.UsageTotals, error) {
+	if err := validateSettle(m); err != nil {
+		return nil, err
+	}
+	return h.applySettle(t, m)
+}
+
+// validateSettle refuses a settle with a negative figure or a malformed
+// key ID, before anything of it is applied.
+func validateSettle(m *holdfastv1.AccountSettleRequest) error {
 	u := m.GetUsage()
 	for _, f := range []struct {
 		name string
@@ -31,13 +40,19 @@ func (h *handler) settle(t *actor.Turn, m *holdfastv1.AccountSettleRequest) (*ho
 		{"output_tokens_estimate", m.GetOutputTokensEstimate()},
 	} {
 		if f.v < 0 {
-			return nil, invalid(ErrInvalidUsage, fmt.Sprintf("%s = %d, must not be negative", f.name, f.v), "field", f.name)
+			return invalid(ErrInvalidUsage, fmt.Sprintf("%s = %d, must not be negative", f.name, f.v), "field", f.name)
 		}
 	}
-	keyID := m.GetKeyId()
-	if keyID != "" && !vkey.ValidID(keyID) {
-		return nil, invalid(ErrInvalidKeyID, "key_id must be 16 lowercase hex digits", "field", "key_id")
+	if keyID := m.GetKeyId(); keyID != "" && !vkey.ValidID(keyID) {
+		return invalid(ErrInvalidKeyID, "key_id must be 16 lowercase hex digits", "field", "key_id")
 	}
+	return nil
+}
+
+// applySettle debits a validated settle and returns the day's totals.
+func (h *handler) applySettle(t *actor.Turn, m *holdfastv1.AccountSettleRequest) (*holdfastv1.UsageTotals, error) {
+	u := m.GetUsage()
+	keyID := m.GetKeyId()
 	now := t.Now().UnixNano()
 	day := ratelimit.DayKey(now)
 

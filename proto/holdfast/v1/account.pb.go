@@ -7,6 +7,7 @@
 package holdfastv1
 
 import (
+	status "google.golang.org/genproto/googleapis/rpc/status"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -615,6 +616,134 @@ func (x *AccountSettleRequest) GetFailed() bool {
 	return false
 }
 
+// AccountSettleBatchRequest settles several finished calls of one user in
+// one turn: the gateway batches the settles waiting for the same account
+// actor. request_id covers the whole batch (a retried batch counts once;
+// the settles' own request_id and actor are ignored). At most 1000
+// settles (max_settles_per_batch).
+type AccountSettleBatchRequest struct {
+	state         protoimpl.MessageState  `protogen:"open.v1"`
+	Actor         *ActorRef               `protobuf:"bytes,1,opt,name=actor,proto3" json:"actor,omitempty"`
+	RequestId     string                  `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Settles       []*AccountSettleRequest `protobuf:"bytes,3,rep,name=settles,proto3" json:"settles,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AccountSettleBatchRequest) Reset() {
+	*x = AccountSettleBatchRequest{}
+	mi := &file_holdfast_v1_account_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AccountSettleBatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AccountSettleBatchRequest) ProtoMessage() {}
+
+func (x *AccountSettleBatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_holdfast_v1_account_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AccountSettleBatchRequest.ProtoReflect.Descriptor instead.
+func (*AccountSettleBatchRequest) Descriptor() ([]byte, []int) {
+	return file_holdfast_v1_account_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *AccountSettleBatchRequest) GetActor() *ActorRef {
+	if x != nil {
+		return x.Actor
+	}
+	return nil
+}
+
+func (x *AccountSettleBatchRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *AccountSettleBatchRequest) GetSettles() []*AccountSettleRequest {
+	if x != nil {
+		return x.Settles
+	}
+	return nil
+}
+
+type AccountSettleBatchResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Indexes into settles of those refused as invalid (nothing of them
+	// applied), in order, with their errors; every other settle applied.
+	Failed []uint32         `protobuf:"varint,1,rep,packed,name=failed,proto3" json:"failed,omitempty"`
+	Errors []*status.Status `protobuf:"bytes,2,rep,name=errors,proto3" json:"errors,omitempty"`
+	// Today's totals after the batch.
+	Day           *UsageTotals `protobuf:"bytes,3,opt,name=day,proto3" json:"day,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AccountSettleBatchResponse) Reset() {
+	*x = AccountSettleBatchResponse{}
+	mi := &file_holdfast_v1_account_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AccountSettleBatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AccountSettleBatchResponse) ProtoMessage() {}
+
+func (x *AccountSettleBatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_holdfast_v1_account_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AccountSettleBatchResponse.ProtoReflect.Descriptor instead.
+func (*AccountSettleBatchResponse) Descriptor() ([]byte, []int) {
+	return file_holdfast_v1_account_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *AccountSettleBatchResponse) GetFailed() []uint32 {
+	if x != nil {
+		return x.Failed
+	}
+	return nil
+}
+
+func (x *AccountSettleBatchResponse) GetErrors() []*status.Status {
+	if x != nil {
+		return x.Errors
+	}
+	return nil
+}
+
+func (x *AccountSettleBatchResponse) GetDay() *UsageTotals {
+	if x != nil {
+		return x.Day
+	}
+	return nil
+}
+
 type UsageTotals struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// "2026-11-27" or "2026-11-27T13".
@@ -632,7 +761,7 @@ type UsageTotals struct {
 
 func (x *UsageTotals) Reset() {
 	*x = UsageTotals{}
-	mi := &file_holdfast_v1_account_proto_msgTypes[6]
+	mi := &file_holdfast_v1_account_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -644,7 +773,7 @@ func (x *UsageTotals) String() string {
 func (*UsageTotals) ProtoMessage() {}
 
 func (x *UsageTotals) ProtoReflect() protoreflect.Message {
-	mi := &file_holdfast_v1_account_proto_msgTypes[6]
+	mi := &file_holdfast_v1_account_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -657,7 +786,7 @@ func (x *UsageTotals) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UsageTotals.ProtoReflect.Descriptor instead.
 func (*UsageTotals) Descriptor() ([]byte, []int) {
-	return file_holdfast_v1_account_proto_rawDescGZIP(), []int{6}
+	return file_holdfast_v1_account_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *UsageTotals) GetPeriod() string {
@@ -727,7 +856,7 @@ type AccountUsageRequest struct {
 
 func (x *AccountUsageRequest) Reset() {
 	*x = AccountUsageRequest{}
-	mi := &file_holdfast_v1_account_proto_msgTypes[7]
+	mi := &file_holdfast_v1_account_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -739,7 +868,7 @@ func (x *AccountUsageRequest) String() string {
 func (*AccountUsageRequest) ProtoMessage() {}
 
 func (x *AccountUsageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_holdfast_v1_account_proto_msgTypes[7]
+	mi := &file_holdfast_v1_account_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -752,7 +881,7 @@ func (x *AccountUsageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountUsageRequest.ProtoReflect.Descriptor instead.
 func (*AccountUsageRequest) Descriptor() ([]byte, []int) {
-	return file_holdfast_v1_account_proto_rawDescGZIP(), []int{7}
+	return file_holdfast_v1_account_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *AccountUsageRequest) GetActor() *ActorRef {
@@ -780,7 +909,7 @@ type AccountUsageResponse struct {
 
 func (x *AccountUsageResponse) Reset() {
 	*x = AccountUsageResponse{}
-	mi := &file_holdfast_v1_account_proto_msgTypes[8]
+	mi := &file_holdfast_v1_account_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -792,7 +921,7 @@ func (x *AccountUsageResponse) String() string {
 func (*AccountUsageResponse) ProtoMessage() {}
 
 func (x *AccountUsageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_holdfast_v1_account_proto_msgTypes[8]
+	mi := &file_holdfast_v1_account_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -805,7 +934,7 @@ func (x *AccountUsageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountUsageResponse.ProtoReflect.Descriptor instead.
 func (*AccountUsageResponse) Descriptor() ([]byte, []int) {
-	return file_holdfast_v1_account_proto_rawDescGZIP(), []int{8}
+	return file_holdfast_v1_account_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *AccountUsageResponse) GetUser() string {
@@ -841,7 +970,7 @@ type AccountKeyPutRequest struct {
 
 func (x *AccountKeyPutRequest) Reset() {
 	*x = AccountKeyPutRequest{}
-	mi := &file_holdfast_v1_account_proto_msgTypes[9]
+	mi := &file_holdfast_v1_account_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -853,7 +982,7 @@ func (x *AccountKeyPutRequest) String() string {
 func (*AccountKeyPutRequest) ProtoMessage() {}
 
 func (x *AccountKeyPutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_holdfast_v1_account_proto_msgTypes[9]
+	mi := &file_holdfast_v1_account_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -866,7 +995,7 @@ func (x *AccountKeyPutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountKeyPutRequest.ProtoReflect.Descriptor instead.
 func (*AccountKeyPutRequest) Descriptor() ([]byte, []int) {
-	return file_holdfast_v1_account_proto_rawDescGZIP(), []int{9}
+	return file_holdfast_v1_account_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *AccountKeyPutRequest) GetActor() *ActorRef {
@@ -908,7 +1037,7 @@ type AccountKeyRevokeRequest struct {
 
 func (x *AccountKeyRevokeRequest) Reset() {
 	*x = AccountKeyRevokeRequest{}
-	mi := &file_holdfast_v1_account_proto_msgTypes[10]
+	mi := &file_holdfast_v1_account_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -920,7 +1049,7 @@ func (x *AccountKeyRevokeRequest) String() string {
 func (*AccountKeyRevokeRequest) ProtoMessage() {}
 
 func (x *AccountKeyRevokeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_holdfast_v1_account_proto_msgTypes[10]
+	mi := &file_holdfast_v1_account_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -933,7 +1062,7 @@ func (x *AccountKeyRevokeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountKeyRevokeRequest.ProtoReflect.Descriptor instead.
 func (*AccountKeyRevokeRequest) Descriptor() ([]byte, []int) {
-	return file_holdfast_v1_account_proto_rawDescGZIP(), []int{10}
+	return file_holdfast_v1_account_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *AccountKeyRevokeRequest) GetActor() *ActorRef {
@@ -966,7 +1095,7 @@ type AccountKeyListRequest struct {
 
 func (x *AccountKeyListRequest) Reset() {
 	*x = AccountKeyListRequest{}
-	mi := &file_holdfast_v1_account_proto_msgTypes[11]
+	mi := &file_holdfast_v1_account_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -978,7 +1107,7 @@ func (x *AccountKeyListRequest) String() string {
 func (*AccountKeyListRequest) ProtoMessage() {}
 
 func (x *AccountKeyListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_holdfast_v1_account_proto_msgTypes[11]
+	mi := &file_holdfast_v1_account_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -991,7 +1120,7 @@ func (x *AccountKeyListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountKeyListRequest.ProtoReflect.Descriptor instead.
 func (*AccountKeyListRequest) Descriptor() ([]byte, []int) {
-	return file_holdfast_v1_account_proto_rawDescGZIP(), []int{11}
+	return file_holdfast_v1_account_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *AccountKeyListRequest) GetActor() *ActorRef {
@@ -1010,7 +1139,7 @@ type AccountKeyListResponse struct {
 
 func (x *AccountKeyListResponse) Reset() {
 	*x = AccountKeyListResponse{}
-	mi := &file_holdfast_v1_account_proto_msgTypes[12]
+	mi := &file_holdfast_v1_account_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1022,7 +1151,7 @@ func (x *AccountKeyListResponse) String() string {
 func (*AccountKeyListResponse) ProtoMessage() {}
 
 func (x *AccountKeyListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_holdfast_v1_account_proto_msgTypes[12]
+	mi := &file_holdfast_v1_account_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1035,7 +1164,7 @@ func (x *AccountKeyListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountKeyListResponse.ProtoReflect.Descriptor instead.
 func (*AccountKeyListResponse) Descriptor() ([]byte, []int) {
-	return file_holdfast_v1_account_proto_rawDescGZIP(), []int{12}
+	return file_holdfast_v1_account_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *AccountKeyListResponse) GetKeys() []*AccountKey {
@@ -1059,7 +1188,7 @@ type AccountLimitsSetRequest struct {
 
 func (x *AccountLimitsSetRequest) Reset() {
 	*x = AccountLimitsSetRequest{}
-	mi := &file_holdfast_v1_account_proto_msgTypes[13]
+	mi := &file_holdfast_v1_account_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1071,7 +1200,7 @@ func (x *AccountLimitsSetRequest) String() string {
 func (*AccountLimitsSetRequest) ProtoMessage() {}
 
 func (x *AccountLimitsSetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_holdfast_v1_account_proto_msgTypes[13]
+	mi := &file_holdfast_v1_account_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1084,7 +1213,7 @@ func (x *AccountLimitsSetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountLimitsSetRequest.ProtoReflect.Descriptor instead.
 func (*AccountLimitsSetRequest) Descriptor() ([]byte, []int) {
-	return file_holdfast_v1_account_proto_rawDescGZIP(), []int{13}
+	return file_holdfast_v1_account_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *AccountLimitsSetRequest) GetActor() *ActorRef {
@@ -1124,7 +1253,7 @@ type AccountLimitsGetRequest struct {
 
 func (x *AccountLimitsGetRequest) Reset() {
 	*x = AccountLimitsGetRequest{}
-	mi := &file_holdfast_v1_account_proto_msgTypes[14]
+	mi := &file_holdfast_v1_account_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1136,7 +1265,7 @@ func (x *AccountLimitsGetRequest) String() string {
 func (*AccountLimitsGetRequest) ProtoMessage() {}
 
 func (x *AccountLimitsGetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_holdfast_v1_account_proto_msgTypes[14]
+	mi := &file_holdfast_v1_account_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1149,7 +1278,7 @@ func (x *AccountLimitsGetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountLimitsGetRequest.ProtoReflect.Descriptor instead.
 func (*AccountLimitsGetRequest) Descriptor() ([]byte, []int) {
-	return file_holdfast_v1_account_proto_rawDescGZIP(), []int{14}
+	return file_holdfast_v1_account_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *AccountLimitsGetRequest) GetActor() *ActorRef {
@@ -1171,7 +1300,7 @@ type AccountLimitsResponse struct {
 
 func (x *AccountLimitsResponse) Reset() {
 	*x = AccountLimitsResponse{}
-	mi := &file_holdfast_v1_account_proto_msgTypes[15]
+	mi := &file_holdfast_v1_account_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1183,7 +1312,7 @@ func (x *AccountLimitsResponse) String() string {
 func (*AccountLimitsResponse) ProtoMessage() {}
 
 func (x *AccountLimitsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_holdfast_v1_account_proto_msgTypes[15]
+	mi := &file_holdfast_v1_account_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1196,7 +1325,7 @@ func (x *AccountLimitsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccountLimitsResponse.ProtoReflect.Descriptor instead.
 func (*AccountLimitsResponse) Descriptor() ([]byte, []int) {
-	return file_holdfast_v1_account_proto_rawDescGZIP(), []int{15}
+	return file_holdfast_v1_account_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *AccountLimitsResponse) GetOwn() *AccountLimits {
@@ -1227,7 +1356,7 @@ type CreateKeyRequest struct {
 
 func (x *CreateKeyRequest) Reset() {
 	*x = CreateKeyRequest{}
-	mi := &file_holdfast_v1_account_proto_msgTypes[16]
+	mi := &file_holdfast_v1_account_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1239,7 +1368,7 @@ func (x *CreateKeyRequest) String() string {
 func (*CreateKeyRequest) ProtoMessage() {}
 
 func (x *CreateKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_holdfast_v1_account_proto_msgTypes[16]
+	mi := &file_holdfast_v1_account_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1252,7 +1381,7 @@ func (x *CreateKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateKeyRequest.ProtoReflect.Descriptor instead.
 func (*CreateKeyRequest) Descriptor() ([]byte, []int) {
-	return file_holdfast_v1_account_proto_rawDescGZIP(), []int{16}
+	return file_holdfast_v1_account_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CreateKeyRequest) GetUser() string {
@@ -1308,7 +1437,7 @@ type CreateKeyResponse struct {
 
 func (x *CreateKeyResponse) Reset() {
 	*x = CreateKeyResponse{}
-	mi := &file_holdfast_v1_account_proto_msgTypes[17]
+	mi := &file_holdfast_v1_account_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1320,7 +1449,7 @@ func (x *CreateKeyResponse) String() string {
 func (*CreateKeyResponse) ProtoMessage() {}
 
 func (x *CreateKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_holdfast_v1_account_proto_msgTypes[17]
+	mi := &file_holdfast_v1_account_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1333,7 +1462,7 @@ func (x *CreateKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateKeyResponse.ProtoReflect.Descriptor instead.
 func (*CreateKeyResponse) Descriptor() ([]byte, []int) {
-	return file_holdfast_v1_account_proto_rawDescGZIP(), []int{17}
+	return file_holdfast_v1_account_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CreateKeyResponse) GetKey() string {
@@ -1360,7 +1489,7 @@ type ListKeysRequest struct {
 
 func (x *ListKeysRequest) Reset() {
 	*x = ListKeysRequest{}
-	mi := &file_holdfast_v1_account_proto_msgTypes[18]
+	mi := &file_holdfast_v1_account_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1372,7 +1501,7 @@ func (x *ListKeysRequest) String() string {
 func (*ListKeysRequest) ProtoMessage() {}
 
 func (x *ListKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_holdfast_v1_account_proto_msgTypes[18]
+	mi := &file_holdfast_v1_account_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1385,7 +1514,7 @@ func (x *ListKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeysRequest.ProtoReflect.Descriptor instead.
 func (*ListKeysRequest) Descriptor() ([]byte, []int) {
-	return file_holdfast_v1_account_proto_rawDescGZIP(), []int{18}
+	return file_holdfast_v1_account_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListKeysRequest) GetUser() string {
@@ -1404,7 +1533,7 @@ type ListKeysResponse struct {
 
 func (x *ListKeysResponse) Reset() {
 	*x = ListKeysResponse{}
-	mi := &file_holdfast_v1_account_proto_msgTypes[19]
+	mi := &file_holdfast_v1_account_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1416,7 +1545,7 @@ func (x *ListKeysResponse) String() string {
 func (*ListKeysResponse) ProtoMessage() {}
 
 func (x *ListKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_holdfast_v1_account_proto_msgTypes[19]
+	mi := &file_holdfast_v1_account_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1429,7 +1558,7 @@ func (x *ListKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeysResponse.ProtoReflect.Descriptor instead.
 func (*ListKeysResponse) Descriptor() ([]byte, []int) {
-	return file_holdfast_v1_account_proto_rawDescGZIP(), []int{19}
+	return file_holdfast_v1_account_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListKeysResponse) GetKeys() []*AccountKey {
@@ -1449,7 +1578,7 @@ type RevokeKeyRequest struct {
 
 func (x *RevokeKeyRequest) Reset() {
 	*x = RevokeKeyRequest{}
-	mi := &file_holdfast_v1_account_proto_msgTypes[20]
+	mi := &file_holdfast_v1_account_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1461,7 +1590,7 @@ func (x *RevokeKeyRequest) String() string {
 func (*RevokeKeyRequest) ProtoMessage() {}
 
 func (x *RevokeKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_holdfast_v1_account_proto_msgTypes[20]
+	mi := &file_holdfast_v1_account_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1474,7 +1603,7 @@ func (x *RevokeKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeKeyRequest.ProtoReflect.Descriptor instead.
 func (*RevokeKeyRequest) Descriptor() ([]byte, []int) {
-	return file_holdfast_v1_account_proto_rawDescGZIP(), []int{20}
+	return file_holdfast_v1_account_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RevokeKeyRequest) GetKeyId() string {
@@ -1500,7 +1629,7 @@ type RevokeKeyResponse struct {
 
 func (x *RevokeKeyResponse) Reset() {
 	*x = RevokeKeyResponse{}
-	mi := &file_holdfast_v1_account_proto_msgTypes[21]
+	mi := &file_holdfast_v1_account_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1512,7 +1641,7 @@ func (x *RevokeKeyResponse) String() string {
 func (*RevokeKeyResponse) ProtoMessage() {}
 
 func (x *RevokeKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_holdfast_v1_account_proto_msgTypes[21]
+	mi := &file_holdfast_v1_account_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1525,7 +1654,7 @@ func (x *RevokeKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeKeyResponse.ProtoReflect.Descriptor instead.
 func (*RevokeKeyResponse) Descriptor() ([]byte, []int) {
-	return file_holdfast_v1_account_proto_rawDescGZIP(), []int{21}
+	return file_holdfast_v1_account_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RevokeKeyResponse) GetKey() *AccountKey {
@@ -1547,7 +1676,7 @@ type SetLimitsRequest struct {
 
 func (x *SetLimitsRequest) Reset() {
 	*x = SetLimitsRequest{}
-	mi := &file_holdfast_v1_account_proto_msgTypes[22]
+	mi := &file_holdfast_v1_account_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1559,7 +1688,7 @@ func (x *SetLimitsRequest) String() string {
 func (*SetLimitsRequest) ProtoMessage() {}
 
 func (x *SetLimitsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_holdfast_v1_account_proto_msgTypes[22]
+	mi := &file_holdfast_v1_account_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1572,7 +1701,7 @@ func (x *SetLimitsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetLimitsRequest.ProtoReflect.Descriptor instead.
 func (*SetLimitsRequest) Descriptor() ([]byte, []int) {
-	return file_holdfast_v1_account_proto_rawDescGZIP(), []int{22}
+	return file_holdfast_v1_account_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *SetLimitsRequest) GetUser() string {
@@ -1612,7 +1741,7 @@ type GetLimitsRequest struct {
 
 func (x *GetLimitsRequest) Reset() {
 	*x = GetLimitsRequest{}
-	mi := &file_holdfast_v1_account_proto_msgTypes[23]
+	mi := &file_holdfast_v1_account_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1624,7 +1753,7 @@ func (x *GetLimitsRequest) String() string {
 func (*GetLimitsRequest) ProtoMessage() {}
 
 func (x *GetLimitsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_holdfast_v1_account_proto_msgTypes[23]
+	mi := &file_holdfast_v1_account_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1637,7 +1766,7 @@ func (x *GetLimitsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLimitsRequest.ProtoReflect.Descriptor instead.
 func (*GetLimitsRequest) Descriptor() ([]byte, []int) {
-	return file_holdfast_v1_account_proto_rawDescGZIP(), []int{23}
+	return file_holdfast_v1_account_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetLimitsRequest) GetUser() string {
@@ -1657,7 +1786,7 @@ type GetUsageRequest struct {
 
 func (x *GetUsageRequest) Reset() {
 	*x = GetUsageRequest{}
-	mi := &file_holdfast_v1_account_proto_msgTypes[24]
+	mi := &file_holdfast_v1_account_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1669,7 +1798,7 @@ func (x *GetUsageRequest) String() string {
 func (*GetUsageRequest) ProtoMessage() {}
 
 func (x *GetUsageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_holdfast_v1_account_proto_msgTypes[24]
+	mi := &file_holdfast_v1_account_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1682,7 +1811,7 @@ func (x *GetUsageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUsageRequest.ProtoReflect.Descriptor instead.
 func (*GetUsageRequest) Descriptor() ([]byte, []int) {
-	return file_holdfast_v1_account_proto_rawDescGZIP(), []int{24}
+	return file_holdfast_v1_account_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetUsageRequest) GetUser() string {
@@ -1703,7 +1832,7 @@ var File_holdfast_v1_account_proto protoreflect.FileDescriptor
 
 const file_holdfast_v1_account_proto_rawDesc = "" +
 	"\n" +
-	"\x19holdfast/v1/account.proto\x12\vholdfast.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17holdfast/v1/actor.proto\"\xdd\x01\n" +
+	"\x19holdfast/v1/account.proto\x12\vholdfast.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a\x17holdfast/v1/actor.proto\"\xdd\x01\n" +
 	"\rAccountLimits\x12.\n" +
 	"\x13requests_per_minute\x18\x01 \x01(\x03R\x11requestsPerMinute\x125\n" +
 	"\x17input_tokens_per_minute\x18\x02 \x01(\x03R\x14inputTokensPerMinute\x127\n" +
@@ -1761,7 +1890,16 @@ const file_holdfast_v1_account_proto_rawDesc = "" +
 	"\x15input_tokens_estimate\x18\b \x01(\x03R\x13inputTokensEstimate\x124\n" +
 	"\x16output_tokens_estimate\x18\t \x01(\x03R\x14outputTokensEstimate\x12\x16\n" +
 	"\x06failed\x18\n" +
-	" \x01(\bR\x06failed\"\xb6\x02\n" +
+	" \x01(\bR\x06failed\"\xa4\x01\n" +
+	"\x19AccountSettleBatchRequest\x12+\n" +
+	"\x05actor\x18\x01 \x01(\v2\x15.holdfast.v1.ActorRefR\x05actor\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x02 \x01(\tR\trequestId\x12;\n" +
+	"\asettles\x18\x03 \x03(\v2!.holdfast.v1.AccountSettleRequestR\asettles\"\x8c\x01\n" +
+	"\x1aAccountSettleBatchResponse\x12\x16\n" +
+	"\x06failed\x18\x01 \x03(\rR\x06failed\x12*\n" +
+	"\x06errors\x18\x02 \x03(\v2\x12.google.rpc.StatusR\x06errors\x12*\n" +
+	"\x03day\x18\x03 \x01(\v2\x18.holdfast.v1.UsageTotalsR\x03day\"\xb6\x02\n" +
 	"\vUsageTotals\x12\x16\n" +
 	"\x06period\x18\x01 \x01(\tR\x06period\x12\x1a\n" +
 	"\brequests\x18\x02 \x01(\x03R\brequests\x12!\n" +
@@ -1857,78 +1995,85 @@ func file_holdfast_v1_account_proto_rawDescGZIP() []byte {
 	return file_holdfast_v1_account_proto_rawDescData
 }
 
-var file_holdfast_v1_account_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_holdfast_v1_account_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_holdfast_v1_account_proto_goTypes = []any{
-	(*AccountLimits)(nil),           // 0: holdfast.v1.AccountLimits
-	(*AccountKey)(nil),              // 1: holdfast.v1.AccountKey
-	(*AccountAdmitRequest)(nil),     // 2: holdfast.v1.AccountAdmitRequest
-	(*AccountAdmitResponse)(nil),    // 3: holdfast.v1.AccountAdmitResponse
-	(*TokenUsage)(nil),              // 4: holdfast.v1.TokenUsage
-	(*AccountSettleRequest)(nil),    // 5: holdfast.v1.AccountSettleRequest
-	(*UsageTotals)(nil),             // 6: holdfast.v1.UsageTotals
-	(*AccountUsageRequest)(nil),     // 7: holdfast.v1.AccountUsageRequest
-	(*AccountUsageResponse)(nil),    // 8: holdfast.v1.AccountUsageResponse
-	(*AccountKeyPutRequest)(nil),    // 9: holdfast.v1.AccountKeyPutRequest
-	(*AccountKeyRevokeRequest)(nil), // 10: holdfast.v1.AccountKeyRevokeRequest
-	(*AccountKeyListRequest)(nil),   // 11: holdfast.v1.AccountKeyListRequest
-	(*AccountKeyListResponse)(nil),  // 12: holdfast.v1.AccountKeyListResponse
-	(*AccountLimitsSetRequest)(nil), // 13: holdfast.v1.AccountLimitsSetRequest
-	(*AccountLimitsGetRequest)(nil), // 14: holdfast.v1.AccountLimitsGetRequest
-	(*AccountLimitsResponse)(nil),   // 15: holdfast.v1.AccountLimitsResponse
-	(*CreateKeyRequest)(nil),        // 16: holdfast.v1.CreateKeyRequest
-	(*CreateKeyResponse)(nil),       // 17: holdfast.v1.CreateKeyResponse
-	(*ListKeysRequest)(nil),         // 18: holdfast.v1.ListKeysRequest
-	(*ListKeysResponse)(nil),        // 19: holdfast.v1.ListKeysResponse
-	(*RevokeKeyRequest)(nil),        // 20: holdfast.v1.RevokeKeyRequest
-	(*RevokeKeyResponse)(nil),       // 21: holdfast.v1.RevokeKeyResponse
-	(*SetLimitsRequest)(nil),        // 22: holdfast.v1.SetLimitsRequest
-	(*GetLimitsRequest)(nil),        // 23: holdfast.v1.GetLimitsRequest
-	(*GetUsageRequest)(nil),         // 24: holdfast.v1.GetUsageRequest
-	(*timestamppb.Timestamp)(nil),   // 25: google.protobuf.Timestamp
-	(*ActorRef)(nil),                // 26: holdfast.v1.ActorRef
+	(*AccountLimits)(nil),              // 0: holdfast.v1.AccountLimits
+	(*AccountKey)(nil),                 // 1: holdfast.v1.AccountKey
+	(*AccountAdmitRequest)(nil),        // 2: holdfast.v1.AccountAdmitRequest
+	(*AccountAdmitResponse)(nil),       // 3: holdfast.v1.AccountAdmitResponse
+	(*TokenUsage)(nil),                 // 4: holdfast.v1.TokenUsage
+	(*AccountSettleRequest)(nil),       // 5: holdfast.v1.AccountSettleRequest
+	(*AccountSettleBatchRequest)(nil),  // 6: holdfast.v1.AccountSettleBatchRequest
+	(*AccountSettleBatchResponse)(nil), // 7: holdfast.v1.AccountSettleBatchResponse
+	(*UsageTotals)(nil),                // 8: holdfast.v1.UsageTotals
+	(*AccountUsageRequest)(nil),        // 9: holdfast.v1.AccountUsageRequest
+	(*AccountUsageResponse)(nil),       // 10: holdfast.v1.AccountUsageResponse
+	(*AccountKeyPutRequest)(nil),       // 11: holdfast.v1.AccountKeyPutRequest
+	(*AccountKeyRevokeRequest)(nil),    // 12: holdfast.v1.AccountKeyRevokeRequest
+	(*AccountKeyListRequest)(nil),      // 13: holdfast.v1.AccountKeyListRequest
+	(*AccountKeyListResponse)(nil),     // 14: holdfast.v1.AccountKeyListResponse
+	(*AccountLimitsSetRequest)(nil),    // 15: holdfast.v1.AccountLimitsSetRequest
+	(*AccountLimitsGetRequest)(nil),    // 16: holdfast.v1.AccountLimitsGetRequest
+	(*AccountLimitsResponse)(nil),      // 17: holdfast.v1.AccountLimitsResponse
+	(*CreateKeyRequest)(nil),           // 18: holdfast.v1.CreateKeyRequest
+	(*CreateKeyResponse)(nil),          // 19: holdfast.v1.CreateKeyResponse
+	(*ListKeysRequest)(nil),            // 20: holdfast.v1.ListKeysRequest
+	(*ListKeysResponse)(nil),           // 21: holdfast.v1.ListKeysResponse
+	(*RevokeKeyRequest)(nil),           // 22: holdfast.v1.RevokeKeyRequest
+	(*RevokeKeyResponse)(nil),          // 23: holdfast.v1.RevokeKeyResponse
+	(*SetLimitsRequest)(nil),           // 24: holdfast.v1.SetLimitsRequest
+	(*GetLimitsRequest)(nil),           // 25: holdfast.v1.GetLimitsRequest
+	(*GetUsageRequest)(nil),            // 26: holdfast.v1.GetUsageRequest
+	(*timestamppb.Timestamp)(nil),      // 27: google.protobuf.Timestamp
+	(*ActorRef)(nil),                   // 28: holdfast.v1.ActorRef
+	(*status.Status)(nil),              // 29: google.rpc.Status
 }
 var file_holdfast_v1_account_proto_depIdxs = []int32{
-	25, // 0: holdfast.v1.AccountKey.created:type_name -> google.protobuf.Timestamp
-	25, // 1: holdfast.v1.AccountKey.revoked_at:type_name -> google.protobuf.Timestamp
+	27, // 0: holdfast.v1.AccountKey.created:type_name -> google.protobuf.Timestamp
+	27, // 1: holdfast.v1.AccountKey.revoked_at:type_name -> google.protobuf.Timestamp
 	0,  // 2: holdfast.v1.AccountKey.limits:type_name -> holdfast.v1.AccountLimits
-	26, // 3: holdfast.v1.AccountAdmitRequest.actor:type_name -> holdfast.v1.ActorRef
-	26, // 4: holdfast.v1.AccountSettleRequest.actor:type_name -> holdfast.v1.ActorRef
+	28, // 3: holdfast.v1.AccountAdmitRequest.actor:type_name -> holdfast.v1.ActorRef
+	28, // 4: holdfast.v1.AccountSettleRequest.actor:type_name -> holdfast.v1.ActorRef
 	4,  // 5: holdfast.v1.AccountSettleRequest.usage:type_name -> holdfast.v1.TokenUsage
-	26, // 6: holdfast.v1.AccountUsageRequest.actor:type_name -> holdfast.v1.ActorRef
-	6,  // 7: holdfast.v1.AccountUsageResponse.day:type_name -> holdfast.v1.UsageTotals
-	6,  // 8: holdfast.v1.AccountUsageResponse.hours:type_name -> holdfast.v1.UsageTotals
-	26, // 9: holdfast.v1.AccountKeyPutRequest.actor:type_name -> holdfast.v1.ActorRef
-	1,  // 10: holdfast.v1.AccountKeyPutRequest.key:type_name -> holdfast.v1.AccountKey
-	26, // 11: holdfast.v1.AccountKeyRevokeRequest.actor:type_name -> holdfast.v1.ActorRef
-	26, // 12: holdfast.v1.AccountKeyListRequest.actor:type_name -> holdfast.v1.ActorRef
-	1,  // 13: holdfast.v1.AccountKeyListResponse.keys:type_name -> holdfast.v1.AccountKey
-	26, // 14: holdfast.v1.AccountLimitsSetRequest.actor:type_name -> holdfast.v1.ActorRef
-	0,  // 15: holdfast.v1.AccountLimitsSetRequest.limits:type_name -> holdfast.v1.AccountLimits
-	26, // 16: holdfast.v1.AccountLimitsGetRequest.actor:type_name -> holdfast.v1.ActorRef
-	0,  // 17: holdfast.v1.AccountLimitsResponse.own:type_name -> holdfast.v1.AccountLimits
-	0,  // 18: holdfast.v1.AccountLimitsResponse.effective:type_name -> holdfast.v1.AccountLimits
-	0,  // 19: holdfast.v1.CreateKeyRequest.limits:type_name -> holdfast.v1.AccountLimits
-	1,  // 20: holdfast.v1.CreateKeyResponse.info:type_name -> holdfast.v1.AccountKey
-	1,  // 21: holdfast.v1.ListKeysResponse.keys:type_name -> holdfast.v1.AccountKey
-	1,  // 22: holdfast.v1.RevokeKeyResponse.key:type_name -> holdfast.v1.AccountKey
-	0,  // 23: holdfast.v1.SetLimitsRequest.limits:type_name -> holdfast.v1.AccountLimits
-	16, // 24: holdfast.v1.AccountService.CreateKey:input_type -> holdfast.v1.CreateKeyRequest
-	18, // 25: holdfast.v1.AccountService.ListKeys:input_type -> holdfast.v1.ListKeysRequest
-	20, // 26: holdfast.v1.AccountService.RevokeKey:input_type -> holdfast.v1.RevokeKeyRequest
-	22, // 27: holdfast.v1.AccountService.SetLimits:input_type -> holdfast.v1.SetLimitsRequest
-	23, // 28: holdfast.v1.AccountService.GetLimits:input_type -> holdfast.v1.GetLimitsRequest
-	24, // 29: holdfast.v1.AccountService.GetUsage:input_type -> holdfast.v1.GetUsageRequest
-	17, // 30: holdfast.v1.AccountService.CreateKey:output_type -> holdfast.v1.CreateKeyResponse
-	19, // 31: holdfast.v1.AccountService.ListKeys:output_type -> holdfast.v1.ListKeysResponse
-	21, // 32: holdfast.v1.AccountService.RevokeKey:output_type -> holdfast.v1.RevokeKeyResponse
-	15, // 33: holdfast.v1.AccountService.SetLimits:output_type -> holdfast.v1.AccountLimitsResponse
-	15, // 34: holdfast.v1.AccountService.GetLimits:output_type -> holdfast.v1.AccountLimitsResponse
-	8,  // 35: holdfast.v1.AccountService.GetUsage:output_type -> holdfast.v1.AccountUsageResponse
-	30, // [30:36] is the sub-list for method output_type
-	24, // [24:30] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	28, // 6: holdfast.v1.AccountSettleBatchRequest.actor:type_name -> holdfast.v1.ActorRef
+	5,  // 7: holdfast.v1.AccountSettleBatchRequest.settles:type_name -> holdfast.v1.AccountSettleRequest
+	29, // 8: holdfast.v1.AccountSettleBatchResponse.errors:type_name -> google.rpc.Status
+	8,  // 9: holdfast.v1.AccountSettleBatchResponse.day:type_name -> holdfast.v1.UsageTotals
+	28, // 10: holdfast.v1.AccountUsageRequest.actor:type_name -> holdfast.v1.ActorRef
+	8,  // 11: holdfast.v1.AccountUsageResponse.day:type_name -> holdfast.v1.UsageTotals
+	8,  // 12: holdfast.v1.AccountUsageResponse.hours:type_name -> holdfast.v1.UsageTotals
+	28, // 13: holdfast.v1.AccountKeyPutRequest.actor:type_name -> holdfast.v1.ActorRef
+	1,  // 14: holdfast.v1.AccountKeyPutRequest.key:type_name -> holdfast.v1.AccountKey
+	28, // 15: holdfast.v1.AccountKeyRevokeRequest.actor:type_name -> holdfast.v1.ActorRef
+	28, // 16: holdfast.v1.AccountKeyListRequest.actor:type_name -> holdfast.v1.ActorRef
+	1,  // 17: holdfast.v1.AccountKeyListResponse.keys:type_name -> holdfast.v1.AccountKey
+	28, // 18: holdfast.v1.AccountLimitsSetRequest.actor:type_name -> holdfast.v1.ActorRef
+	0,  // 19: holdfast.v1.AccountLimitsSetRequest.limits:type_name -> holdfast.v1.AccountLimits
+	28, // 20: holdfast.v1.AccountLimitsGetRequest.actor:type_name -> holdfast.v1.ActorRef
+	0,  // 21: holdfast.v1.AccountLimitsResponse.own:type_name -> holdfast.v1.AccountLimits
+	0,  // 22: holdfast.v1.AccountLimitsResponse.effective:type_name -> holdfast.v1.AccountLimits
+	0,  // 23: holdfast.v1.CreateKeyRequest.limits:type_name -> holdfast.v1.AccountLimits
+	1,  // 24: holdfast.v1.CreateKeyResponse.info:type_name -> holdfast.v1.AccountKey
+	1,  // 25: holdfast.v1.ListKeysResponse.keys:type_name -> holdfast.v1.AccountKey
+	1,  // 26: holdfast.v1.RevokeKeyResponse.key:type_name -> holdfast.v1.AccountKey
+	0,  // 27: holdfast.v1.SetLimitsRequest.limits:type_name -> holdfast.v1.AccountLimits
+	18, // 28: holdfast.v1.AccountService.CreateKey:input_type -> holdfast.v1.CreateKeyRequest
+	20, // 29: holdfast.v1.AccountService.ListKeys:input_type -> holdfast.v1.ListKeysRequest
+	22, // 30: holdfast.v1.AccountService.RevokeKey:input_type -> holdfast.v1.RevokeKeyRequest
+	24, // 31: holdfast.v1.AccountService.SetLimits:input_type -> holdfast.v1.SetLimitsRequest
+	25, // 32: holdfast.v1.AccountService.GetLimits:input_type -> holdfast.v1.GetLimitsRequest
+	26, // 33: holdfast.v1.AccountService.GetUsage:input_type -> holdfast.v1.GetUsageRequest
+	19, // 34: holdfast.v1.AccountService.CreateKey:output_type -> holdfast.v1.CreateKeyResponse
+	21, // 35: holdfast.v1.AccountService.ListKeys:output_type -> holdfast.v1.ListKeysResponse
+	23, // 36: holdfast.v1.AccountService.RevokeKey:output_type -> holdfast.v1.RevokeKeyResponse
+	17, // 37: holdfast.v1.AccountService.SetLimits:output_type -> holdfast.v1.AccountLimitsResponse
+	17, // 38: holdfast.v1.AccountService.GetLimits:output_type -> holdfast.v1.AccountLimitsResponse
+	10, // 39: holdfast.v1.AccountService.GetUsage:output_type -> holdfast.v1.AccountUsageResponse
+	34, // [34:40] is the sub-list for method output_type
+	28, // [28:34] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_holdfast_v1_account_proto_init() }
@@ -1943,7 +2088,7 @@ func file_holdfast_v1_account_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_holdfast_v1_account_proto_rawDesc), len(file_holdfast_v1_account_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   25,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
