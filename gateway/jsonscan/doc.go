@@ -20,6 +20,12 @@
 //     applies to include_usage inside stream_options.
 //   - Only top-level keys count; "model" keys nested in messages or tools are
 //     skipped like any other nested value.
+//   - The same scanner is exported for reading a few nested fields of any
+//     JSON document in one validating pass without allocating (Members,
+//     SkipValue, Key.Fold, DecodeString, ParseInt); package usage reads
+//     provider events with it. Key.Fold matches a key to a name exactly as
+//     encoding/json matches a struct field (after unescaping, under
+//     Unicode case folding); ParseInt accepts what strconv.ParseInt does.
 //   - InsertIncludeUsage never rewrites a body: it returns the original bytes
 //     with one inserted fragment (or a null replaced by an object), every
 //     other byte identical, so unknown fields such as cache_control survive.

@@ -18,7 +18,12 @@ func decodeString(raw []byte) string {
 	if plain(raw) {
 		return string(raw)
 	}
-	out := make([]byte, 0, len(raw)+utf8.UTFMax)
+	return string(appendDecoded(make([]byte, 0, len(raw)+utf8.UTFMax), raw))
+}
+
+// appendDecoded appends the decoded value of validated raw string content
+// to out.
+func appendDecoded(out, raw []byte) []byte {
 	for r := 0; r < len(raw); {
 		c := raw[r]
 		switch {
@@ -66,7 +71,7 @@ func decodeString(raw []byte) string {
 			r += size
 		}
 	}
-	return string(out)
+	return out
 }
 
 // plain reports whether raw needs no decoding at all.

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
+
+	"github.com/holdfast/holdfast/gateway/jsonscan"
 )
 
 // Anthropic accumulates usage from an Anthropic Messages stream. The zero
@@ -50,74 +52,64 @@ func (a *Anthropic) Observe(raw []byte) EventInfo {
 	if len(name) == 0 && hasKey(ev.Data, keyType) {
 		// Anthropic always names events; a relay that drops the event line
 		// still leaves the same name in data.type.
-		var t struct {
-			Type string `json:"type"`
-		}
-		if json.Unmarshal(ev.Data, &t) == nil {
-			name = []byte(t.Type)
+		if t, ok := anthropicType(ev.Data); ok {
+			name = anthropicEventName(t)
 		}
 	}
 	switch string(name) {
 	case "message_start":
-		var m struct {
-			Message struct {
-				ID    string          `json:"id"`
-				Model string          `json:"model"`
-				Usage *anthropicUsage `json:"usage"`
-			} `json:"message"`
-		}
-		if json.Unmarshal(ev.Data, &m) != nil {
+		var m messageStart
+		if !m.decode(ev.Data) {
 			return EventInfo{}
 		}
-		a.u.ID, a.u.Model = m.Message.ID, m.Message.Model
-		if m.Message.Usage != nil {
-			a.apply(m.Message.Usage)
+		a.u.ID, a.u.Model = decodeString(m.id.raw, a.u.ID), decodeString(m.model.raw, a.u.Model)
+		if m.usage.present {
+			a.applyFields(&m.usage)
 		}
 	case "message_delta":
-		var m struct {
-			Delta struct {
-				StopReason *string `json:"stop_reason"`
-			} `json:"delta"`
-			Usage *anthropicUsage `json:"usage"`
-		}
-		if json.Unmarshal(ev.Data, &m) != nil {
+		var m messageDelta
+		if !m.decode(ev.Data) {
 			return EventInfo{}
 		}
-		if m.Delta.StopReason != nil {
-			a.u.StopReason = *m.Delta.StopReason
+		if m.stopReason.set {
+			a.u.StopReason = decodeString(m.stopReason.raw, a.u.StopReason)
 		}
-		if m.Usage != nil {
-			a.apply(m.Usage)
+		if m.usage.present {
+			a.applyFields(&m.usage)
 			a.u.Complete = true
 		}
 	case "message_stop":
 		return EventInfo{Terminal: true}
 	case "error":
-		var m struct {
-			Error anthropicError `json:"error"`
-		}
-		_ = json.Unmarshal(ev.Data, &m) // an unreadable error is still an error
-		a.u.ErrorType = orDefault(m.Error.Type, "error")
+		// An unreadable error is still an error.
+		a.u.ErrorType = orDefault(decodeString(anthropicErrorType(ev.Data).raw, a.u.ErrorType), "error")
 		return EventInfo{Terminal: true}
 	}
 	return EventInfo{}
 }
 
-func (a *Anthropic) apply(u *anthropicUsage) {
-	set := func(dst *int64, src optInt) {
-		if src.set {
-			*dst = nonNegative(src.v)
+// anthropicEventNames are the names Observe acts on.
+var anthropicEventNames = [...][]byte{
+	[]byte("message_start"), []byte("message_delta"), []byte("message_stop"), []byte("error"),
+}
+
+// anthropicEventName maps data.type to the event name it stands for (nil
+// when Observe ignores it), without decoding it into a new string.
+func anthropicEventName(t str) []byte {
+	for _, n := range anthropicEventNames {
+		if jsonscan.StringIs(t.raw, string(n)) {
+			return n
 		}
 	}
-	set(&a.u.InputTokens, u.InputTokens)
-	set(&a.u.CacheCreationInputTokens, u.CacheCreationInputTokens)
-	set(&a.u.CacheReadInputTokens, u.CacheReadInputTokens)
-	set(&a.u.OutputTokens, u.OutputTokens)
+	return nil
+}
+
+func (a *Anthropic) apply(u *anthropicUsage) {
+	f := usageFields{present: true, u: *u}
 	if u.CacheCreation != nil {
-		a.split5m = nonNegative(u.CacheCreation.Ephemeral5m)
-		a.split1h = nonNegative(u.CacheCreation.Ephemeral1h)
-		a.haveSplit = true
+		f.cacheCreation, f.split5m, f.split1h = true, u.CacheCreation.Ephemeral5m, u.CacheCreation.Ephemeral1h
 	}
+	a.applyFields(&f)
 }
 
 // Usage implements Accumulator. The cache-creation split always sums to

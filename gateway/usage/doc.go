@@ -15,6 +15,13 @@
 //     usage, errors or the stop reason; content deltas are rejected by a byte
 //     pre-filter. A malformed usage event is ignored rather than breaking the
 //     stream, and leaves Usage.Complete false if no later event completes it.
+//   - Events are decoded exactly as encoding/json would decode them into
+//     the documented struct shapes (case-insensitive keys, escapes, last
+//     duplicate wins or merges, a wrong type rejects the event), but by
+//     the allocation-free walker of package jsonscan: observing an event
+//     allocates nothing beyond the strings kept in Usage.
+//     FuzzObserveDifferential holds the observers to the encoding/json
+//     versions they replaced (oracle_test.go).
 //   - Anthropic usage in message_delta is cumulative: figures present there
 //     replace earlier ones and are never added to them.
 //   - Tee combines a Splitter and an Accumulator behind an io.Writer for the

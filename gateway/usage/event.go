@@ -18,9 +18,12 @@ var bom = []byte("\xef\xbb\xbf")
 func ParseEvent(raw []byte) Event {
 	var ev Event
 	raw = bytes.TrimPrefix(raw, bom) // the spec strips a BOM at stream start
+	// Most streams end lines in "\n" alone: one search for '\r' over the
+	// event spares a second search over every line.
+	anyCR := bytes.IndexByte(raw, '\r') >= 0
 	dataLines := 0
 	for len(raw) > 0 {
-		line, rest := cutLine(raw)
+		line, rest := cutLine(raw, anyCR)
 		raw = rest
 		if len(line) == 0 {
 			break // the blank line ending the event
@@ -54,17 +57,20 @@ func ParseEvent(raw []byte) Event {
 }
 
 // cutLine splits off the first line of b, without its terminator ("\r\n",
-// "\n" or "\r"). Data lines are long; IndexByte keeps this vectorised.
-func cutLine(b []byte) (line, rest []byte) {
+// "\n" or "\r"); anyCR is false when b has no '\r'. Data lines are long;
+// IndexByte keeps this vectorised.
+func cutLine(b []byte, anyCR bool) (line, rest []byte) {
 	end := bytes.IndexByte(b, '\n')
 	if end < 0 {
 		end = len(b)
 	}
-	if cr := bytes.IndexByte(b[:end], '\r'); cr >= 0 {
-		if cr+1 < len(b) && b[cr+1] == '\n' {
-			return b[:cr], b[cr+2:]
+	if anyCR {
+		if cr := bytes.IndexByte(b[:end], '\r'); cr >= 0 {
+			if cr+1 < len(b) && b[cr+1] == '\n' {
+				return b[:cr], b[cr+2:]
+			}
+			return b[:cr], b[cr+1:]
 		}
-		return b[:cr], b[cr+1:]
 	}
 	if end == len(b) {
 		return b, nil

@@ -50,14 +50,14 @@ type geminiResponse struct {
 // Observe implements Accumulator.
 func (g *Gemini) Observe(raw []byte) EventInfo {
 	data := ParseEvent(raw).Data
-	if !hasKey(data, keyUsageMetadata) && !hasKey(data, keyFinishReasonG) && !hasKey(data, keyError) {
+	if !anyKey(data, geminiKeys) {
 		return EventInfo{}
 	}
-	var r geminiResponse
-	if json.Unmarshal(data, &r) != nil {
+	var r geminiFields
+	if !r.decode(data) {
 		return EventInfo{}
 	}
-	return g.add(&r)
+	return g.addFields(&r)
 }
 
 func (g *Gemini) add(r *geminiResponse) EventInfo {
@@ -73,15 +73,19 @@ func (g *Gemini) add(r *geminiResponse) EventInfo {
 			g.sawFinish = true
 		}
 	}
-	if m := r.UsageMetadata; m != nil {
-		cached := nonNegative(m.CachedContentTokenCount)
-		g.u.InputTokens = nonNegative(m.PromptTokenCount-cached) + nonNegative(m.ToolUsePromptTokenCount)
-		g.u.CacheReadInputTokens = cached
-		g.u.OutputTokens = nonNegative(m.CandidatesTokenCount) + nonNegative(m.ThoughtsTokenCount)
-		g.sawUsage = true
+	if r.UsageMetadata != nil {
+		g.setUsage(r.UsageMetadata)
 	}
 	g.u.Complete = g.sawUsage && g.sawFinish
 	return EventInfo{}
+}
+
+func (g *Gemini) setUsage(m *geminiUsage) {
+	cached := nonNegative(m.CachedContentTokenCount)
+	g.u.InputTokens = nonNegative(m.PromptTokenCount-cached) + nonNegative(m.ToolUsePromptTokenCount)
+	g.u.CacheReadInputTokens = cached
+	g.u.OutputTokens = nonNegative(m.CandidatesTokenCount) + nonNegative(m.ThoughtsTokenCount)
+	g.sawUsage = true
 }
 
 // Usage implements Accumulator.

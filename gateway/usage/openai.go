@@ -50,39 +50,50 @@ func (o *OpenAI) Observe(raw []byte) EventInfo {
 	}
 	// Content chunks carry "usage":null and "finish_reason":null: skip
 	// them without decoding.
-	if !hasNonNullKey(data, keyUsage) && !hasNonNullKey(data, keyFinishReason) && !hasKey(data, keyError) {
+	if !anyKey(data, openaiKeys) {
 		return EventInfo{}
 	}
-	var c openaiChunk
-	if json.Unmarshal(data, &c) != nil {
+	var c openaiFields
+	if !c.decode(data) {
 		return EventInfo{}
 	}
-	if t := openaiErrorType(c.Error); t != "" {
-		o.u.ErrorType = t
+	if name, isErr := openaiErrorName(c.errRaw); isErr {
+		o.u.ErrorType = orDefault(decodeString(name.raw, o.u.ErrorType), "error")
 		return EventInfo{Terminal: true}
 	}
-	o.u.ID = orDefault(c.ID, o.u.ID)
-	o.u.Model = orDefault(c.Model, o.u.Model)
-	for _, ch := range c.Choices {
-		if ch.FinishReason != nil && *ch.FinishReason != "" {
-			o.u.StopReason = *ch.FinishReason
-		}
+	if len(c.id.raw) > 0 {
+		o.u.ID = decodeString(c.id.raw, o.u.ID)
 	}
-	if c.Usage == nil {
+	if len(c.model.raw) > 0 {
+		o.u.Model = decodeString(c.model.raw, o.u.Model)
+	}
+	if r := c.choices.lastReason(); len(r.raw) > 0 {
+		o.u.StopReason = decodeString(r.raw, o.u.StopReason)
+	}
+	if !c.usage.present {
 		return EventInfo{}
 	}
-	o.apply(c.Usage)
-	return EventInfo{UsageOnly: len(c.Choices) == 0}
+	var cached int64
+	if c.usage.details {
+		cached = c.usage.cached
+	}
+	o.setUsage(c.usage.prompt, c.usage.completion, cached)
+	return EventInfo{UsageOnly: c.choices.n == 0}
 }
 
 func (o *OpenAI) apply(u *openaiUsage) {
 	var cached int64
 	if u.PromptTokensDetails != nil {
-		cached = nonNegative(u.PromptTokensDetails.CachedTokens)
+		cached = u.PromptTokensDetails.CachedTokens
 	}
-	o.u.InputTokens = nonNegative(u.PromptTokens - cached)
+	o.setUsage(u.PromptTokens, u.CompletionTokens, cached)
+}
+
+func (o *OpenAI) setUsage(prompt, completion, cached int64) {
+	cached = nonNegative(cached)
+	o.u.InputTokens = nonNegative(prompt - cached)
 	o.u.CacheReadInputTokens = cached
-	o.u.OutputTokens = nonNegative(u.CompletionTokens)
+	o.u.OutputTokens = nonNegative(completion)
 	o.u.Complete = true
 }
 

@@ -104,10 +104,19 @@ func (s *Splitter) Feed(chunk []byte, yield func(event []byte) error) error {
 		if len(s.buf)+len(chunk)-start > s.limit() {
 			return s.fail(&EventTooLargeError{Limit: s.limit()})
 		}
+		if cap(s.buf) == 0 {
+			// Room for the rest of the event too: growing from an exact fit
+			// would cost a second allocation at the event's end.
+			s.buf = make([]byte, 0, min(max(minBuf, 2*(len(chunk)-start)), s.limit()))
+		}
 		s.buf = append(s.buf, chunk[start:]...)
 	}
 	return nil
 }
+
+// minBuf is the least capacity of a Splitter's buffer: a few events of
+// the usual size.
+const minBuf = 1 << 10
 
 // End marks the end of the stream. It yields an event that was only waiting
 // to see whether "\n" followed its final "\r", and returns the trailing bytes
