@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 )
 
 // runFake is the child process that plays the upstream: a tiny HTTP/1.1
@@ -20,7 +21,7 @@ import (
 // POST /hold/v1/messages      message_start, then the stream stalls until
 //
 //	POST /release (or the client goes away).
-func runFake(bodyFile string) error {
+func runFake(bodyFile string, ttft time.Duration) error {
 	raise()
 	b, err := os.ReadFile(bodyFile)
 	if err != nil {
@@ -47,6 +48,9 @@ func runFake(bodyFile string) error {
 	})
 	serve := func(w http.ResponseWriter, r *http.Request, hold bool) {
 		io.Copy(io.Discard, r.Body)
+		if ttft > 0 {
+			time.Sleep(ttft) // the provider thinking: time to first token
+		}
 		h := w.Header()
 		h.Set("Content-Type", "text/event-stream; charset=utf-8")
 		h.Set("Cache-Control", "no-cache")

@@ -39,6 +39,7 @@ var (
 	flagRuns    = flag.Int("runs", 2, "complete runs (the machine is shared: compare them)")
 	flagDur     = flag.Duration("dur", 10*time.Second, "measured window of each open-loop phase")
 	flagRates   = flag.String("rates", "1000,5000", "open-loop offered loads, streams/s")
+	flagTTFT    = flag.Duration("upstream-ttft", 0, "the fake upstream's time to first token: it waits this long before message_start (real providers: hundreds of ms)")
 	flagHold    = flag.Int("hold", 8000, "concurrent open streams for the memory figure")
 	flagMemProf = flag.String("memprofile", "", "write a heap profile of this process at the held-streams plateau (last run)")
 	flagProf    = flag.String("cpuprofile", "", "write a CPU profile of this process (holdfast) during the last run's highest-rate holdfast phase")
@@ -49,7 +50,7 @@ func main() {
 	var err error
 	switch *flagMode {
 	case "fake":
-		err = runFake(*flagBody)
+		err = runFake(*flagBody, *flagTTFT)
 	case "loadgen":
 		err = runLoadgen()
 	case "":
@@ -170,7 +171,7 @@ func runOnce(rates []float64, last bool) (*run, error) {
 	if err := os.WriteFile(bodyFile, body, 0o644); err != nil {
 		return nil, err
 	}
-	fake, err := startChild("-mode", "fake", "-body", bodyFile)
+	fake, err := startChild("-mode", "fake", "-body", bodyFile, "-upstream-ttft", flagTTFT.String())
 	if err != nil {
 		return nil, err
 	}
