@@ -77,6 +77,15 @@ type Config struct {
 	// tokens it never recorded. Only for an account actor on this node
 	// (a forwarded admit returns durable). Default true.
 	SpeculativeUpstream bool `yaml:"speculative_upstream"`
+	// MaxConcurrentCalls bounds the calls being served at once (from
+	// arrival to the end of the response; settles after it do not
+	// count). A call beyond it is answered at once with the family's
+	// overloaded error (Anthropic 529, OpenAI and Gemini 503) and
+	// retry-after, failure gateway_overloaded, instead of waiting for
+	// memory or file descriptors that are not there: every stream holds
+	// two sockets. 0 (default): derived from the process's open-file
+	// limit, (RLIMIT_NOFILE - 256) / 2, at least 64; -1: no bound.
+	MaxConcurrentCalls int `yaml:"max_concurrent_calls"`
 	// RedirectRetiredModels rewrites a retired model to its replacement
 	// instead of refusing the request with 400.
 	RedirectRetiredModels bool `yaml:"redirect_retired_models"`
@@ -160,6 +169,9 @@ func (c Config) Validate() error {
 	}
 	if !(c.UsageExactThreshold >= 0 && c.UsageExactThreshold <= 1) {
 		bad("usage_exact_threshold", "%v: want a fraction between 0 and 1", c.UsageExactThreshold)
+	}
+	if c.MaxConcurrentCalls < -1 {
+		bad("max_concurrent_calls", "%d: want -1 (no bound), 0 (from the open-file limit) or a positive number", c.MaxConcurrentCalls)
 	}
 	if c.DefaultOutputTokens <= 0 {
 		bad("default_output_tokens", "%d: must be positive", c.DefaultOutputTokens)

@@ -45,7 +45,8 @@ type Gateway struct {
 	remaining *lru[string, admitState] // (user, key ID) → bucket after the last admit
 	cacheSeen *lru[uint64, time.Time]  // prompt-prefix hash → last cache read
 
-	inflight inflight // calls being served or settled
+	inflight inflight  // calls being served or settled
+	adm      admission // calls being served: gateway.max_concurrent_calls
 
 	// settler batches each user's settles (settle.go).
 	settler settler
@@ -133,6 +134,7 @@ func New(cfg Config, providers map[string]ProviderConfig, prices *pricing.Table,
 		sample:    &sampler{rate: cfg.UsageEvents.SuccessSampleRate},
 		settles:   make(chan struct{}, maxSettlesInFlight),
 	}
+	g.adm.limit = concurrencyLimit(cfg.MaxConcurrentCalls, openFileLimit())
 	if cfg.UsageEvents.Enabled {
 		g.events = opts.Events
 	}
@@ -168,6 +170,12 @@ func New(cfg Config, providers map[string]ProviderConfig, prices *pricing.Table,
 	}
 	m, err := newMetrics(reg)
 	if err != nil {
+		return nil, fmt.Errorf("gateway metrics: %w", err)
+	}
+	active := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "holdfast", Subsystem: "gateway", Name: "calls_active",
+		Help: "Calls being served (arrival to the end of the response); bounded by gateway.max_concurrent_calls."},
+		func() float64 { return float64(g.adm.active.Load()) })
+	if err := reg.Register(active); err != nil {
 		return nil, fmt.Errorf("gateway metrics: %w", err)
 	}
 	g.m = m
@@ -252,6 +260,17 @@ func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	g.inflight.add(1)
 	c := &call{g: g, w: w, r: r, id: api.NewRequestID(), start: g.clk.Now()}
 	w.Header().Set(HeaderRequestID, c.id)
+	if !g.adm.enter() {
+		if fam, known := envelope.FamilyForPath(r.URL.Path); known {
+			c.fam = fam
+		} else {
+			c.fam = envelope.OpenAI
+		}
+		c.refuse(overloaded())
+		c.finish()
+		return
+	}
+	defer g.adm.leave()
 	rt, ok := matchRoute(r)
 	if !ok {
 		fam, known := envelope.FamilyForPath(r.URL.Path)

@@ -364,6 +364,8 @@ func (e *env) metric(name string, labels ...string) float64 {
 			switch {
 			case m.Counter != nil:
 				total += m.GetCounter().GetValue()
+			case m.Gauge != nil:
+				total += m.GetGauge().GetValue()
 			case m.Histogram != nil:
 				total += float64(m.GetHistogram().GetSampleCount())
 			}
