@@ -8,8 +8,9 @@ import (
 	holdfastv1 "github.com/holdfast/holdfast/proto/holdfast/v1"
 )
 
-// MaxBatchTakes bounds the takes of one RateLimitTakeBatch call; a larger
-// batch is refused whole with a *actor.LimitError naming max_batch_takes.
+// MaxBatchTakes bounds the takes of one RateLimitTakeBatch or
+// RateLimitTakeMany call; a larger batch is refused whole with a
+// *actor.LimitError naming max_batch_takes.
 const MaxBatchTakes = 1000
 
 // batchParallel bounds the actors of one batch served at once. The takes
@@ -19,37 +20,52 @@ const MaxBatchTakes = 1000
 // order, on one goroutine.
 const batchParallel = 128
 
+// batchTooLarge is the error of a batch of n takes over MaxBatchTakes.
+func batchTooLarge(n int) error {
+	return &actor.LimitError{Limit: "max_batch_takes", Max: MaxBatchTakes, Got: int64(n), What: "the takes of one batch"}
+}
+
 // RateLimitTakeBatch runs independent takes, each its own turn on its own
 // actor, and answers one result per take in request order: the take's
 // response, or the google.rpc.Status it failed with. Only the batch itself
 // (over MaxBatchTakes) fails the call. An empty batch answers no results.
-// The takes of one actor (same namespace, key and shard) apply in request
-// order; takes of different actors run concurrently (batchParallel at
-// most), except those the Caller runs inline (Inliner), which run one
-// after the other on the handler goroutine. Safe for concurrent use.
+// The takes run as runTakes runs them. Safe for concurrent use.
 func (s *ActorServer) RateLimitTakeBatch(ctx context.Context, r *holdfastv1.RateLimitTakeBatchRequest) (*holdfastv1.RateLimitTakeBatchResponse, error) {
 	takes := r.GetTakes()
 	if n := len(takes); n > MaxBatchTakes {
-		return nil, GRPCError(&actor.LimitError{Limit: "max_batch_takes", Max: MaxBatchTakes, Got: int64(n), What: "the takes of one batch"})
+		return nil, GRPCError(batchTooLarge(n))
 	}
 	results := make([]*holdfastv1.RateLimitTakeResult, len(takes))
-	if s.allInline(takes) {
+	s.runTakes(len(takes), func(i int) *holdfastv1.ActorRef { return takes[i].GetActor() }, func(i int) {
+		results[i] = s.batchTake(ctx, takes[i])
+	})
+	return &holdfastv1.RateLimitTakeBatchResponse{Results: results}, nil
+}
+
+// runTakes runs take(i) for each of n takes, take i on the actor ref(i)
+// names, and returns when all have run. The takes of one actor (same
+// namespace, key and shard) run in request order; takes of different
+// actors run concurrently (batchParallel at most), except those the Caller
+// runs inline (Inliner), which run one after the other on the goroutine at
+// hand. take must be safe to run concurrently for different i.
+func (s *ActorServer) runTakes(n int, ref func(i int) *holdfastv1.ActorRef, take func(i int)) {
+	if s.allInline(n, ref) {
 		// Nothing to overlap: request order keeps each actor's order.
-		for i, t := range takes {
-			results[i] = s.batchTake(ctx, t)
+		for i := range n {
+			take(i)
 		}
-		return &holdfastv1.RateLimitTakeBatchResponse{Results: results}, nil
+		return
 	}
 	// Group the takes by actor, in request order within each group.
-	type ref struct {
+	type key struct {
 		ns, key string
 		shard   uint32
 	}
 	var groups [][]int
-	index := make(map[ref]int, len(takes))
-	for i, t := range takes {
-		a := t.GetActor()
-		k := ref{a.GetNamespace(), a.GetKey(), a.GetShard()}
+	index := make(map[key]int, n)
+	for i := range n {
+		a := ref(i)
+		k := key{a.GetNamespace(), a.GetKey(), a.GetShard()}
 		g, ok := index[k]
 		if !ok {
 			g = len(groups)
@@ -60,13 +76,13 @@ func (s *ActorServer) RateLimitTakeBatch(ctx context.Context, r *holdfastv1.Rate
 	}
 	run := func(g []int) {
 		for _, i := range g {
-			results[i] = s.batchTake(ctx, takes[i])
+			take(i)
 		}
 	}
 	// Groups of inline actors (Inliner) and the last group run on the
 	// handler goroutine (a batch of one actor starts no goroutine), after
 	// the others were handed to workers of their own.
-	here := func(i int, g []int) bool { return i == len(groups)-1 || s.inline(takes[g[0]].GetActor()) }
+	here := func(i int, g []int) bool { return i == len(groups)-1 || s.inline(ref(g[0])) }
 	sem := make(chan struct{}, batchParallel)
 	var wg sync.WaitGroup
 	for i, g := range groups {
@@ -86,13 +102,12 @@ func (s *ActorServer) RateLimitTakeBatch(ctx context.Context, r *holdfastv1.Rate
 		}
 	}
 	wg.Wait()
-	return &holdfastv1.RateLimitTakeBatchResponse{Results: results}, nil
 }
 
 // allInline reports whether every take runs on the goroutine at hand.
-func (s *ActorServer) allInline(takes []*holdfastv1.RateLimitTakeRequest) bool {
-	for _, t := range takes {
-		if !s.inline(t.GetActor()) {
+func (s *ActorServer) allInline(n int, ref func(i int) *holdfastv1.ActorRef) bool {
+	for i := range n {
+		if !s.inline(ref(i)) {
 			return false
 		}
 	}

@@ -260,7 +260,7 @@ func (h *handler) hotCall(t *actor.Turn, v *view, m *holdfastv1.HotCall) (*holdf
 	var err error
 	switch op := m.GetOp().(type) {
 	case *holdfastv1.HotCall_Take:
-		r, err = h.take(t, v, op.Take, m)
+		r, err = h.take(t, v, op.Take, m, &holdfastv1.HotReply{})
 	case *holdfastv1.HotCall_Adjust:
 		r, err = h.adjust(t, v, op.Adjust)
 	case *holdfastv1.HotCall_Get:

@@ -36,6 +36,8 @@ type Defaults struct {
 	// Hot is the namespace's hot-key handling (static shards, automatic
 	// split, allowances; hot.go, hotkind.go). The zero value: none.
 	Hot HotConfig
+
+	bucketKeys map[string]string // set by New: see bucketKey
 }
 
 // settingsPutTimeout bounds a `set`'s write to Settings (also bounded by
@@ -59,7 +61,21 @@ func New(d Defaults) func(actor.ID) actor.Handler {
 		d.SpendRetentionDays = 7
 	}
 	d.Hot = d.Hot.WithDefaults()
+	d.bucketKeys = make(map[string]string, len(d.Buckets))
+	for name := range d.Buckets {
+		d.bucketKeys[name] = keyBucketPrefix + name
+	}
 	return func(actor.ID) actor.Handler { return &handler{d: d} }
+}
+
+// bucketKey is the storage key of bucket name's state: built once per
+// default bucket (the key escapes into the turn's writes, so a fresh
+// concatenation was an allocation per take).
+func (d *Defaults) bucketKey(name string) string {
+	if k, ok := d.bucketKeys[name]; ok {
+		return k
+	}
+	return keyBucketPrefix + name
 }
 
 // handler is one ratelimit actor. It caches no state: every turn loads the
@@ -114,7 +130,8 @@ func (h *handler) Receive(t *actor.Turn, msg proto.Message) (proto.Message, erro
 	case *holdfastv1.HotCall:
 		return h.hotCall(t, v, m)
 	case *holdfastv1.RateLimitTakeRequest:
-		r, err := h.take(t, v, m, nil)
+		var out holdfastv1.HotReply // not returned: it may live on the stack
+		r, err := h.take(t, v, m, nil, &out)
 		if err != nil {
 			return nil, err
 		}
@@ -269,7 +286,7 @@ func (h *handler) saveBuckets(t *actor.Turn, s *Set, names []string) error {
 		if err != nil {
 			return wrap(err)
 		}
-		if err := t.Put(keyBucketPrefix+name, v); err != nil {
+		if err := t.Put(h.d.bucketKey(name), v); err != nil {
 			return err
 		}
 	}
@@ -323,8 +340,11 @@ func untilMidnight(now int64) int64 {
 // HotCall, which may ask for an allowance and may trigger the split). On a
 // parent of a split key, or a shard not ready or retired, it answers that
 // status and takes nothing; a take naming no positive amount on a split
-// parent is a budget check only (the layer's, before a shard take).
-func (h *handler) take(t *actor.Turn, v *view, m *holdfastv1.RateLimitTakeRequest, call *holdfastv1.HotCall) (*holdfastv1.HotReply, error) {
+// parent is a budget check only (the layer's, before a shard take). The
+// reply is out, filled in, unless the take split the key (a reply of its
+// own): a client's take passes one on its stack, the reply it unwraps
+// being a sixth of a take's allocated bytes.
+func (h *handler) take(t *actor.Turn, v *view, m *holdfastv1.RateLimitTakeRequest, call *holdfastv1.HotCall, out *holdfastv1.HotReply) (*holdfastv1.HotReply, error) {
 	if len(m.GetAmounts()) == 0 && !(call != nil && v.on && v.shard == 0) {
 		return nil, wrap(errors.New("take names no bucket"))
 	}
@@ -332,7 +352,8 @@ func (h *handler) take(t *actor.Turn, v *view, m *holdfastv1.RateLimitTakeReques
 		return nil, wrap(fmt.Errorf("%w: spend_estimate_nanos", ErrNegativeSpend))
 	}
 	now := t.Now().UnixNano()
-	names := sortedKeys(m.GetAmounts())
+	var nameBuf [4]string // most takes name one bucket: no allocation
+	names := appendSortedKeys(nameBuf[:0], m.GetAmounts())
 	own := h.own(t)
 	asks := anyPositive(m.GetAmounts())
 	if v.on {
@@ -343,7 +364,8 @@ func (h *handler) take(t *actor.Turn, v *view, m *holdfastv1.RateLimitTakeReques
 		case st == holdfastv1.HotReply_SPLIT && asks:
 			return h.splitReply(t, v, own)
 		case st == holdfastv1.HotReply_NOT_READY || st == holdfastv1.HotReply_RETIRED:
-			return &holdfastv1.HotReply{Status: st}, nil
+			out.Status = st
+			return out, nil
 		case call != nil && asks && v.shard == 0 && h.d.Hot.ShouldSplit(v.st, h.rate.PerSecond(now), now):
 			return h.split(t, v, own)
 		}
@@ -388,7 +410,8 @@ func (h *handler) take(t *actor.Turn, v *view, m *holdfastv1.RateLimitTakeReques
 		if !budgetOK {
 			resp.RefusedBy, resp.RetryAfterMs = "daily_budget", untilMidnight(now)
 		}
-		return &holdfastv1.HotReply{Take: resp}, nil
+		out.Take = resp
+		return out, nil
 	}
 	amounts := m.GetAmounts()
 	if !budgetOK {
@@ -403,8 +426,13 @@ func (h *handler) take(t *actor.Turn, v *view, m *holdfastv1.RateLimitTakeReques
 		levels = make([]int64, len(names))
 	}
 	res, err := s.take(now, names, amounts, levels)
-	var ce *CapacityError
-	if errors.As(err, &ce) {
+	if err != nil {
+		// Declared here, not above: errors.As moves ce to the heap, which
+		// cost an allocation on every take.
+		var ce *CapacityError
+		if !errors.As(err, &ce) {
+			return nil, wrap(err)
+		}
 		if _, lerr := s.take(now, names, zeroes(names), levels); lerr != nil {
 			return nil, wrap(lerr)
 		}
@@ -416,15 +444,13 @@ func (h *handler) take(t *actor.Turn, v *view, m *holdfastv1.RateLimitTakeReques
 			// A merging parent's capacity grows as its shards return.
 			resp.RetryAfterMs = mergingRetryMs
 		}
-		return &holdfastv1.HotReply{Take: resp}, nil
-	}
-	if err != nil {
-		return nil, wrap(err)
+		out.Take = resp
+		return out, nil
 	}
 	for i, n := range names {
 		resp.Remaining[n] = micros(levels[i])
 	}
-	out := &holdfastv1.HotReply{Take: resp}
+	out.Take = resp
 	switch {
 	case !budgetOK:
 		resp.RefusedBy, resp.RetryAfterMs = "daily_budget", untilMidnight(now)

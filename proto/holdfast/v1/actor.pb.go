@@ -1471,6 +1471,265 @@ func (x *RateLimitTakeBatchResponse) GetResults() []*RateLimitTakeResult {
 	return nil
 }
 
+// RateLimitTakeManyRequest is a batch of independent takes in columns:
+// the namespace and the bucket names once, then one row per take. Take i
+// is the RateLimitTakeRequest {actor: {namespace, keys[i], shards[i]},
+// request_id: request_ids[i], amounts: {buckets[j]: amounts[i*len(buckets)+j]
+// for each j}, spend_estimate_nanos: spend_estimate_nanos[i]} and runs
+// exactly as RateLimitTake would run it: its own turn on its own actor, all
+// or nothing across its buckets. At most max_batch_takes (1000) takes.
+type RateLimitTakeManyRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	// The buckets every take names, distinct; at least one when there are takes.
+	Buckets []string `protobuf:"bytes,2,rep,name=buckets,proto3" json:"buckets,omitempty"`
+	// One key per take.
+	Keys []string `protobuf:"bytes,3,rep,name=keys,proto3" json:"keys,omitempty"`
+	// Row-major, len(keys) * len(buckets): take i's amount for buckets[j] is
+	// amounts[i*len(buckets)+j] (0 takes nothing from that bucket, as an
+	// amount of 0 in RateLimitTakeRequest).
+	Amounts []int64 `protobuf:"varint,4,rep,packed,name=amounts,proto3" json:"amounts,omitempty"`
+	// Optional: empty (no take has one), or one per take ("" for none).
+	RequestIds []string `protobuf:"bytes,5,rep,name=request_ids,json=requestIds,proto3" json:"request_ids,omitempty"`
+	// Optional: empty (all 0), or one per take.
+	SpendEstimateNanos []int64 `protobuf:"varint,6,rep,packed,name=spend_estimate_nanos,json=spendEstimateNanos,proto3" json:"spend_estimate_nanos,omitempty"`
+	// Optional: empty (all 0), or one per take.
+	Shards        []uint32 `protobuf:"varint,7,rep,packed,name=shards,proto3" json:"shards,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RateLimitTakeManyRequest) Reset() {
+	*x = RateLimitTakeManyRequest{}
+	mi := &file_holdfast_v1_actor_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RateLimitTakeManyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RateLimitTakeManyRequest) ProtoMessage() {}
+
+func (x *RateLimitTakeManyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_holdfast_v1_actor_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RateLimitTakeManyRequest.ProtoReflect.Descriptor instead.
+func (*RateLimitTakeManyRequest) Descriptor() ([]byte, []int) {
+	return file_holdfast_v1_actor_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *RateLimitTakeManyRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *RateLimitTakeManyRequest) GetBuckets() []string {
+	if x != nil {
+		return x.Buckets
+	}
+	return nil
+}
+
+func (x *RateLimitTakeManyRequest) GetKeys() []string {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+func (x *RateLimitTakeManyRequest) GetAmounts() []int64 {
+	if x != nil {
+		return x.Amounts
+	}
+	return nil
+}
+
+func (x *RateLimitTakeManyRequest) GetRequestIds() []string {
+	if x != nil {
+		return x.RequestIds
+	}
+	return nil
+}
+
+func (x *RateLimitTakeManyRequest) GetSpendEstimateNanos() []int64 {
+	if x != nil {
+		return x.SpendEstimateNanos
+	}
+	return nil
+}
+
+func (x *RateLimitTakeManyRequest) GetShards() []uint32 {
+	if x != nil {
+		return x.Shards
+	}
+	return nil
+}
+
+// RateLimitTakeManyError is the status one take of a batch failed with.
+type RateLimitTakeManyError struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Index of the take (into the request's keys).
+	Take          uint32         `protobuf:"varint,1,opt,name=take,proto3" json:"take,omitempty"`
+	Status        *status.Status `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RateLimitTakeManyError) Reset() {
+	*x = RateLimitTakeManyError{}
+	mi := &file_holdfast_v1_actor_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RateLimitTakeManyError) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RateLimitTakeManyError) ProtoMessage() {}
+
+func (x *RateLimitTakeManyError) ProtoReflect() protoreflect.Message {
+	mi := &file_holdfast_v1_actor_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RateLimitTakeManyError.ProtoReflect.Descriptor instead.
+func (*RateLimitTakeManyError) Descriptor() ([]byte, []int) {
+	return file_holdfast_v1_actor_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *RateLimitTakeManyError) GetTake() uint32 {
+	if x != nil {
+		return x.Take
+	}
+	return 0
+}
+
+func (x *RateLimitTakeManyError) GetStatus() *status.Status {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+// RateLimitTakeManyResponse answers a RateLimitTakeManyRequest in columns,
+// in request order. A failed take has allowed false, zero remaining,
+// retry_after_ms and refused_by, and an entry in errors.
+type RateLimitTakeManyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One per take.
+	Allowed []bool `protobuf:"varint,1,rep,packed,name=allowed,proto3" json:"allowed,omitempty"`
+	// Row-major like the request's amounts: tokens left in buckets[j] after
+	// take i.
+	Remaining []float64 `protobuf:"fixed64,2,rep,packed,name=remaining,proto3" json:"remaining,omitempty"`
+	// One per take: as RateLimitTakeResponse.retry_after_ms (0 when allowed,
+	// -1 when the take can never succeed).
+	RetryAfterMs []int64 `protobuf:"varint,3,rep,packed,name=retry_after_ms,json=retryAfterMs,proto3" json:"retry_after_ms,omitempty"`
+	// One per take: 0 when not refused, j+1 when refused by buckets[j], -1
+	// when refused by the daily budget.
+	RefusedBy []int32 `protobuf:"varint,4,rep,packed,name=refused_by,json=refusedBy,proto3" json:"refused_by,omitempty"`
+	// Empty when no take of the batch has a daily budget (every take's
+	// RateLimitTakeResponse.budget_remaining_nanos would be -1); otherwise
+	// one per take, as that field (-1 for a failed take).
+	BudgetRemainingNanos []int64 `protobuf:"varint,5,rep,packed,name=budget_remaining_nanos,json=budgetRemainingNanos,proto3" json:"budget_remaining_nanos,omitempty"`
+	// The takes that failed, in request order.
+	Errors        []*RateLimitTakeManyError `protobuf:"bytes,6,rep,name=errors,proto3" json:"errors,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RateLimitTakeManyResponse) Reset() {
+	*x = RateLimitTakeManyResponse{}
+	mi := &file_holdfast_v1_actor_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RateLimitTakeManyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RateLimitTakeManyResponse) ProtoMessage() {}
+
+func (x *RateLimitTakeManyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_holdfast_v1_actor_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RateLimitTakeManyResponse.ProtoReflect.Descriptor instead.
+func (*RateLimitTakeManyResponse) Descriptor() ([]byte, []int) {
+	return file_holdfast_v1_actor_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *RateLimitTakeManyResponse) GetAllowed() []bool {
+	if x != nil {
+		return x.Allowed
+	}
+	return nil
+}
+
+func (x *RateLimitTakeManyResponse) GetRemaining() []float64 {
+	if x != nil {
+		return x.Remaining
+	}
+	return nil
+}
+
+func (x *RateLimitTakeManyResponse) GetRetryAfterMs() []int64 {
+	if x != nil {
+		return x.RetryAfterMs
+	}
+	return nil
+}
+
+func (x *RateLimitTakeManyResponse) GetRefusedBy() []int32 {
+	if x != nil {
+		return x.RefusedBy
+	}
+	return nil
+}
+
+func (x *RateLimitTakeManyResponse) GetBudgetRemainingNanos() []int64 {
+	if x != nil {
+		return x.BudgetRemainingNanos
+	}
+	return nil
+}
+
+func (x *RateLimitTakeManyResponse) GetErrors() []*RateLimitTakeManyError {
+	if x != nil {
+		return x.Errors
+	}
+	return nil
+}
+
 type RateLimitAdjustRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Actor     *ActorRef              `protobuf:"bytes,1,opt,name=actor,proto3" json:"actor,omitempty"`
@@ -1486,7 +1745,7 @@ type RateLimitAdjustRequest struct {
 
 func (x *RateLimitAdjustRequest) Reset() {
 	*x = RateLimitAdjustRequest{}
-	mi := &file_holdfast_v1_actor_proto_msgTypes[22]
+	mi := &file_holdfast_v1_actor_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1498,7 +1757,7 @@ func (x *RateLimitAdjustRequest) String() string {
 func (*RateLimitAdjustRequest) ProtoMessage() {}
 
 func (x *RateLimitAdjustRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_holdfast_v1_actor_proto_msgTypes[22]
+	mi := &file_holdfast_v1_actor_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1511,7 +1770,7 @@ func (x *RateLimitAdjustRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RateLimitAdjustRequest.ProtoReflect.Descriptor instead.
 func (*RateLimitAdjustRequest) Descriptor() ([]byte, []int) {
-	return file_holdfast_v1_actor_proto_rawDescGZIP(), []int{22}
+	return file_holdfast_v1_actor_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RateLimitAdjustRequest) GetActor() *ActorRef {
@@ -1551,7 +1810,7 @@ type RateLimitGetRequest struct {
 
 func (x *RateLimitGetRequest) Reset() {
 	*x = RateLimitGetRequest{}
-	mi := &file_holdfast_v1_actor_proto_msgTypes[23]
+	mi := &file_holdfast_v1_actor_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1563,7 +1822,7 @@ func (x *RateLimitGetRequest) String() string {
 func (*RateLimitGetRequest) ProtoMessage() {}
 
 func (x *RateLimitGetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_holdfast_v1_actor_proto_msgTypes[23]
+	mi := &file_holdfast_v1_actor_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1576,7 +1835,7 @@ func (x *RateLimitGetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RateLimitGetRequest.ProtoReflect.Descriptor instead.
 func (*RateLimitGetRequest) Descriptor() ([]byte, []int) {
-	return file_holdfast_v1_actor_proto_rawDescGZIP(), []int{23}
+	return file_holdfast_v1_actor_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RateLimitGetRequest) GetActor() *ActorRef {
@@ -1604,7 +1863,7 @@ type RateLimitSetRequest struct {
 
 func (x *RateLimitSetRequest) Reset() {
 	*x = RateLimitSetRequest{}
-	mi := &file_holdfast_v1_actor_proto_msgTypes[24]
+	mi := &file_holdfast_v1_actor_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1616,7 +1875,7 @@ func (x *RateLimitSetRequest) String() string {
 func (*RateLimitSetRequest) ProtoMessage() {}
 
 func (x *RateLimitSetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_holdfast_v1_actor_proto_msgTypes[24]
+	mi := &file_holdfast_v1_actor_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1629,7 +1888,7 @@ func (x *RateLimitSetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RateLimitSetRequest.ProtoReflect.Descriptor instead.
 func (*RateLimitSetRequest) Descriptor() ([]byte, []int) {
-	return file_holdfast_v1_actor_proto_rawDescGZIP(), []int{24}
+	return file_holdfast_v1_actor_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RateLimitSetRequest) GetActor() *ActorRef {
@@ -1682,7 +1941,7 @@ type BucketState struct {
 
 func (x *BucketState) Reset() {
 	*x = BucketState{}
-	mi := &file_holdfast_v1_actor_proto_msgTypes[25]
+	mi := &file_holdfast_v1_actor_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1694,7 +1953,7 @@ func (x *BucketState) String() string {
 func (*BucketState) ProtoMessage() {}
 
 func (x *BucketState) ProtoReflect() protoreflect.Message {
-	mi := &file_holdfast_v1_actor_proto_msgTypes[25]
+	mi := &file_holdfast_v1_actor_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1707,7 +1966,7 @@ func (x *BucketState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BucketState.ProtoReflect.Descriptor instead.
 func (*BucketState) Descriptor() ([]byte, []int) {
-	return file_holdfast_v1_actor_proto_rawDescGZIP(), []int{25}
+	return file_holdfast_v1_actor_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *BucketState) GetName() string {
@@ -1759,7 +2018,7 @@ type RateLimitState struct {
 
 func (x *RateLimitState) Reset() {
 	*x = RateLimitState{}
-	mi := &file_holdfast_v1_actor_proto_msgTypes[26]
+	mi := &file_holdfast_v1_actor_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1771,7 +2030,7 @@ func (x *RateLimitState) String() string {
 func (*RateLimitState) ProtoMessage() {}
 
 func (x *RateLimitState) ProtoReflect() protoreflect.Message {
-	mi := &file_holdfast_v1_actor_proto_msgTypes[26]
+	mi := &file_holdfast_v1_actor_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1784,7 +2043,7 @@ func (x *RateLimitState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RateLimitState.ProtoReflect.Descriptor instead.
 func (*RateLimitState) Descriptor() ([]byte, []int) {
-	return file_holdfast_v1_actor_proto_rawDescGZIP(), []int{26}
+	return file_holdfast_v1_actor_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RateLimitState) GetBuckets() []*BucketState {
@@ -1824,7 +2083,7 @@ type AlarmGetRequest struct {
 
 func (x *AlarmGetRequest) Reset() {
 	*x = AlarmGetRequest{}
-	mi := &file_holdfast_v1_actor_proto_msgTypes[27]
+	mi := &file_holdfast_v1_actor_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1836,7 +2095,7 @@ func (x *AlarmGetRequest) String() string {
 func (*AlarmGetRequest) ProtoMessage() {}
 
 func (x *AlarmGetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_holdfast_v1_actor_proto_msgTypes[27]
+	mi := &file_holdfast_v1_actor_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1849,7 +2108,7 @@ func (x *AlarmGetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlarmGetRequest.ProtoReflect.Descriptor instead.
 func (*AlarmGetRequest) Descriptor() ([]byte, []int) {
-	return file_holdfast_v1_actor_proto_rawDescGZIP(), []int{27}
+	return file_holdfast_v1_actor_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *AlarmGetRequest) GetActor() *ActorRef {
@@ -1872,7 +2131,7 @@ type AlarmSetRequest struct {
 
 func (x *AlarmSetRequest) Reset() {
 	*x = AlarmSetRequest{}
-	mi := &file_holdfast_v1_actor_proto_msgTypes[28]
+	mi := &file_holdfast_v1_actor_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1884,7 +2143,7 @@ func (x *AlarmSetRequest) String() string {
 func (*AlarmSetRequest) ProtoMessage() {}
 
 func (x *AlarmSetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_holdfast_v1_actor_proto_msgTypes[28]
+	mi := &file_holdfast_v1_actor_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1897,7 +2156,7 @@ func (x *AlarmSetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlarmSetRequest.ProtoReflect.Descriptor instead.
 func (*AlarmSetRequest) Descriptor() ([]byte, []int) {
-	return file_holdfast_v1_actor_proto_rawDescGZIP(), []int{28}
+	return file_holdfast_v1_actor_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *AlarmSetRequest) GetActor() *ActorRef {
@@ -1938,7 +2197,7 @@ type AlarmDeleteRequest struct {
 
 func (x *AlarmDeleteRequest) Reset() {
 	*x = AlarmDeleteRequest{}
-	mi := &file_holdfast_v1_actor_proto_msgTypes[29]
+	mi := &file_holdfast_v1_actor_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1950,7 +2209,7 @@ func (x *AlarmDeleteRequest) String() string {
 func (*AlarmDeleteRequest) ProtoMessage() {}
 
 func (x *AlarmDeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_holdfast_v1_actor_proto_msgTypes[29]
+	mi := &file_holdfast_v1_actor_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1963,7 +2222,7 @@ func (x *AlarmDeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlarmDeleteRequest.ProtoReflect.Descriptor instead.
 func (*AlarmDeleteRequest) Descriptor() ([]byte, []int) {
-	return file_holdfast_v1_actor_proto_rawDescGZIP(), []int{29}
+	return file_holdfast_v1_actor_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *AlarmDeleteRequest) GetActor() *ActorRef {
@@ -1996,7 +2255,7 @@ type AlarmState struct {
 
 func (x *AlarmState) Reset() {
 	*x = AlarmState{}
-	mi := &file_holdfast_v1_actor_proto_msgTypes[30]
+	mi := &file_holdfast_v1_actor_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2008,7 +2267,7 @@ func (x *AlarmState) String() string {
 func (*AlarmState) ProtoMessage() {}
 
 func (x *AlarmState) ProtoReflect() protoreflect.Message {
-	mi := &file_holdfast_v1_actor_proto_msgTypes[30]
+	mi := &file_holdfast_v1_actor_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2021,7 +2280,7 @@ func (x *AlarmState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlarmState.ProtoReflect.Descriptor instead.
 func (*AlarmState) Descriptor() ([]byte, []int) {
-	return file_holdfast_v1_actor_proto_rawDescGZIP(), []int{30}
+	return file_holdfast_v1_actor_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *AlarmState) GetScheduled() bool {
@@ -2163,7 +2422,27 @@ const file_holdfast_v1_actor_proto_rawDesc = "" +
 	"\x05error\x18\x02 \x01(\v2\x12.google.rpc.StatusH\x00R\x05errorB\b\n" +
 	"\x06result\"X\n" +
 	"\x1aRateLimitTakeBatchResponse\x12:\n" +
-	"\aresults\x18\x01 \x03(\v2 .holdfast.v1.RateLimitTakeResultR\aresults\"\x89\x02\n" +
+	"\aresults\x18\x01 \x03(\v2 .holdfast.v1.RateLimitTakeResultR\aresults\"\xeb\x01\n" +
+	"\x18RateLimitTakeManyRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x18\n" +
+	"\abuckets\x18\x02 \x03(\tR\abuckets\x12\x12\n" +
+	"\x04keys\x18\x03 \x03(\tR\x04keys\x12\x18\n" +
+	"\aamounts\x18\x04 \x03(\x03R\aamounts\x12\x1f\n" +
+	"\vrequest_ids\x18\x05 \x03(\tR\n" +
+	"requestIds\x120\n" +
+	"\x14spend_estimate_nanos\x18\x06 \x03(\x03R\x12spendEstimateNanos\x12\x16\n" +
+	"\x06shards\x18\a \x03(\rR\x06shards\"X\n" +
+	"\x16RateLimitTakeManyError\x12\x12\n" +
+	"\x04take\x18\x01 \x01(\rR\x04take\x12*\n" +
+	"\x06status\x18\x02 \x01(\v2\x12.google.rpc.StatusR\x06status\"\x8b\x02\n" +
+	"\x19RateLimitTakeManyResponse\x12\x18\n" +
+	"\aallowed\x18\x01 \x03(\bR\aallowed\x12\x1c\n" +
+	"\tremaining\x18\x02 \x03(\x01R\tremaining\x12$\n" +
+	"\x0eretry_after_ms\x18\x03 \x03(\x03R\fretryAfterMs\x12\x1d\n" +
+	"\n" +
+	"refused_by\x18\x04 \x03(\x05R\trefusedBy\x124\n" +
+	"\x16budget_remaining_nanos\x18\x05 \x03(\x03R\x14budgetRemainingNanos\x12;\n" +
+	"\x06errors\x18\x06 \x03(\v2#.holdfast.v1.RateLimitTakeManyErrorR\x06errors\"\x89\x02\n" +
 	"\x16RateLimitAdjustRequest\x12+\n" +
 	"\x05actor\x18\x01 \x01(\v2\x15.holdfast.v1.ActorRefR\x05actor\x12\x1d\n" +
 	"\n" +
@@ -2217,7 +2496,8 @@ const file_holdfast_v1_actor_proto_rawDesc = "" +
 	"last_fired\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tlastFired\x12\x18\n" +
 	"\aretries\x18\x04 \x01(\x03R\aretries\x12\x1f\n" +
 	"\vfired_count\x18\x05 \x01(\x03R\n" +
-	"firedCount2\xa7\t\n" +
+	"firedCount2\xf9\n" +
+	"\n" +
 	"\fActorService\x12>\n" +
 	"\x05KvGet\x12\x19.holdfast.v1.KvGetRequest\x1a\x1a.holdfast.v1.KvGetResponse\x12>\n" +
 	"\x05KvPut\x12\x19.holdfast.v1.KvPutRequest\x1a\x1a.holdfast.v1.KvPutResponse\x12G\n" +
@@ -2227,7 +2507,9 @@ const file_holdfast_v1_actor_proto_rawDesc = "" +
 	"\rKvTransaction\x12!.holdfast.v1.KvTransactionRequest\x1a\".holdfast.v1.KvTransactionResponse\x12V\n" +
 	"\rRateLimitTake\x12!.holdfast.v1.RateLimitTakeRequest\x1a\".holdfast.v1.RateLimitTakeResponse\x12`\n" +
 	"\x13RateLimitTakeStream\x12!.holdfast.v1.RateLimitTakeRequest\x1a\".holdfast.v1.RateLimitTakeResponse(\x010\x01\x12e\n" +
-	"\x12RateLimitTakeBatch\x12&.holdfast.v1.RateLimitTakeBatchRequest\x1a'.holdfast.v1.RateLimitTakeBatchResponse\x12S\n" +
+	"\x12RateLimitTakeBatch\x12&.holdfast.v1.RateLimitTakeBatchRequest\x1a'.holdfast.v1.RateLimitTakeBatchResponse\x12b\n" +
+	"\x11RateLimitTakeMany\x12%.holdfast.v1.RateLimitTakeManyRequest\x1a&.holdfast.v1.RateLimitTakeManyResponse\x12l\n" +
+	"\x17RateLimitTakeManyStream\x12%.holdfast.v1.RateLimitTakeManyRequest\x1a&.holdfast.v1.RateLimitTakeManyResponse(\x010\x01\x12S\n" +
 	"\x0fRateLimitAdjust\x12#.holdfast.v1.RateLimitAdjustRequest\x1a\x1b.holdfast.v1.RateLimitState\x12M\n" +
 	"\fRateLimitGet\x12 .holdfast.v1.RateLimitGetRequest\x1a\x1b.holdfast.v1.RateLimitState\x12M\n" +
 	"\fRateLimitSet\x12 .holdfast.v1.RateLimitSetRequest\x1a\x1b.holdfast.v1.RateLimitState\x12A\n" +
@@ -2247,7 +2529,7 @@ func file_holdfast_v1_actor_proto_rawDescGZIP() []byte {
 	return file_holdfast_v1_actor_proto_rawDescData
 }
 
-var file_holdfast_v1_actor_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_holdfast_v1_actor_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_holdfast_v1_actor_proto_goTypes = []any{
 	(*ActorRef)(nil),                   // 0: holdfast.v1.ActorRef
 	(*Entry)(nil),                      // 1: holdfast.v1.Entry
@@ -2271,21 +2553,24 @@ var file_holdfast_v1_actor_proto_goTypes = []any{
 	(*RateLimitTakeBatchRequest)(nil),  // 19: holdfast.v1.RateLimitTakeBatchRequest
 	(*RateLimitTakeResult)(nil),        // 20: holdfast.v1.RateLimitTakeResult
 	(*RateLimitTakeBatchResponse)(nil), // 21: holdfast.v1.RateLimitTakeBatchResponse
-	(*RateLimitAdjustRequest)(nil),     // 22: holdfast.v1.RateLimitAdjustRequest
-	(*RateLimitGetRequest)(nil),        // 23: holdfast.v1.RateLimitGetRequest
-	(*RateLimitSetRequest)(nil),        // 24: holdfast.v1.RateLimitSetRequest
-	(*BucketState)(nil),                // 25: holdfast.v1.BucketState
-	(*RateLimitState)(nil),             // 26: holdfast.v1.RateLimitState
-	(*AlarmGetRequest)(nil),            // 27: holdfast.v1.AlarmGetRequest
-	(*AlarmSetRequest)(nil),            // 28: holdfast.v1.AlarmSetRequest
-	(*AlarmDeleteRequest)(nil),         // 29: holdfast.v1.AlarmDeleteRequest
-	(*AlarmState)(nil),                 // 30: holdfast.v1.AlarmState
-	nil,                                // 31: holdfast.v1.RateLimitTakeRequest.AmountsEntry
-	nil,                                // 32: holdfast.v1.RateLimitTakeResponse.RemainingEntry
-	nil,                                // 33: holdfast.v1.RateLimitAdjustRequest.DeltasEntry
-	nil,                                // 34: holdfast.v1.RateLimitSetRequest.BucketsEntry
-	(*status.Status)(nil),              // 35: google.rpc.Status
-	(*timestamppb.Timestamp)(nil),      // 36: google.protobuf.Timestamp
+	(*RateLimitTakeManyRequest)(nil),   // 22: holdfast.v1.RateLimitTakeManyRequest
+	(*RateLimitTakeManyError)(nil),     // 23: holdfast.v1.RateLimitTakeManyError
+	(*RateLimitTakeManyResponse)(nil),  // 24: holdfast.v1.RateLimitTakeManyResponse
+	(*RateLimitAdjustRequest)(nil),     // 25: holdfast.v1.RateLimitAdjustRequest
+	(*RateLimitGetRequest)(nil),        // 26: holdfast.v1.RateLimitGetRequest
+	(*RateLimitSetRequest)(nil),        // 27: holdfast.v1.RateLimitSetRequest
+	(*BucketState)(nil),                // 28: holdfast.v1.BucketState
+	(*RateLimitState)(nil),             // 29: holdfast.v1.RateLimitState
+	(*AlarmGetRequest)(nil),            // 30: holdfast.v1.AlarmGetRequest
+	(*AlarmSetRequest)(nil),            // 31: holdfast.v1.AlarmSetRequest
+	(*AlarmDeleteRequest)(nil),         // 32: holdfast.v1.AlarmDeleteRequest
+	(*AlarmState)(nil),                 // 33: holdfast.v1.AlarmState
+	nil,                                // 34: holdfast.v1.RateLimitTakeRequest.AmountsEntry
+	nil,                                // 35: holdfast.v1.RateLimitTakeResponse.RemainingEntry
+	nil,                                // 36: holdfast.v1.RateLimitAdjustRequest.DeltasEntry
+	nil,                                // 37: holdfast.v1.RateLimitSetRequest.BucketsEntry
+	(*status.Status)(nil),              // 38: google.rpc.Status
+	(*timestamppb.Timestamp)(nil),      // 39: google.protobuf.Timestamp
 }
 var file_holdfast_v1_actor_proto_depIdxs = []int32{
 	0,  // 0: holdfast.v1.KvGetRequest.actor:type_name -> holdfast.v1.ActorRef
@@ -2310,60 +2595,66 @@ var file_holdfast_v1_actor_proto_depIdxs = []int32{
 	12, // 19: holdfast.v1.KvTransactionRequest.ops:type_name -> holdfast.v1.KvOp
 	13, // 20: holdfast.v1.KvTransactionResponse.results:type_name -> holdfast.v1.KvOpResult
 	0,  // 21: holdfast.v1.RateLimitTakeRequest.actor:type_name -> holdfast.v1.ActorRef
-	31, // 22: holdfast.v1.RateLimitTakeRequest.amounts:type_name -> holdfast.v1.RateLimitTakeRequest.AmountsEntry
-	32, // 23: holdfast.v1.RateLimitTakeResponse.remaining:type_name -> holdfast.v1.RateLimitTakeResponse.RemainingEntry
+	34, // 22: holdfast.v1.RateLimitTakeRequest.amounts:type_name -> holdfast.v1.RateLimitTakeRequest.AmountsEntry
+	35, // 23: holdfast.v1.RateLimitTakeResponse.remaining:type_name -> holdfast.v1.RateLimitTakeResponse.RemainingEntry
 	17, // 24: holdfast.v1.RateLimitTakeBatchRequest.takes:type_name -> holdfast.v1.RateLimitTakeRequest
 	18, // 25: holdfast.v1.RateLimitTakeResult.response:type_name -> holdfast.v1.RateLimitTakeResponse
-	35, // 26: holdfast.v1.RateLimitTakeResult.error:type_name -> google.rpc.Status
+	38, // 26: holdfast.v1.RateLimitTakeResult.error:type_name -> google.rpc.Status
 	20, // 27: holdfast.v1.RateLimitTakeBatchResponse.results:type_name -> holdfast.v1.RateLimitTakeResult
-	0,  // 28: holdfast.v1.RateLimitAdjustRequest.actor:type_name -> holdfast.v1.ActorRef
-	33, // 29: holdfast.v1.RateLimitAdjustRequest.deltas:type_name -> holdfast.v1.RateLimitAdjustRequest.DeltasEntry
-	0,  // 30: holdfast.v1.RateLimitGetRequest.actor:type_name -> holdfast.v1.ActorRef
-	0,  // 31: holdfast.v1.RateLimitSetRequest.actor:type_name -> holdfast.v1.ActorRef
-	34, // 32: holdfast.v1.RateLimitSetRequest.buckets:type_name -> holdfast.v1.RateLimitSetRequest.BucketsEntry
-	25, // 33: holdfast.v1.RateLimitState.buckets:type_name -> holdfast.v1.BucketState
-	0,  // 34: holdfast.v1.AlarmGetRequest.actor:type_name -> holdfast.v1.ActorRef
-	0,  // 35: holdfast.v1.AlarmSetRequest.actor:type_name -> holdfast.v1.ActorRef
-	36, // 36: holdfast.v1.AlarmSetRequest.at:type_name -> google.protobuf.Timestamp
-	0,  // 37: holdfast.v1.AlarmDeleteRequest.actor:type_name -> holdfast.v1.ActorRef
-	36, // 38: holdfast.v1.AlarmState.at:type_name -> google.protobuf.Timestamp
-	36, // 39: holdfast.v1.AlarmState.last_fired:type_name -> google.protobuf.Timestamp
-	16, // 40: holdfast.v1.RateLimitSetRequest.BucketsEntry.value:type_name -> holdfast.v1.BucketLimit
-	2,  // 41: holdfast.v1.ActorService.KvGet:input_type -> holdfast.v1.KvGetRequest
-	4,  // 42: holdfast.v1.ActorService.KvPut:input_type -> holdfast.v1.KvPutRequest
-	6,  // 43: holdfast.v1.ActorService.KvDelete:input_type -> holdfast.v1.KvDeleteRequest
-	8,  // 44: holdfast.v1.ActorService.KvList:input_type -> holdfast.v1.KvListRequest
-	10, // 45: holdfast.v1.ActorService.KvDeleteAll:input_type -> holdfast.v1.KvDeleteAllRequest
-	14, // 46: holdfast.v1.ActorService.KvTransaction:input_type -> holdfast.v1.KvTransactionRequest
-	17, // 47: holdfast.v1.ActorService.RateLimitTake:input_type -> holdfast.v1.RateLimitTakeRequest
-	17, // 48: holdfast.v1.ActorService.RateLimitTakeStream:input_type -> holdfast.v1.RateLimitTakeRequest
-	19, // 49: holdfast.v1.ActorService.RateLimitTakeBatch:input_type -> holdfast.v1.RateLimitTakeBatchRequest
-	22, // 50: holdfast.v1.ActorService.RateLimitAdjust:input_type -> holdfast.v1.RateLimitAdjustRequest
-	23, // 51: holdfast.v1.ActorService.RateLimitGet:input_type -> holdfast.v1.RateLimitGetRequest
-	24, // 52: holdfast.v1.ActorService.RateLimitSet:input_type -> holdfast.v1.RateLimitSetRequest
-	27, // 53: holdfast.v1.ActorService.AlarmGet:input_type -> holdfast.v1.AlarmGetRequest
-	28, // 54: holdfast.v1.ActorService.AlarmSet:input_type -> holdfast.v1.AlarmSetRequest
-	29, // 55: holdfast.v1.ActorService.AlarmDelete:input_type -> holdfast.v1.AlarmDeleteRequest
-	3,  // 56: holdfast.v1.ActorService.KvGet:output_type -> holdfast.v1.KvGetResponse
-	5,  // 57: holdfast.v1.ActorService.KvPut:output_type -> holdfast.v1.KvPutResponse
-	7,  // 58: holdfast.v1.ActorService.KvDelete:output_type -> holdfast.v1.KvDeleteResponse
-	9,  // 59: holdfast.v1.ActorService.KvList:output_type -> holdfast.v1.KvListResponse
-	11, // 60: holdfast.v1.ActorService.KvDeleteAll:output_type -> holdfast.v1.KvDeleteAllResponse
-	15, // 61: holdfast.v1.ActorService.KvTransaction:output_type -> holdfast.v1.KvTransactionResponse
-	18, // 62: holdfast.v1.ActorService.RateLimitTake:output_type -> holdfast.v1.RateLimitTakeResponse
-	18, // 63: holdfast.v1.ActorService.RateLimitTakeStream:output_type -> holdfast.v1.RateLimitTakeResponse
-	21, // 64: holdfast.v1.ActorService.RateLimitTakeBatch:output_type -> holdfast.v1.RateLimitTakeBatchResponse
-	26, // 65: holdfast.v1.ActorService.RateLimitAdjust:output_type -> holdfast.v1.RateLimitState
-	26, // 66: holdfast.v1.ActorService.RateLimitGet:output_type -> holdfast.v1.RateLimitState
-	26, // 67: holdfast.v1.ActorService.RateLimitSet:output_type -> holdfast.v1.RateLimitState
-	30, // 68: holdfast.v1.ActorService.AlarmGet:output_type -> holdfast.v1.AlarmState
-	30, // 69: holdfast.v1.ActorService.AlarmSet:output_type -> holdfast.v1.AlarmState
-	30, // 70: holdfast.v1.ActorService.AlarmDelete:output_type -> holdfast.v1.AlarmState
-	56, // [56:71] is the sub-list for method output_type
-	41, // [41:56] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	38, // 28: holdfast.v1.RateLimitTakeManyError.status:type_name -> google.rpc.Status
+	23, // 29: holdfast.v1.RateLimitTakeManyResponse.errors:type_name -> holdfast.v1.RateLimitTakeManyError
+	0,  // 30: holdfast.v1.RateLimitAdjustRequest.actor:type_name -> holdfast.v1.ActorRef
+	36, // 31: holdfast.v1.RateLimitAdjustRequest.deltas:type_name -> holdfast.v1.RateLimitAdjustRequest.DeltasEntry
+	0,  // 32: holdfast.v1.RateLimitGetRequest.actor:type_name -> holdfast.v1.ActorRef
+	0,  // 33: holdfast.v1.RateLimitSetRequest.actor:type_name -> holdfast.v1.ActorRef
+	37, // 34: holdfast.v1.RateLimitSetRequest.buckets:type_name -> holdfast.v1.RateLimitSetRequest.BucketsEntry
+	28, // 35: holdfast.v1.RateLimitState.buckets:type_name -> holdfast.v1.BucketState
+	0,  // 36: holdfast.v1.AlarmGetRequest.actor:type_name -> holdfast.v1.ActorRef
+	0,  // 37: holdfast.v1.AlarmSetRequest.actor:type_name -> holdfast.v1.ActorRef
+	39, // 38: holdfast.v1.AlarmSetRequest.at:type_name -> google.protobuf.Timestamp
+	0,  // 39: holdfast.v1.AlarmDeleteRequest.actor:type_name -> holdfast.v1.ActorRef
+	39, // 40: holdfast.v1.AlarmState.at:type_name -> google.protobuf.Timestamp
+	39, // 41: holdfast.v1.AlarmState.last_fired:type_name -> google.protobuf.Timestamp
+	16, // 42: holdfast.v1.RateLimitSetRequest.BucketsEntry.value:type_name -> holdfast.v1.BucketLimit
+	2,  // 43: holdfast.v1.ActorService.KvGet:input_type -> holdfast.v1.KvGetRequest
+	4,  // 44: holdfast.v1.ActorService.KvPut:input_type -> holdfast.v1.KvPutRequest
+	6,  // 45: holdfast.v1.ActorService.KvDelete:input_type -> holdfast.v1.KvDeleteRequest
+	8,  // 46: holdfast.v1.ActorService.KvList:input_type -> holdfast.v1.KvListRequest
+	10, // 47: holdfast.v1.ActorService.KvDeleteAll:input_type -> holdfast.v1.KvDeleteAllRequest
+	14, // 48: holdfast.v1.ActorService.KvTransaction:input_type -> holdfast.v1.KvTransactionRequest
+	17, // 49: holdfast.v1.ActorService.RateLimitTake:input_type -> holdfast.v1.RateLimitTakeRequest
+	17, // 50: holdfast.v1.ActorService.RateLimitTakeStream:input_type -> holdfast.v1.RateLimitTakeRequest
+	19, // 51: holdfast.v1.ActorService.RateLimitTakeBatch:input_type -> holdfast.v1.RateLimitTakeBatchRequest
+	22, // 52: holdfast.v1.ActorService.RateLimitTakeMany:input_type -> holdfast.v1.RateLimitTakeManyRequest
+	22, // 53: holdfast.v1.ActorService.RateLimitTakeManyStream:input_type -> holdfast.v1.RateLimitTakeManyRequest
+	25, // 54: holdfast.v1.ActorService.RateLimitAdjust:input_type -> holdfast.v1.RateLimitAdjustRequest
+	26, // 55: holdfast.v1.ActorService.RateLimitGet:input_type -> holdfast.v1.RateLimitGetRequest
+	27, // 56: holdfast.v1.ActorService.RateLimitSet:input_type -> holdfast.v1.RateLimitSetRequest
+	30, // 57: holdfast.v1.ActorService.AlarmGet:input_type -> holdfast.v1.AlarmGetRequest
+	31, // 58: holdfast.v1.ActorService.AlarmSet:input_type -> holdfast.v1.AlarmSetRequest
+	32, // 59: holdfast.v1.ActorService.AlarmDelete:input_type -> holdfast.v1.AlarmDeleteRequest
+	3,  // 60: holdfast.v1.ActorService.KvGet:output_type -> holdfast.v1.KvGetResponse
+	5,  // 61: holdfast.v1.ActorService.KvPut:output_type -> holdfast.v1.KvPutResponse
+	7,  // 62: holdfast.v1.ActorService.KvDelete:output_type -> holdfast.v1.KvDeleteResponse
+	9,  // 63: holdfast.v1.ActorService.KvList:output_type -> holdfast.v1.KvListResponse
+	11, // 64: holdfast.v1.ActorService.KvDeleteAll:output_type -> holdfast.v1.KvDeleteAllResponse
+	15, // 65: holdfast.v1.ActorService.KvTransaction:output_type -> holdfast.v1.KvTransactionResponse
+	18, // 66: holdfast.v1.ActorService.RateLimitTake:output_type -> holdfast.v1.RateLimitTakeResponse
+	18, // 67: holdfast.v1.ActorService.RateLimitTakeStream:output_type -> holdfast.v1.RateLimitTakeResponse
+	21, // 68: holdfast.v1.ActorService.RateLimitTakeBatch:output_type -> holdfast.v1.RateLimitTakeBatchResponse
+	24, // 69: holdfast.v1.ActorService.RateLimitTakeMany:output_type -> holdfast.v1.RateLimitTakeManyResponse
+	24, // 70: holdfast.v1.ActorService.RateLimitTakeManyStream:output_type -> holdfast.v1.RateLimitTakeManyResponse
+	29, // 71: holdfast.v1.ActorService.RateLimitAdjust:output_type -> holdfast.v1.RateLimitState
+	29, // 72: holdfast.v1.ActorService.RateLimitGet:output_type -> holdfast.v1.RateLimitState
+	29, // 73: holdfast.v1.ActorService.RateLimitSet:output_type -> holdfast.v1.RateLimitState
+	33, // 74: holdfast.v1.ActorService.AlarmGet:output_type -> holdfast.v1.AlarmState
+	33, // 75: holdfast.v1.ActorService.AlarmSet:output_type -> holdfast.v1.AlarmState
+	33, // 76: holdfast.v1.ActorService.AlarmDelete:output_type -> holdfast.v1.AlarmState
+	60, // [60:77] is the sub-list for method output_type
+	43, // [43:60] is the sub-list for method input_type
+	43, // [43:43] is the sub-list for extension type_name
+	43, // [43:43] is the sub-list for extension extendee
+	0,  // [0:43] is the sub-list for field type_name
 }
 
 func init() { file_holdfast_v1_actor_proto_init() }
@@ -2395,7 +2686,7 @@ func file_holdfast_v1_actor_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_holdfast_v1_actor_proto_rawDesc), len(file_holdfast_v1_actor_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   35,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

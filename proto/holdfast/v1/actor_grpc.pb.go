@@ -26,21 +26,23 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	ActorService_KvGet_FullMethodName               = "/holdfast.v1.ActorService/KvGet"
-	ActorService_KvPut_FullMethodName               = "/holdfast.v1.ActorService/KvPut"
-	ActorService_KvDelete_FullMethodName            = "/holdfast.v1.ActorService/KvDelete"
-	ActorService_KvList_FullMethodName              = "/holdfast.v1.ActorService/KvList"
-	ActorService_KvDeleteAll_FullMethodName         = "/holdfast.v1.ActorService/KvDeleteAll"
-	ActorService_KvTransaction_FullMethodName       = "/holdfast.v1.ActorService/KvTransaction"
-	ActorService_RateLimitTake_FullMethodName       = "/holdfast.v1.ActorService/RateLimitTake"
-	ActorService_RateLimitTakeStream_FullMethodName = "/holdfast.v1.ActorService/RateLimitTakeStream"
-	ActorService_RateLimitTakeBatch_FullMethodName  = "/holdfast.v1.ActorService/RateLimitTakeBatch"
-	ActorService_RateLimitAdjust_FullMethodName     = "/holdfast.v1.ActorService/RateLimitAdjust"
-	ActorService_RateLimitGet_FullMethodName        = "/holdfast.v1.ActorService/RateLimitGet"
-	ActorService_RateLimitSet_FullMethodName        = "/holdfast.v1.ActorService/RateLimitSet"
-	ActorService_AlarmGet_FullMethodName            = "/holdfast.v1.ActorService/AlarmGet"
-	ActorService_AlarmSet_FullMethodName            = "/holdfast.v1.ActorService/AlarmSet"
-	ActorService_AlarmDelete_FullMethodName         = "/holdfast.v1.ActorService/AlarmDelete"
+	ActorService_KvGet_FullMethodName                   = "/holdfast.v1.ActorService/KvGet"
+	ActorService_KvPut_FullMethodName                   = "/holdfast.v1.ActorService/KvPut"
+	ActorService_KvDelete_FullMethodName                = "/holdfast.v1.ActorService/KvDelete"
+	ActorService_KvList_FullMethodName                  = "/holdfast.v1.ActorService/KvList"
+	ActorService_KvDeleteAll_FullMethodName             = "/holdfast.v1.ActorService/KvDeleteAll"
+	ActorService_KvTransaction_FullMethodName           = "/holdfast.v1.ActorService/KvTransaction"
+	ActorService_RateLimitTake_FullMethodName           = "/holdfast.v1.ActorService/RateLimitTake"
+	ActorService_RateLimitTakeStream_FullMethodName     = "/holdfast.v1.ActorService/RateLimitTakeStream"
+	ActorService_RateLimitTakeBatch_FullMethodName      = "/holdfast.v1.ActorService/RateLimitTakeBatch"
+	ActorService_RateLimitTakeMany_FullMethodName       = "/holdfast.v1.ActorService/RateLimitTakeMany"
+	ActorService_RateLimitTakeManyStream_FullMethodName = "/holdfast.v1.ActorService/RateLimitTakeManyStream"
+	ActorService_RateLimitAdjust_FullMethodName         = "/holdfast.v1.ActorService/RateLimitAdjust"
+	ActorService_RateLimitGet_FullMethodName            = "/holdfast.v1.ActorService/RateLimitGet"
+	ActorService_RateLimitSet_FullMethodName            = "/holdfast.v1.ActorService/RateLimitSet"
+	ActorService_AlarmGet_FullMethodName                = "/holdfast.v1.ActorService/AlarmGet"
+	ActorService_AlarmSet_FullMethodName                = "/holdfast.v1.ActorService/AlarmSet"
+	ActorService_AlarmDelete_FullMethodName             = "/holdfast.v1.ActorService/AlarmDelete"
 )
 
 // ActorServiceClient is the client API for ActorService service.
@@ -63,6 +65,16 @@ type ActorServiceClient interface {
 	// each in request order; a failed take fails only its own result. A batch
 	// over max_batch_takes is refused whole with LIMIT_EXCEEDED.
 	RateLimitTakeBatch(ctx context.Context, in *RateLimitTakeBatchRequest, opts ...grpc.CallOption) (*RateLimitTakeBatchResponse, error)
+	// RateLimitTakeMany is RateLimitTakeBatch in columns (no map, no
+	// repeated actor reference per take): the cheapest way to send many
+	// takes. Malformed columns (lengths that do not match, a repeated bucket)
+	// fail the call with INVALID_ARGUMENT, a batch over max_batch_takes with
+	// LIMIT_EXCEEDED; a failed take fails only its own row.
+	RateLimitTakeMany(ctx context.Context, in *RateLimitTakeManyRequest, opts ...grpc.CallOption) (*RateLimitTakeManyResponse, error)
+	// RateLimitTakeManyStream answers a stream of such batches in order, one
+	// after the other, each as RateLimitTakeMany. A batch RateLimitTakeMany
+	// would fail ends the stream with that status.
+	RateLimitTakeManyStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[RateLimitTakeManyRequest, RateLimitTakeManyResponse], error)
 	RateLimitAdjust(ctx context.Context, in *RateLimitAdjustRequest, opts ...grpc.CallOption) (*RateLimitState, error)
 	RateLimitGet(ctx context.Context, in *RateLimitGetRequest, opts ...grpc.CallOption) (*RateLimitState, error)
 	RateLimitSet(ctx context.Context, in *RateLimitSetRequest, opts ...grpc.CallOption) (*RateLimitState, error)
@@ -172,6 +184,29 @@ func (c *actorServiceClient) RateLimitTakeBatch(ctx context.Context, in *RateLim
 	return out, nil
 }
 
+func (c *actorServiceClient) RateLimitTakeMany(ctx context.Context, in *RateLimitTakeManyRequest, opts ...grpc.CallOption) (*RateLimitTakeManyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RateLimitTakeManyResponse)
+	err := c.cc.Invoke(ctx, ActorService_RateLimitTakeMany_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *actorServiceClient) RateLimitTakeManyStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[RateLimitTakeManyRequest, RateLimitTakeManyResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &ActorService_ServiceDesc.Streams[1], ActorService_RateLimitTakeManyStream_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[RateLimitTakeManyRequest, RateLimitTakeManyResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ActorService_RateLimitTakeManyStreamClient = grpc.BidiStreamingClient[RateLimitTakeManyRequest, RateLimitTakeManyResponse]
+
 func (c *actorServiceClient) RateLimitAdjust(ctx context.Context, in *RateLimitAdjustRequest, opts ...grpc.CallOption) (*RateLimitState, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(RateLimitState)
@@ -252,6 +287,16 @@ type ActorServiceServer interface {
 	// each in request order; a failed take fails only its own result. A batch
 	// over max_batch_takes is refused whole with LIMIT_EXCEEDED.
 	RateLimitTakeBatch(context.Context, *RateLimitTakeBatchRequest) (*RateLimitTakeBatchResponse, error)
+	// RateLimitTakeMany is RateLimitTakeBatch in columns (no map, no
+	// repeated actor reference per take): the cheapest way to send many
+	// takes. Malformed columns (lengths that do not match, a repeated bucket)
+	// fail the call with INVALID_ARGUMENT, a batch over max_batch_takes with
+	// LIMIT_EXCEEDED; a failed take fails only its own row.
+	RateLimitTakeMany(context.Context, *RateLimitTakeManyRequest) (*RateLimitTakeManyResponse, error)
+	// RateLimitTakeManyStream answers a stream of such batches in order, one
+	// after the other, each as RateLimitTakeMany. A batch RateLimitTakeMany
+	// would fail ends the stream with that status.
+	RateLimitTakeManyStream(grpc.BidiStreamingServer[RateLimitTakeManyRequest, RateLimitTakeManyResponse]) error
 	RateLimitAdjust(context.Context, *RateLimitAdjustRequest) (*RateLimitState, error)
 	RateLimitGet(context.Context, *RateLimitGetRequest) (*RateLimitState, error)
 	RateLimitSet(context.Context, *RateLimitSetRequest) (*RateLimitState, error)
@@ -294,6 +339,12 @@ func (UnimplementedActorServiceServer) RateLimitTakeStream(grpc.BidiStreamingSer
 }
 func (UnimplementedActorServiceServer) RateLimitTakeBatch(context.Context, *RateLimitTakeBatchRequest) (*RateLimitTakeBatchResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RateLimitTakeBatch not implemented")
+}
+func (UnimplementedActorServiceServer) RateLimitTakeMany(context.Context, *RateLimitTakeManyRequest) (*RateLimitTakeManyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RateLimitTakeMany not implemented")
+}
+func (UnimplementedActorServiceServer) RateLimitTakeManyStream(grpc.BidiStreamingServer[RateLimitTakeManyRequest, RateLimitTakeManyResponse]) error {
+	return status.Error(codes.Unimplemented, "method RateLimitTakeManyStream not implemented")
 }
 func (UnimplementedActorServiceServer) RateLimitAdjust(context.Context, *RateLimitAdjustRequest) (*RateLimitState, error) {
 	return nil, status.Error(codes.Unimplemented, "method RateLimitAdjust not implemented")
@@ -485,6 +536,31 @@ func _ActorService_RateLimitTakeBatch_Handler(srv interface{}, ctx context.Conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ActorService_RateLimitTakeMany_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RateLimitTakeManyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ActorServiceServer).RateLimitTakeMany(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ActorService_RateLimitTakeMany_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ActorServiceServer).RateLimitTakeMany(ctx, req.(*RateLimitTakeManyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ActorService_RateLimitTakeManyStream_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(ActorServiceServer).RateLimitTakeManyStream(&grpc.GenericServerStream[RateLimitTakeManyRequest, RateLimitTakeManyResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ActorService_RateLimitTakeManyStreamServer = grpc.BidiStreamingServer[RateLimitTakeManyRequest, RateLimitTakeManyResponse]
+
 func _ActorService_RateLimitAdjust_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(RateLimitAdjustRequest)
 	if err := dec(in); err != nil {
@@ -633,6 +709,10 @@ var ActorService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _ActorService_RateLimitTakeBatch_Handler,
 		},
 		{
+			MethodName: "RateLimitTakeMany",
+			Handler:    _ActorService_RateLimitTakeMany_Handler,
+		},
+		{
 			MethodName: "RateLimitAdjust",
 			Handler:    _ActorService_RateLimitAdjust_Handler,
 		},
@@ -661,6 +741,12 @@ var ActorService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "RateLimitTakeStream",
 			Handler:       _ActorService_RateLimitTakeStream_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "RateLimitTakeManyStream",
+			Handler:       _ActorService_RateLimitTakeManyStream_Handler,
 			ServerStreams: true,
 			ClientStreams: true,
 		},

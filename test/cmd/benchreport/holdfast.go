@@ -202,6 +202,52 @@ func loadHoldfast(spec LoadSpec, addr, api string) error {
 			}
 			return nil
 		}
+	case "many":
+		spec.API = fmt.Sprintf("RateLimitTakeMany (columns, %d takes per call)", spec.Batch)
+		ones := manyOnes(spec.Batch)
+		client = func(ctx context.Context, c *ClientState) error {
+			cl := holdfastv1.NewActorServiceClient(conns[c.ID])
+			for ctx.Err() == nil {
+				req := manyRequest(c, ones)
+				sent := time.Now()
+				resp, err := cl.RateLimitTakeMany(ctx, req)
+				if err != nil {
+					if ctx.Err() == nil {
+						c.Fail(err)
+					}
+					continue
+				}
+				manyDone(c, sent, resp)
+			}
+			return nil
+		}
+	case "manystream":
+		spec.API = fmt.Sprintf("RateLimitTakeManyStream (columns, one stream per client, %d takes per message, one message in flight)", spec.Batch)
+		ones := manyOnes(spec.Batch)
+		client = func(ctx context.Context, c *ClientState) error {
+			cl := holdfastv1.NewActorServiceClient(conns[c.ID])
+			stream, err := cl.RateLimitTakeManyStream(ctx)
+			if err != nil {
+				return err
+			}
+			for ctx.Err() == nil {
+				req := manyRequest(c, ones)
+				sent := time.Now()
+				if err := stream.Send(req); err != nil {
+					break
+				}
+				resp, err := stream.Recv()
+				if err != nil {
+					if ctx.Err() == nil && err != io.EOF {
+						c.Fail(err)
+					}
+					break
+				}
+				manyDone(c, sent, resp)
+			}
+			stream.CloseSend()
+			return nil
+		}
 	default:
 		return fmt.Errorf("unknown api %q", api)
 	}
@@ -220,4 +266,38 @@ func childrenCPU() float64 {
 		return 0
 	}
 	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+}
+
+// manyOnes is the amounts column of a batch of n takes of 1 token each
+// from the one bucket (read-only: every request of a client shares it).
+func manyOnes(n int) []int64 {
+	ones := make([]int64, n)
+	for i := range ones {
+		ones[i] = 1
+	}
+	return ones
+}
+
+// manyRequest is one columnar batch of c.Batch takes of 1 token, a fresh
+// message per call as every other client here builds.
+func manyRequest(c *ClientState, ones []int64) *holdfastv1.RateLimitTakeManyRequest {
+	req := &holdfastv1.RateLimitTakeManyRequest{Namespace: "ratelimit", Buckets: []string{bucketName}, Keys: make([]string, c.Batch), Amounts: ones}
+	for i := range req.Keys {
+		req.Keys[i] = c.Key()
+	}
+	return req
+}
+
+// manyDone records the answer of a columnar batch sent at sent.
+// (Errors lists the failed takes in request order.)
+func manyDone(c *ClientState, sent time.Time, resp *holdfastv1.RateLimitTakeManyResponse) {
+	errs := resp.GetErrors()
+	for i, ok := range resp.GetAllowed() {
+		if len(errs) > 0 && errs[0].GetTake() == uint32(i) {
+			c.Fail(fmt.Errorf("%s", errs[0].GetStatus().GetMessage()))
+			errs = errs[1:]
+			continue
+		}
+		c.Done(sent, ok)
+	}
 }

@@ -29,11 +29,12 @@ var flagRate = flag.Float64("rate", 0, "load: offered checks/s over all clients,
 // LoadSpec is one load run: Clients closed-loop clients over Keys keys,
 // measured for Duration after every key was touched once and Warmup.
 // With Rate > 0 the clients are paced: each client's checks are scheduled
-// at Clients/Rate intervals (with a random phase per client) and Key waits
-// for the next scheduled time, so the offered load is Rate whatever the
-// latency, as long as the clients keep up (a check sent more than one
-// call period, Batch intervals and at least 1 ms, after its scheduled time
-// counts as late; latency is measured from the actual send).
+// at Clients/Rate intervals (with a random phase per client, within one
+// call period: Batch intervals) and Key waits for the next scheduled time,
+// so the offered load is Rate whatever the latency, as long as the clients
+// keep up (a check sent more than one call period, Batch intervals and at
+// least 1 ms, after its scheduled time counts as late; latency is measured
+// from the actual send).
 type LoadSpec struct {
 	System    string        // "holdfast" or "gubernator"
 	API       string        // which API, in words, for the report
@@ -187,8 +188,13 @@ func RunLoad(spec LoadSpec, client Client) (LoadResult, error) {
 	for i := range states {
 		st := &ClientState{ID: i, Batch: spec.Batch, eng: e, rng: rand.New(rand.NewPCG(uint64(i), 42)), interval: interval}
 		if interval > 0 {
-			st.next = t0.Add(time.Duration(st.rng.Float64() * float64(interval)))
-			st.lateAfter = max(time.Millisecond, time.Duration(max(spec.Batch, 1))*interval)
+			// The phase spans a whole call period (a call goes out once
+			// its Batch checks are due): a phase within one interval sent
+			// every client's call in the same interval of each period, a
+			// burst that made the latency of a batch queueing.
+			period := time.Duration(max(spec.Batch, 1)) * interval
+			st.next = t0.Add(time.Duration(st.rng.Float64() * float64(period)))
+			st.lateAfter = max(time.Millisecond, period)
 		}
 		for k := i; k < spec.Keys; k += spec.Clients {
 			st.warm = append(st.warm, e.keys[k])

@@ -10,7 +10,7 @@
 //     clients, memory and local durability, against gubernator v2.13.0
 //     (LEAKY_BUCKET, burst = limit) started in the same run as a library
 //     from its own module (test/bench/gubernator): throughput at
-//     saturation (closed loop), then latency of both batch APIs at the
+//     saturation (closed loop), then latency of the batching APIs at the
 //     same fixed offered rate (by default half gubernator's best);
 //  4. memory per actor in RAM and on disk.
 //
@@ -73,7 +73,7 @@ func main() {
 	role := flag.String("role", "", "internal: holdfast-server or holdfast-load")
 	durability := flag.String("durability", "memory", "internal (holdfast-server): memory or local")
 	addr := flag.String("addr", "", "internal (holdfast-load): server gRPC address")
-	api := flag.String("api", "unary", "internal (holdfast-load): unary, stream or batch")
+	api := flag.String("api", "unary", "internal (holdfast-load): unary, stream, batch, many or manystream")
 	serverPID := flag.Int("server-pid", 0, "internal (holdfast-load): server process id")
 	cpuprofile := flag.String("cpuprofile", "", "internal (holdfast-server): write a CPU profile of the server here")
 
@@ -438,13 +438,18 @@ func runRateLimit(o options, tmp string) *rateLimitFigure {
 		{"hf-mem-unary", "holdfast", "memory", "unary", false},
 		{"hf-mem-stream", "holdfast", "memory", "stream", false},
 		{"hf-mem-batch", "holdfast", "memory", "batch", false},
+		{"hf-mem-many", "holdfast", "memory", "many", false},
+		{"hf-mem-manystream", "holdfast", "memory", "manystream", false},
 		{"hf-local-unary", "holdfast", "local", "unary", false},
 		{"hf-local-stream", "holdfast", "local", "stream", false},
 		{"hf-local-batch", "holdfast", "local", "batch", false},
+		{"hf-local-many", "holdfast", "local", "many", false},
+		{"hf-local-manystream", "holdfast", "local", "manystream", false},
 		// Latency at the same offered rate, below both systems' saturation:
 		// p99 at saturation is queueing (Little's law), not the server.
 		{"gub-batch-fixed", "gubernator", "", "batch", true},
 		{"hf-mem-batch-fixed", "holdfast", "memory", "batch", true},
+		{"hf-mem-manystream-fixed", "holdfast", "memory", "manystream", true},
 	}
 	for _, sc := range all {
 		if sc.system == "gubernator" && gub == "" {
