@@ -29,6 +29,9 @@ type Turn struct {
 	// writesBuf backs writes.small for the usual turn that writes one or
 	// two keys, saving an allocation per turn.
 	writesBuf [2]layerKV
+	// keyBuf holds the storage key of a Get: nothing on the read path
+	// keeps it, and a Turn is pooled, so a read allocates no key.
+	keyBuf [64]byte
 
 	alarm        alarmState // alarm as of this turn (with its own changes)
 	alarmChanged bool
@@ -73,7 +76,11 @@ func (t *Turn) Get(key string) ([]byte, bool, error) {
 	if err := t.checkKey(key); err != nil {
 		return nil, false, err
 	}
-	return t.getRaw(dataKey(key))
+	if 1+len(key) > len(t.keyBuf) {
+		return t.getRaw(dataKey(key))
+	}
+	k := append(append(t.keyBuf[:0], prefixData), key...)
+	return t.getRaw(k)
 }
 
 func (t *Turn) getRaw(k []byte) ([]byte, bool, error) {
