@@ -21,16 +21,34 @@ type EarlyCaller interface {
 // nothing has reached the client, the upstream request is cancelled.
 var errAdmitNotDurable = errors.New("the admit did not become durable")
 
+// pendingAdmit is an admit's output gate being waited on.
+type pendingAdmit struct {
+	done chan struct{} // closed when err is set
+	err  error
+}
+
 // callAdmit runs the admit turn: with gateway.speculative_upstream and an
-// EarlyCaller, returning before the turn is durable and leaving its gate
-// in c.admitGate, for waitAdmit.
+// EarlyCaller, returning before the turn is durable. Its gate is waited on
+// at once, on a goroutine of its own: the runtime counts the call in
+// flight, and in a cluster holds the partition's turn gate, until then,
+// and the provider's first byte may be seconds away; waitAdmit collects
+// the result.
 func (c *call) callAdmit(ctx context.Context, req proto.Message) (proto.Message, error) {
 	g := c.g
 	if g.early == nil || !g.cfg.SpeculativeUpstream {
 		return g.caller.Call(ctx, c.accountID(), req)
 	}
 	resp, gate, err := g.early.CallEarly(ctx, c.accountID(), req)
-	c.admitGate = gate
+	p := &pendingAdmit{done: make(chan struct{})}
+	// Not the client's context: a client that left must not cut the wait
+	// short, or a durable admit would go unsettled. The turn deadline
+	// bounds it.
+	wctx := context.WithoutCancel(ctx)
+	go func() {
+		p.err = gate.Wait(wctx)
+		close(p.done)
+	}()
+	c.admitGate = p
 	return resp, err
 }
 
@@ -41,15 +59,13 @@ func (c *call) callAdmit(ctx context.Context, req proto.Message) (proto.Message,
 // not admitted (not settled), and is answered with admitLost. Idempotent;
 // without a pending gate it returns nil at once.
 func (c *call) waitAdmit() error {
-	gate := c.admitGate
-	if gate == nil {
+	p := c.admitGate
+	if p == nil {
 		return c.admitErr
 	}
 	c.admitGate = nil
-	// Not the client's context: a client that left must not cut the wait
-	// short, or a durable admit would go unsettled. The turn deadline
-	// bounds it.
-	if err := gate.Wait(context.WithoutCancel(c.r.Context())); err != nil {
+	<-p.done
+	if err := p.err; err != nil {
 		c.admitErr = err
 		c.admitted = false
 		if c.detail == "" {

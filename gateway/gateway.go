@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/holdfast/holdfast/actor"
 	"github.com/holdfast/holdfast/actor/clock"
 	"github.com/holdfast/holdfast/api"
 	"github.com/holdfast/holdfast/gateway/envelope"
@@ -233,8 +232,8 @@ type call struct {
 	hasPrefix   bool
 	upstreamKey string
 	admitted    bool
-	admitGate   actor.OutputGate // the admit's, until waitAdmit
-	admitErr    error            // the admit did not become durable
+	admitGate   *pendingAdmit // the admit's output gate, until waitAdmit
+	admitErr    error         // the admit did not become durable
 
 	// outcome
 	status     int

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/holdfast/holdfast/actor"
 	"github.com/holdfast/holdfast/gateway/envelope"
@@ -88,12 +89,11 @@ func TestSpeculativeUpstreamHoldsTheClientUntilDurable(t *testing.T) {
 	e, ec := speculativeEnv(t, nil)
 	done := postAsync(t, e, "/v1/messages", streamBody)
 	g := <-ec.gates
-	// The upstream has the request (and streams its answer) while the
-	// admit's gate is still closed.
-	<-g.called // the relay waits on the gate with the upstream's first bytes in hand
-	if n := e.fake.Count(); n != 1 {
-		t.Fatalf("%d upstream requests while the admit was not durable, want 1", n)
-	}
+	<-g.called // waited on at once, not at the first byte
+	// The upstream gets the request and sends its whole answer while the
+	// admit's gate is closed.
+	waitUntil(t, "the upstream request", func() bool { return e.fake.Count() == 1 })
+	<-e.fake.Done(e.fake.Last().Seq)
 	select {
 	case r := <-done:
 		t.Fatalf("the client got an answer (%v) before the admit was durable", r.err)
@@ -121,8 +121,8 @@ func TestSpeculativeUpstreamAdmitNotDurable(t *testing.T) {
 	e.fake.Push(fakeupstream.StallAfter(1, nil)) // one event, then silence until cancelled
 	done := postAsync(t, e, "/v1/messages", streamBody)
 	g := <-ec.gates
-	<-g.called // the first event reached the gateway, which holds it
-	close(g.open)
+	waitUntil(t, "the upstream's first event", func() bool { return e.fake.Count() == 1 && len(e.fake.Last().Sent) > 0 })
+	close(g.open) // and the gate reports the commit failed
 	r := <-done
 	if r.err != nil {
 		t.Fatal(r.err)
@@ -179,5 +179,41 @@ func TestSpeculativeUpstreamOff(t *testing.T) {
 	}
 	if n := ec.calls.Load(); n != 0 {
 		t.Fatalf("CallEarly used %d times with speculative_upstream off", n)
+	}
+}
+
+// waitUntil polls cond until it holds; fails after a generous guard (a
+// deadlock guard, not a timing assertion).
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// The admit's gate is waited on at once, not when the provider's first
+// byte arrives: until then the runtime counts the call in flight and a
+// cluster holds the partition's turn gate (handoffs, drains wait), and a
+// provider's first byte may be seconds away.
+func TestSpeculativeGateWaitedBeforeTheFirstByte(t *testing.T) {
+	e, ec := speculativeEnv(t, nil)
+	up := fakeupstream.NewGate()
+	e.fake.Push(fakeupstream.Script{Chunks: []string{"late"}, Gate: up})
+	done := postAsync(t, e, "/v1/messages", streamBody)
+	g := <-ec.gates
+	<-up.Reached(0) // the provider holds its first byte
+	select {
+	case <-g.called:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the admit's gate was not waited on while the provider was silent")
+	}
+	close(g.open)
+	up.Open()
+	if r := <-done; r.err != nil || r.resp.StatusCode != http.StatusOK {
+		t.Fatalf("got %v %v", r.resp, r.err)
 	}
 }
