@@ -127,6 +127,8 @@ func serve(args []string, stderr io.Writer) int {
 	if *insecure {
 		cfg.Cluster.Insecure = true
 	}
+	holdfast.ApplyProcessSettings(cfg) // negative values are NewNode's to refuse
+
 	node, err := holdfast.NewNode(cfg, holdfast.Options{})
 	if err != nil {
 		fmt.Fprintf(stderr, "holdfast: %v\n", err)

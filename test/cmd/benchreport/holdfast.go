@@ -40,7 +40,7 @@ type ServerStats struct {
 // serveHoldfast is the -role=holdfast-server child: one node in-process
 // on loopback with a temporary data dir; it prints "ADDR host:port", runs
 // until its stdin closes, then prints "STATS {json}".
-func serveHoldfast(durability, cpuprofile string) error {
+func serveHoldfast(durability, cpuprofile string, gcPercent int) error {
 	if cpuprofile != "" {
 		f, err := os.Create(cpuprofile)
 		if err != nil {
@@ -66,6 +66,8 @@ func serveHoldfast(durability, cpuprofile string) error {
 	ns.Durability = durability
 	ns.Buckets = map[string]holdfast.BucketConfig{bucketName: {Capacity: limitPerSecond, RefillPerSecond: limitPerSecond}}
 	cfg.Namespaces["ratelimit"] = ns
+	cfg.Runtime.GCPercent = gcPercent
+	holdfast.ApplyProcessSettings(cfg)
 	node, err := holdfast.NewNode(cfg, holdfast.Options{Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))})
 	if err != nil {
 		return err

@@ -76,6 +76,7 @@ func main() {
 	api := flag.String("api", "unary", "internal (holdfast-load): unary, stream, batch, many or manystream")
 	serverPID := flag.Int("server-pid", 0, "internal (holdfast-load): server process id")
 	cpuprofile := flag.String("cpuprofile", "", "internal (holdfast-server): write a CPU profile of the server here")
+	gcPercent := flag.Int("gc-percent", 0, "internal (holdfast-server): runtime.gc_percent of the node (0: Go's default)")
 
 	var o options
 	only := flag.String("only", "hot,local,ratelimit,footprint", "figures to run, comma-separated: hot, local, ratelimit, footprint")
@@ -98,7 +99,7 @@ func main() {
 	var err error
 	switch *role {
 	case "holdfast-server":
-		err = serveHoldfast(*durability, *cpuprofile)
+		err = serveHoldfast(*durability, *cpuprofile, *gcPercent)
 	case "holdfast-load":
 		spec := LoadSpec{System: "holdfast", Clients: o.clients, Keys: o.keys, Batch: o.window,
 			Warmup: o.loadWarmup, Duration: o.loadDuration, ServerPID: *serverPID}
@@ -376,6 +377,7 @@ type scenario struct {
 	durability string // holdfast: memory or local
 	api        string // unary, stream (holdfast), batch
 	fixed      bool   // paced at the figure's fixed rate, not closed loop
+	gcPercent  int    // holdfast: runtime.gc_percent of the server (0: Go's default)
 }
 
 type scenarioRuns struct {
@@ -433,23 +435,26 @@ func runRateLimit(o options, tmp string) *rateLimitFigure {
 		}
 	}
 	all := []scenario{
-		{"gub-unary", "gubernator", "", "unary", false},
-		{"gub-batch", "gubernator", "", "batch", false},
-		{"hf-mem-unary", "holdfast", "memory", "unary", false},
-		{"hf-mem-stream", "holdfast", "memory", "stream", false},
-		{"hf-mem-batch", "holdfast", "memory", "batch", false},
-		{"hf-mem-many", "holdfast", "memory", "many", false},
-		{"hf-mem-manystream", "holdfast", "memory", "manystream", false},
-		{"hf-local-unary", "holdfast", "local", "unary", false},
-		{"hf-local-stream", "holdfast", "local", "stream", false},
-		{"hf-local-batch", "holdfast", "local", "batch", false},
-		{"hf-local-many", "holdfast", "local", "many", false},
-		{"hf-local-manystream", "holdfast", "local", "manystream", false},
+		{"gub-unary", "gubernator", "", "unary", false, 0},
+		{"gub-batch", "gubernator", "", "batch", false, 0},
+		{"hf-mem-unary", "holdfast", "memory", "unary", false, 0},
+		{"hf-mem-stream", "holdfast", "memory", "stream", false, 0},
+		{"hf-mem-batch", "holdfast", "memory", "batch", false, 0},
+		{"hf-mem-many", "holdfast", "memory", "many", false, 0},
+		{"hf-mem-manystream", "holdfast", "memory", "manystream", false, 0},
+		{"hf-local-unary", "holdfast", "local", "unary", false, 0},
+		{"hf-local-stream", "holdfast", "local", "stream", false, 0},
+		{"hf-local-batch", "holdfast", "local", "batch", false, 0},
+		{"hf-local-many", "holdfast", "local", "many", false, 0},
+		{"hf-local-manystream", "holdfast", "local", "manystream", false, 0},
 		// Latency at the same offered rate, below both systems' saturation:
 		// p99 at saturation is queueing (Little's law), not the server.
-		{"gub-batch-fixed", "gubernator", "", "batch", true},
-		{"hf-mem-batch-fixed", "holdfast", "memory", "batch", true},
-		{"hf-mem-manystream-fixed", "holdfast", "memory", "manystream", true},
+		{"gub-batch-fixed", "gubernator", "", "batch", true, 0},
+		{"hf-mem-batch-fixed", "holdfast", "memory", "batch", true, 0},
+		{"hf-mem-manystream-fixed", "holdfast", "memory", "manystream", true, 0},
+		// The same with the collector tuned (runtime.gc_percent): GC is
+		// most of what is left of the tail.
+		{"hf-mem-manystream-fixed-gc400", "holdfast", "memory", "manystream", true, 400},
 	}
 	for _, sc := range all {
 		if sc.system == "gubernator" && gub == "" {
@@ -506,7 +511,7 @@ func runScenario(o options, s *scenarioRuns, rep int, gub, self string, common [
 		server = []string{gub, "-role", "server"}
 		load = append([]string{gub, "-role", "load", "-api", s.sc.api}, common...)
 	default:
-		server = []string{self, "-role", "holdfast-server", "-durability", s.sc.durability}
+		server = []string{self, "-role", "holdfast-server", "-durability", s.sc.durability, "-gc-percent", strconv.Itoa(s.sc.gcPercent)}
 		load = []string{self, "-role", "holdfast-load", "-api", s.sc.api, "-clients", strconv.Itoa(o.clients), "-keys", strconv.Itoa(o.keys),
 			"-window", strconv.Itoa(o.window), "-load-duration", o.loadDuration.String(), "-load-warmup", o.loadWarmup.String()}
 	}
