@@ -2,8 +2,6 @@ package actor
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"sync"
 
 	"google.golang.org/protobuf/proto"
@@ -63,17 +61,14 @@ func (r *Runtime) CallEarly(ctx context.Context, id ID, msg proto.Message) (prot
 		p     int
 		epoch uint64
 		done  func()
-		gate  = r.cfg.Gate
+		gated = r.cfg.Gate != nil
 	)
-	if gate != nil {
-		ns := r.namespaces[id.Namespace]
-		if ns == nil {
-			return nil, OpenGate, fmt.Errorf("%w %q", ErrUnknownNamespace, id.Namespace)
-		}
-		var encBuf [128]byte
-		p = groupedPartition(id.AppendEncode(encBuf[:0]), r.cfg.Partitions, ns.group)
+	if gated {
 		var err error
-		if epoch, done, err = gate.Enter(ctx, p); err != nil {
+		if p, err = r.PartitionOf(id); err != nil {
+			return nil, OpenGate, err
+		}
+		if epoch, done, err = r.cfg.Gate.Enter(ctx, p); err != nil {
 			return nil, OpenGate, err
 		}
 	}
@@ -89,15 +84,10 @@ func (r *Runtime) CallEarly(ctx context.Context, id ID, msg proto.Message) (prot
 		if done != nil {
 			defer done()
 		}
-		werr := r.outputGate(wctx, &out)
-		if werr != nil || gate == nil || outcome == turnNotRun || errors.Is(err, ErrStorage) || gate.Valid(p, epoch) {
+		if werr := r.outputGate(wctx, &out); werr != nil || !gated {
 			return werr
 		}
-		// As gatedTurn: the turn ran, and this node no longer owns p.
-		if outcome == turnWrote {
-			return &UnknownOutcomeError{RequestID: reqID, Err: ErrOwnershipLost}
-		}
-		return fmt.Errorf("actor %s: %w", id, ErrOwnershipLost)
+		return r.lostAfterTurn(p, epoch, id, reqID, outcome, err)
 	}}
 	return resp, g, err
 }

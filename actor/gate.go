@@ -2,6 +2,7 @@ package actor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 )
 
@@ -44,7 +45,27 @@ func (r *Runtime) PartitionOf(id ID) (int, error) {
 	if ns == nil {
 		return 0, fmt.Errorf("%w %q", ErrUnknownNamespace, id.Namespace)
 	}
-	return groupedPartition(id.Encode(), r.cfg.Partitions, ns.group), nil
+	var encBuf [128]byte // the turn path calls this: no allocation
+	return groupedPartition(id.AppendEncode(encBuf[:0]), r.cfg.Partitions, ns.group), nil
+}
+
+// lostAfterTurn is the gate's last word on a turn of partition p entered
+// at epoch, once its writes are durable (or their outcome is already
+// unknown): nil when this node may still answer for p, else the error
+// that replaces the turn's answer err. A turn that wrote has an unknown
+// outcome (ErrOwnershipLost); one that only read lost ownership.
+func (r *Runtime) lostAfterTurn(p int, epoch uint64, id ID, reqID string, outcome int, err error) error {
+	if outcome == turnNotRun || errors.Is(err, ErrStorage) || r.cfg.Gate.Valid(p, epoch) {
+		return nil
+	}
+	if outcome == turnWrote {
+		var uo *UnknownOutcomeError
+		if errors.As(err, &uo) {
+			return err
+		}
+		return &UnknownOutcomeError{RequestID: reqID, Err: ErrOwnershipLost}
+	}
+	return fmt.Errorf("actor %s: %w", id, ErrOwnershipLost)
 }
 
 // OwnershipPartitions returns how many partitions the cluster owns: 2P, P

@@ -216,18 +216,15 @@ const (
 // Enter (a partition held for a handoff) is bounded by ctx, not by the turn
 // deadline, which starts once the gate let the turn in.
 func (r *Runtime) gatedTurn(ctx context.Context, id ID, reqID string, opts *turnOpts, body turnBody) (proto.Message, error) {
-	ns := r.namespaces[id.Namespace]
-	if ns == nil {
-		return nil, fmt.Errorf("%w %q", ErrUnknownNamespace, id.Namespace)
+	p, err := r.PartitionOf(id)
+	if err != nil {
+		return nil, err
 	}
-	var encBuf [128]byte
-	p := groupedPartition(id.AppendEncode(encBuf[:0]), r.cfg.Partitions, ns.group)
 	ectx := ctx
 	if opts != nil && opts.enterCtx != nil {
 		ectx = opts.enterCtx
 	}
-	gate := r.cfg.Gate
-	epoch, done, err := gate.Enter(ectx, p)
+	epoch, done, err := r.cfg.Gate.Enter(ectx, p)
 	if err != nil {
 		if opts != nil {
 			opts.enterFailed = true
@@ -238,17 +235,8 @@ func (r *Runtime) gatedTurn(ctx context.Context, id ID, reqID string, opts *turn
 		defer done() // after the output gate and the Valid check, on every path
 	}
 	resp, outcome, err := r.runTurn(ctx, id, reqID, body)
-	// The gate's last word: the turn's writes are durable (or their
-	// outcome is already unknown); may this node still answer for p?
-	if outcome != turnNotRun && !errors.Is(err, ErrStorage) && !gate.Valid(p, epoch) {
-		if outcome == turnWrote {
-			var uo *UnknownOutcomeError
-			if errors.As(err, &uo) {
-				return nil, err
-			}
-			return nil, &UnknownOutcomeError{RequestID: reqID, Err: ErrOwnershipLost}
-		}
-		return nil, fmt.Errorf("actor %s: %w", id, ErrOwnershipLost)
+	if lerr := r.lostAfterTurn(p, epoch, id, reqID, outcome, err); lerr != nil {
+		return nil, lerr
 	}
 	return resp, err
 }
