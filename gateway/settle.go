@@ -93,7 +93,7 @@ func (g *Gateway) settleBatch(calls []*call) []error {
 	if len(calls) == 1 {
 		req := calls[0].settleRequest()
 		req.Actor, req.RequestId = calls[0].actorRef(), calls[0].id+".settle"
-		errs[0] = g.callSettle(calls[0].accountID(), req)
+		_, errs[0] = g.callSettle(calls[0].accountID(), req)
 	} else {
 		req := &holdfastv1.AccountSettleBatchRequest{
 			Actor:     calls[0].actorRef(),
@@ -103,15 +103,20 @@ func (g *Gateway) settleBatch(calls []*call) []error {
 		for i, c := range calls {
 			req.Settles[i] = c.settleRequest()
 		}
-		resp, err := g.callSettleResp(calls[0].accountID(), req)
+		resp, err := g.callSettle(calls[0].accountID(), req)
 		for i := range errs {
 			errs[i] = err
 		}
 		if br, ok := resp.(*holdfastv1.AccountSettleBatchResponse); ok && err == nil {
 			for j, i := range br.GetFailed() {
-				if int(i) < len(errs) {
-					errs[i] = fmt.Errorf("settle refused: %s", br.GetErrors()[min(j, len(br.GetErrors())-1)].GetMessage())
+				if int(i) >= len(errs) {
+					continue
 				}
+				msg := "no reason given"
+				if j < len(br.GetErrors()) {
+					msg = br.GetErrors()[j].GetMessage()
+				}
+				errs[i] = fmt.Errorf("settle refused: %s", msg)
 			}
 		}
 	}
@@ -146,15 +151,10 @@ func (c *call) settleRequest() *holdfastv1.AccountSettleRequest {
 	}
 }
 
-func (g *Gateway) callSettle(id actor.ID, req proto.Message) error {
-	_, err := g.callSettleResp(id, req)
-	return err
-}
-
-// callSettleResp sends a settle (or a batch) with its retries: a full
+// callSettle sends a settle (or a batch) with its retries: a full
 // mailbox is waited out (the turn did not run), other errors get three
 // attempts; the request ID makes a resend count once.
-func (g *Gateway) callSettleResp(id actor.ID, req proto.Message) (proto.Message, error) {
+func (g *Gateway) callSettle(id actor.ID, req proto.Message) (proto.Message, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var err error
