@@ -172,7 +172,8 @@ func BenchmarkStream(b *testing.B) {
 
 // BenchmarkObserve is the cost of one event of each kind that reaches the
 // JSON path (usage, stop reason), and of a content event that the
-// pre-filter rejects, for comparison.
+// pre-filter rejects, for comparison; each against the encoding/json
+// observers it replaced (encoding_json), in the same run.
 func BenchmarkObserve(b *testing.B) {
 	pick := func(file, marker string) []byte {
 		for _, ev := range eventChunks(b, readFixture(b, file)) {
@@ -197,15 +198,32 @@ func BenchmarkObserve(b *testing.B) {
 		{"gemini/running_usage", func() Accumulator { return new(Gemini) }, pick("gemini_alt_sse.sse", `"candidatesTokenCount"`)},
 		{"gemini/final", func() Accumulator { return new(Gemini) }, pick("gemini_alt_sse.sse", `"finishReason"`)},
 	} {
-		b.Run(tc.name, func(b *testing.B) {
-			acc := tc.acc()
-			b.SetBytes(int64(len(tc.ev)))
-			b.ReportAllocs()
-			for b.Loop() {
-				acc.Observe(tc.ev)
-			}
-		})
+		for _, side := range []struct {
+			name string
+			acc  Accumulator
+		}{{"walk", tc.acc()}, {"encoding_json", oracleFor(tc.acc())}} {
+			b.Run(tc.name+"/"+side.name, func(b *testing.B) {
+				b.SetBytes(int64(len(tc.ev)))
+				b.ReportAllocs()
+				for b.Loop() {
+					side.acc.Observe(tc.ev)
+				}
+			})
+		}
 	}
+}
+
+// oracleFor is the encoding/json observer (oracle_test.go, the code the
+// walk replaced) of acc's family: BenchmarkObserve's baseline, measured
+// in the same run.
+func oracleFor(acc Accumulator) Accumulator {
+	switch acc.(type) {
+	case *Anthropic:
+		return new(refAnthropic)
+	case *OpenAI:
+		return new(refOpenAI)
+	}
+	return new(refGemini)
 }
 
 // BenchmarkPrefilter compares the one-pass pre-filter with the three key
