@@ -79,8 +79,12 @@ type RuntimeConfig struct {
 	IdleTimeout       time.Duration `yaml:"idle_timeout"`
 	IdempotencyWindow time.Duration `yaml:"idempotency_window"`
 	CommitMaxBatch    int           `yaml:"commit_max_batch"`
-	AlarmRetryBase    time.Duration `yaml:"alarm_retry_base"`
-	AlarmMaxRetries   int           `yaml:"alarm_max_retries"`
+	// CommitDefer is how long bookkeeping writes no client waits on (the
+	// gateway's settles) may wait to ride along in another turn's commit
+	// before they get one of their own; 0 commits them at once.
+	CommitDefer     time.Duration `yaml:"commit_defer"`
+	AlarmRetryBase  time.Duration `yaml:"alarm_retry_base"`
+	AlarmMaxRetries int           `yaml:"alarm_max_retries"`
 	// GCPercent is the Go garbage collector's target (GOGC) for the
 	// holdfast process: 0 leaves the runtime's (the GOGC environment
 	// variable, else 100). Higher trades memory (the heap grows to
@@ -181,6 +185,7 @@ func DefaultConfig() Config {
 			IdleTimeout:       rc.IdleTimeout,
 			IdempotencyWindow: rc.IdempotencyWindow,
 			CommitMaxBatch:    rc.CommitMaxBatch,
+			CommitDefer:       rc.CommitDefer,
 			AlarmRetryBase:    rc.AlarmRetryBase,
 			AlarmMaxRetries:   rc.AlarmMaxRetries,
 		},
@@ -420,6 +425,7 @@ func (c Config) actorConfig() actor.Config {
 	rc.IdleTimeout = c.Runtime.IdleTimeout
 	rc.IdempotencyWindow = c.Runtime.IdempotencyWindow
 	rc.CommitMaxBatch = c.Runtime.CommitMaxBatch
+	rc.CommitDefer = c.Runtime.CommitDefer
 	rc.AlarmRetryBase = c.Runtime.AlarmRetryBase
 	rc.AlarmMaxRetries = c.Runtime.AlarmMaxRetries
 	rc.Limits = c.Limits.Limits

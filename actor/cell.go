@@ -30,9 +30,11 @@ type cell struct {
 	overlay      *layer    // writes not yet durable (local durability)
 	mem          *memActor // its data in Runtime.mem (memory durability), or nil: kept to skip the store's lookup
 	lastWriteSeq uint64    // seq of this actor's last enqueued write
-	alarm        alarmState
-	alarmLoaded  bool
-	dropped      bool // removed by DropPartition: a turn still queued on it fails
+	// lastWriteDeferred: that write was a deferred turn's (DeferCommit)
+	lastWriteDeferred bool
+	alarm             alarmState
+	alarmLoaded       bool
+	dropped           bool // removed by DropPartition: a turn still queued on it fails
 }
 
 // registry maps encoded actor IDs to their cells, sharded to keep lock

@@ -20,9 +20,16 @@ import (
 // A failed commit is sticky: the committer fails every queued and later
 // write and every waiter, and the node must be restarted (after a failed
 // fsync the page cache cannot be trusted; PostgreSQL and etcd do the same).
+//
+// Deferred writes (Turn.DeferCommit) do not start a commit of their own:
+// they wait, up to deferMax after the oldest of them was queued, for a
+// commit something else needs (an urgent write, or a waiter that is not
+// deferred: waitUrgent), and ride along in it. Commits stay in sequence
+// order; only their start moves.
 type committer struct {
 	store    Store
 	maxBatch int
+	deferMax time.Duration // 0: every write is urgent
 	clock    clock.Clock
 	metrics  *metrics
 
@@ -30,9 +37,19 @@ type committer struct {
 		sync.Mutex
 		queue   []*Write
 		lastSeq uint64 // seq of the last enqueued write
-		err     error  // sticky failure
-		notify  chan struct{}
-		closed  bool
+		// urgent is the highest seq someone needs committed promptly:
+		// an urgent write's, or a target waited on with waitUrgent.
+		urgent uint64
+		// deferredSince is when the oldest deferred write still queued
+		// was enqueued (zero: none); deferTimer wakes the committer when
+		// it falls due.
+		deferredSince time.Time
+		deferTimer    clock.Timer
+		timerArmed    bool
+		hurried       bool  // shutting down: nothing waits any more
+		err           error // sticky failure
+		notify        chan struct{}
+		closed        bool
 	}
 	wake chan struct{} // cap 1: "queue is not empty"
 	// spare is the queue array not in use, swapped with mu.queue when a
@@ -43,14 +60,21 @@ type committer struct {
 	done    chan struct{}
 }
 
-func newCommitter(store Store, maxBatch int, clk clock.Clock, m *metrics) *committer {
-	c := &committer{store: store, maxBatch: maxBatch, clock: clk, metrics: m, wake: make(chan struct{}, 1), done: make(chan struct{})}
+func newCommitter(store Store, maxBatch int, deferMax time.Duration, clk clock.Clock, m *metrics) *committer {
+	c := &committer{store: store, maxBatch: maxBatch, deferMax: deferMax, clock: clk, metrics: m, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	c.mu.notify = make(chan struct{})
 	return c
 }
 
 // enqueue queues w and returns its sequence number. Never blocks on I/O.
-func (c *committer) enqueue(w *Write) (uint64, error) {
+// A deferred write waits for a commit something else needs, at most
+// deferMax.
+func (c *committer) enqueue(w *Write, deferred bool) (uint64, error) {
+	deferred = deferred && c.deferMax > 0
+	var now time.Time
+	if deferred {
+		now = c.clock.Now() // outside the lock: a fake clock has its own
+	}
 	c.mu.Lock()
 	if c.mu.err != nil {
 		err := c.mu.err
@@ -64,23 +88,105 @@ func (c *committer) enqueue(w *Write) (uint64, error) {
 	c.mu.lastSeq++
 	seq := c.mu.lastSeq
 	c.mu.queue = append(c.mu.queue, w)
+	if !deferred || c.mu.hurried {
+		c.mu.urgent = seq
+		c.mu.Unlock()
+		c.poke()
+		return seq, nil
+	}
+	arm := false
+	if c.mu.deferredSince.IsZero() {
+		c.mu.deferredSince = now
+		if !c.mu.timerArmed {
+			c.mu.timerArmed, arm = true, true
+		}
+	}
 	c.mu.Unlock()
+	if arm {
+		c.armDeferTimer(c.deferMax)
+	}
+	return seq, nil
+}
+
+// hurry makes every queued and later write urgent: Shutdown calls it
+// first, so that the calls it waits for do not wait out CommitDefer.
+func (c *committer) hurry() {
+	c.mu.Lock()
+	c.mu.hurried = true
+	c.mu.urgent = c.mu.lastSeq
+	c.mu.Unlock()
+	c.poke()
+}
+
+// poke wakes the committer goroutine. Never blocks.
+func (c *committer) poke() {
 	select {
 	case c.wake <- struct{}{}:
 	default:
 	}
-	return seq, nil
+}
+
+// armDeferTimer starts the timer that wakes the committer when deferred
+// writes fall due. Called without c.mu (the clock may take its own lock),
+// by whoever set timerArmed.
+func (c *committer) armDeferTimer(d time.Duration) {
+	t := c.clock.AfterFunc(d, c.deferTimerFired)
+	c.mu.Lock()
+	c.mu.deferTimer = t
+	c.mu.Unlock()
+}
+
+// deferTimerFired wakes the committer if the oldest deferred write is
+// due, and otherwise re-arms for when it will be (the writes it was armed
+// for may have ridden along in a commit, and newer ones queued since).
+func (c *committer) deferTimerFired() {
+	c.mu.Lock()
+	since := c.mu.deferredSince
+	rem := time.Duration(0)
+	if !since.IsZero() {
+		rem = since.Add(c.deferMax).Sub(c.clock.Now())
+	}
+	if rem <= 0 || c.mu.closed {
+		c.mu.timerArmed = false
+		c.mu.Unlock()
+		if !since.IsZero() {
+			c.poke()
+		}
+		return
+	}
+	c.mu.Unlock()
+	c.armDeferTimer(rem)
+}
+
+// dueLocked reports whether the queued writes must be committed now:
+// something urgent is among them or waited on, the oldest deferred one
+// waited deferMax, the committer is closing, or the store failed (the
+// queue is then dropped). c.mu is held.
+func (c *committer) dueLocked() bool {
+	if c.mu.closed || c.mu.err != nil || c.mu.urgent > c.durable.Load() {
+		return true
+	}
+	since := c.mu.deferredSince
+	return !since.IsZero() && !c.clock.Now().Before(since.Add(c.deferMax))
 }
 
 // run is the committer goroutine. It returns when stop is closed and the
 // queue is empty.
 func (c *committer) run(stop <-chan struct{}) {
 	defer close(c.done)
+	defer func() {
+		c.mu.Lock()
+		t := c.mu.deferTimer
+		c.mu.Unlock()
+		if t != nil {
+			t.Stop()
+		}
+	}()
 	for {
 		c.mu.Lock()
 		n := len(c.mu.queue)
-		if n == 0 {
-			closed := c.mu.closed
+		if n == 0 || !c.dueLocked() {
+			closed := c.mu.closed // closing makes writes due: n == 0
 			c.mu.Unlock()
 			if closed {
 				return
@@ -104,6 +210,11 @@ func (c *committer) run(stop <-chan struct{}) {
 		c.mu.queue = append(c.spare[:0], queue[n:]...)
 		// Every write before the remaining queue is in this batch.
 		upTo := c.mu.lastSeq - uint64(len(c.mu.queue))
+		if len(c.mu.queue) == 0 {
+			// The deferred writes ride along. What remains past maxBatch
+			// keeps the older time: it is due no later.
+			c.mu.deferredSince = time.Time{}
+		}
 		failed := c.mu.err
 		c.mu.Unlock()
 
@@ -158,10 +269,29 @@ func (c *committer) failed() error {
 	return c.mu.err
 }
 
+// waitUrgent is wait for a waiter that needs seq promptly: deferred
+// writes up to seq are committed now rather than when they fall due.
+func (c *committer) waitUrgent(ctx context.Context, seq uint64, deadline time.Time) error {
+	if c.durable.Load() >= seq {
+		return nil
+	}
+	c.mu.Lock()
+	raise := seq > c.mu.urgent
+	if raise {
+		c.mu.urgent = seq
+	}
+	c.mu.Unlock()
+	if raise {
+		c.poke()
+	}
+	return c.wait(ctx, seq, deadline)
+}
+
 // wait blocks until every write up to seq is durable, the store failed,
 // ctx ends, or the deadline passes (context.DeadlineExceeded; a zero
 // deadline is none). The deadline is a timer armed only when it has to
-// wait: a context.WithDeadline per turn cost more than the wait.
+// wait: a context.WithDeadline per turn cost more than the wait. It does
+// not hurry deferred writes (see waitUrgent).
 func (c *committer) wait(ctx context.Context, seq uint64, deadline time.Time) error {
 	var timeout <-chan time.Time
 	for {

@@ -139,6 +139,11 @@ type Config struct {
 	// CommitMaxBatch bounds the turn writes coalesced into one commit; 1
 	// means one commit (and fsync) per turn, the baseline of the benchmark.
 	CommitMaxBatch int
+	// CommitDefer is how long the writes of a turn that called
+	// Turn.DeferCommit may wait for a commit another turn needs before
+	// they get one of their own (config: runtime.commit_defer); 0 commits
+	// them at once like any other.
+	CommitDefer time.Duration
 	// AlarmRetryBase is the first retry delay of a failing alarm; each retry
 	// doubles it. AlarmMaxRetries bounds the retries (DO: 2 s, 6 tries).
 	AlarmRetryBase  time.Duration
@@ -154,6 +159,10 @@ type Config struct {
 	Gate Gate
 }
 
+// MaxCommitDefer bounds Config.CommitDefer: a deferred write is one a
+// crash can lose (its reply has not left), and longer would widen that.
+const MaxCommitDefer = time.Second
+
 // MaxPartitions bounds Config.Partitions: the 2P ownership partitions are
 // numbered by a 16-bit key.
 const MaxPartitions = 1 << 15
@@ -167,6 +176,7 @@ func DefaultConfig() Config {
 		IdleTimeout:       70 * time.Second,
 		IdempotencyWindow: 10 * time.Minute,
 		CommitMaxBatch:    4096,
+		CommitDefer:       10 * time.Millisecond,
 		AlarmRetryBase:    2 * time.Second,
 		AlarmMaxRetries:   6,
 	}
@@ -189,6 +199,9 @@ func (c Config) Validate() error {
 	}
 	if c.CommitMaxBatch < 1 {
 		errs = append(errs, fmt.Errorf("commit_max_batch = %d, must be at least 1", c.CommitMaxBatch))
+	}
+	if c.CommitDefer < 0 || c.CommitDefer > MaxCommitDefer {
+		errs = append(errs, fmt.Errorf("commit_defer = %v, must be in [0, %v]", c.CommitDefer, MaxCommitDefer))
 	}
 	if c.AlarmRetryBase <= 0 || c.AlarmMaxRetries < 0 {
 		errs = append(errs, fmt.Errorf("alarm retry base %v / max retries %d invalid", c.AlarmRetryBase, c.AlarmMaxRetries))

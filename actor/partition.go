@@ -84,7 +84,7 @@ func (r *Runtime) ServePartition(p int) error {
 // durability writes need no wait. Safe for concurrent use.
 func (r *Runtime) WaitPartitionDurable(ctx context.Context, p int) error {
 	_ = p
-	return r.committer.wait(ctx, r.committer.enqueued(), time.Time{})
+	return r.committer.waitUrgent(ctx, r.committer.enqueued(), time.Time{})
 }
 
 // scanPartitionAlarms calls fn for each entry of partition p's alarm

@@ -100,7 +100,7 @@ func New(cfg Config, store Store, namespaces []NamespaceConfig) (*Runtime, error
 		}
 		r.namespaces[ns.Name] = &namespace{cfg: ns, group: ns.OnOwnerLoss.group(), idle: idle, turnSeconds: r.metrics.turnSeconds.WithLabelValues(ns.Name)}
 	}
-	r.committer = newCommitter(store, cfg.CommitMaxBatch, r.clock, r.metrics)
+	r.committer = newCommitter(store, cfg.CommitMaxBatch, cfg.CommitDefer, r.clock, r.metrics)
 	r.alarms = newAlarmScheduler(r)
 	if err := r.alarms.load(); err != nil {
 		return nil, fmt.Errorf("loading alarm index: %w", err)
@@ -262,6 +262,7 @@ type pendingOutput struct {
 	id       ID
 	reqID    string
 	wrote    bool
+	deferred bool // the turn wrote with DeferCommit: its wait does not hurry the commit
 	target   uint64
 	start    time.Time // the turn's arrival (turn latency)
 	now      time.Time // the clock when the turn ended
@@ -277,7 +278,7 @@ func (r *Runtime) outputGate(ctx context.Context, out *pendingOutput) error {
 	}
 	now := out.now
 	if ns.cfg.Durability == Local && r.committer.durable.Load() < out.target {
-		if werr := r.waitDurable(ctx, out.target, out.deadline); werr != nil {
+		if werr := r.waitDurable(ctx, out.target, out.deadline, out.deferred); werr != nil {
 			if errors.Is(werr, ErrStorage) {
 				return werr
 			}
@@ -355,6 +356,9 @@ func (r *Runtime) runUngated(ctx context.Context, id ID, reqID string, body turn
 		outcome = turnWrote
 	}
 	target := c.lastWriteSeq
+	// Only a deferred turn's own writes may wait for a commit; any other
+	// turn that could observe them needs them at once.
+	deferred := wrote && c.lastWriteDeferred
 	now := end
 	if !r.realClock || now.IsZero() {
 		now = r.clock.Now()
@@ -366,7 +370,7 @@ func (r *Runtime) runUngated(ctx context.Context, id ID, reqID string, body turn
 		// is a few atomic adds on lines other callers share.
 		r.metrics.mailboxDepth.Observe(0)
 	}
-	out = pendingOutput{ns: ns, id: id, reqID: reqID, wrote: wrote, target: target, start: start, now: now, deadline: deadline}
+	out = pendingOutput{ns: ns, id: id, reqID: reqID, wrote: wrote, deferred: deferred, target: target, start: start, now: now, deadline: deadline}
 	return resp, outcome, out, err
 }
 
@@ -375,8 +379,11 @@ func (r *Runtime) acquireSlow(ctx context.Context, c *cell, deadline time.Time) 
 	return c.lock.lockSlow(ctx, deadline)
 }
 
-func (r *Runtime) waitDurable(ctx context.Context, target uint64, deadline time.Time) error {
-	return r.committer.wait(ctx, target, deadline)
+func (r *Runtime) waitDurable(ctx context.Context, target uint64, deadline time.Time, deferred bool) error {
+	if deferred {
+		return r.committer.wait(ctx, target, deadline)
+	}
+	return r.committer.waitUrgent(ctx, target, deadline)
 }
 
 // turnPool recycles Turns: a Turn is invalid once its handler returned, and
@@ -503,12 +510,13 @@ func (r *Runtime) commitTurn(c *cell, t *Turn) error {
 	} else {
 		w := t.writes.write(c.part, c.enc)
 		w.AlarmIndex = alarmIndex
-		seq, err := r.committer.enqueue(w)
+		seq, err := r.committer.enqueue(w, t.deferCommit)
 		if err != nil {
 			return err
 		}
 		c.overlay.mergeFrom(&t.writes, seq)
 		c.lastWriteSeq = seq
+		c.lastWriteDeferred = t.deferCommit
 	}
 	if c.alarm.at != t.alarm.at {
 		if t.alarm.at != 0 {
@@ -530,6 +538,7 @@ func (r *Runtime) Shutdown(ctx context.Context) error {
 			r.drainOnce.Do(func() { close(r.drained) }) // no call in flight
 		}
 		r.alarmCancel()
+		r.committer.hurry()
 		select {
 		case <-r.drained:
 		case <-ctx.Done():
@@ -594,6 +603,10 @@ func (r *Runtime) ActorsInMemory() int64 { return r.cells.count.Load() }
 
 // DurableSeq returns the last write sequence made durable.
 func (r *Runtime) DurableSeq() uint64 { return r.committer.durable.Load() }
+
+// EnqueuedSeq returns the sequence of the last write handed to the
+// committer; EnqueuedSeq − DurableSeq writes are waiting for a commit.
+func (r *Runtime) EnqueuedSeq() uint64 { return r.committer.enqueued() }
 
 // Commits returns how many group commits ran.
 func (r *Runtime) Commits() int64 { return r.committer.commits.Load() }

@@ -35,7 +35,19 @@ type Turn struct {
 
 	alarm        alarmState // alarm as of this turn (with its own changes)
 	alarmChanged bool
+	deferCommit  bool
 }
+
+// DeferCommit lets this turn's writes wait, up to Config.CommitDefer, for
+// a commit that another turn needs, instead of starting one of their own:
+// for bookkeeping whose reply nobody waits on promptly (the gateway's
+// settles), it saves a commit, and its fsyncs, per turn. The reply still
+// leaves only once the writes are durable, so nothing acknowledged is ever
+// lost; what a crash can lose is a deferred turn whose reply has not left
+// yet, for up to CommitDefer longer. A later turn that is not deferred,
+// including one that reads these writes, commits them at once. No effect
+// on memory durability.
+func (t *Turn) DeferCommit() { t.deferCommit = true }
 
 // ID of the actor.
 func (t *Turn) ID() ID { return t.id }

@@ -35,6 +35,7 @@ func startAccountNode(t *testing.T) (*accountNode, string) {
 	t.Helper()
 	cfg := actor.DefaultConfig()
 	cfg.Clock = clock.NewFake(fixedNow)
+	cfg.CommitDefer = 0 // settles defer their commit to a timer of the fake clock, which never moves here
 	cfg.Partitions = 16
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	rt, err := actor.New(cfg, actor.NewMemStore(), []actor.NamespaceConfig{

@@ -55,6 +55,9 @@ type env struct {
 	svc  *account.Service
 	logs *logBuffer
 	log  *slog.Logger
+	// commitDefer is the runtime's CommitDefer (0 unless a test sets it
+	// before start).
+	commitDefer time.Duration
 }
 
 func newEnv(t *testing.T, d account.Defaults) *env {
@@ -83,6 +86,10 @@ func (e *env) start(store actor.Store) {
 	cfg.Logger = e.log
 	cfg.Partitions = 16
 	cfg.IdleTimeout = time.Hour
+	// Settles defer their commits (Turn.DeferCommit) until a timer of the
+	// fake clock, which these tests do not advance for it; defer_test.go
+	// covers the deferral.
+	cfg.CommitDefer = e.commitDefer
 	rt, err := actor.New(cfg, store, []actor.NamespaceConfig{
 		{Name: account.DefaultNamespace, Durability: actor.Local, New: account.New(e.d)},
 		{Name: account.DefaultIndexNamespace, Durability: actor.Local, New: kv.New()},

@@ -154,8 +154,10 @@ func (h *handler) Receive(t *actor.Turn, msg proto.Message) (proto.Message, erro
 	case *holdfastv1.AccountAdmitRequest:
 		return h.admit(t, m)
 	case *holdfastv1.AccountSettleRequest:
+		t.DeferCommit() // bookkeeping after the call: no client waits on it
 		return h.settle(t, m)
 	case *holdfastv1.AccountSettleBatchRequest:
+		t.DeferCommit()
 		return h.settleBatch(t, m)
 	case *holdfastv1.AccountUsageRequest:
 		return h.usage(t, m)

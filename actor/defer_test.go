@@ -1,0 +1,164 @@
+package actor_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/holdfast/holdfast/actor"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+)
+
+// deferredPut registers "defer" on e: a turn that writes k=v with
+// DeferCommit.
+func deferredPut(e *env) {
+	e.fn("defer", func(t *actor.Turn) (proto.Message, error) {
+		t.DeferCommit()
+		return wrapperspb.String("ok"), t.Put("k", []byte("v"))
+	})
+}
+
+// goCall runs callFn on a goroutine; its error arrives on the channel.
+func goCall(e *env, key, name string) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.callFn(key, name)
+		done <- err
+	}()
+	return done
+}
+
+func within(t *testing.T, what string, ch <-chan error) {
+	t.Helper()
+	select {
+	case err := <-ch:
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	case <-time.After(20 * time.Second): // a deadlock guard, not a timing assertion
+		t.Fatalf("%s: still blocked", what)
+	}
+}
+
+// A deferred write starts no commit of its own: it rides along in the
+// commit the next urgent write needs, one commit for both.
+func TestDeferredWriteRidesAlongWithUrgentCommit(t *testing.T) {
+	gs := actor.NewGatedStore(openBolt(t, t.TempDir()))
+	e := newEnv(t, gs)
+	deferredPut(e)
+
+	gs.Hold()
+	first := make(chan error, 1)
+	go func() { first <- e.put("kv", "w0", "k", "v", "") }()
+	if n := <-gs.Entered; n != 1 {
+		t.Fatalf("first commit carries %d writes, want 1", n)
+	}
+	deferred := goCall(e, "d", "defer")
+	waitFor(t, "the deferred write enqueued", func() bool { return e.rt.EnqueuedSeq() == 2 })
+	gs.Open()
+	within(t, "the urgent put", first)
+	waitFor(t, "the first commit durable", func() bool { return e.rt.DurableSeq() == 1 })
+
+	// Nothing is due: the deferred write waits (the fake clock stands still).
+	select {
+	case n := <-gs.Entered:
+		t.Fatalf("a commit of %d writes started for the deferred write alone", n)
+	case err := <-deferred:
+		t.Fatalf("the deferred call returned (%v) before its write was committed", err)
+	default:
+	}
+	if err := e.put("kv", "u", "k", "v", ""); err != nil {
+		t.Fatal(err)
+	}
+	if n := <-gs.Entered; n != 2 {
+		t.Fatalf("the urgent commit carries %d writes, want 2 (the deferred one rides along)", n)
+	}
+	within(t, "the deferred call", deferred)
+	if d := e.rt.DurableSeq(); d != 3 {
+		t.Fatalf("durable seq %d, want 3", d)
+	}
+}
+
+// Alone, a deferred write is committed once CommitDefer has passed.
+func TestDeferredWriteCommittedAfterCommitDefer(t *testing.T) {
+	e := newEnv(t, openBolt(t, t.TempDir()), func(c *actor.Config) { c.CommitDefer = 50 * time.Millisecond })
+	deferredPut(e)
+	done := goCall(e, "d", "defer")
+	waitFor(t, "the deferred write enqueued", func() bool { return e.rt.EnqueuedSeq() == 1 })
+	if e.rt.Commits() != 0 {
+		t.Fatal("committed before CommitDefer passed")
+	}
+	// Step the fake clock until the timer fires (arming it races with
+	// this goroutine; the outcome does not).
+	returned := false
+	waitFor(t, "the deferred call to return as the clock passes CommitDefer", func() bool {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			returned = true
+			return true
+		default:
+			e.clk.Advance(10 * time.Millisecond)
+			return false
+		}
+	})
+	if !returned || e.rt.DurableSeq() != 1 {
+		t.Fatalf("durable seq %d after the deferred call returned", e.rt.DurableSeq())
+	}
+}
+
+// A turn that reads a deferred write is not deferred itself: it needs the
+// write durable at once, and gets it without waiting out CommitDefer.
+func TestReadOfDeferredWriteCommitsAtOnce(t *testing.T) {
+	e := newEnv(t, openBolt(t, t.TempDir()), func(c *actor.Config) { c.CommitDefer = actor.MaxCommitDefer })
+	deferredPut(e)
+	deferred := goCall(e, "d", "defer")
+	waitFor(t, "the deferred write enqueued", func() bool { return e.rt.EnqueuedSeq() == 1 })
+	read := make(chan error, 1)
+	go func() {
+		v, ok := e.get("fn", "d", "k")
+		if !ok || v != "v" {
+			t.Errorf("read %q %v, want the deferred write", v, ok)
+		}
+		read <- nil
+	}()
+	within(t, "the read", read)
+	within(t, "the deferred call", deferred)
+}
+
+// Shutdown does not wait out CommitDefer for a deferred call in flight.
+func TestShutdownHurriesDeferredWrites(t *testing.T) {
+	e := newEnv(t, openBolt(t, t.TempDir()), func(c *actor.Config) { c.CommitDefer = actor.MaxCommitDefer })
+	deferredPut(e)
+	deferred := goCall(e, "d", "defer")
+	waitFor(t, "the deferred write enqueued", func() bool { return e.rt.EnqueuedSeq() == 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second) // deadlock guard
+	defer cancel()
+	if err := e.rt.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	within(t, "the deferred call", deferred)
+	if d := e.rt.DurableSeq(); d != 1 {
+		t.Fatalf("durable seq %d after Shutdown, want 1", d)
+	}
+}
+
+// CommitDefer 0 commits a deferred turn's writes like any other.
+func TestCommitDeferZeroCommitsAtOnce(t *testing.T) {
+	e := newEnv(t, openBolt(t, t.TempDir()), func(c *actor.Config) { c.CommitDefer = 0 })
+	deferredPut(e)
+	within(t, "the deferred call", goCall(e, "d", "defer"))
+}
+
+func TestCommitDeferValidated(t *testing.T) {
+	for _, d := range []time.Duration{-time.Millisecond, actor.MaxCommitDefer + 1} {
+		c := actor.DefaultConfig()
+		c.CommitDefer = d
+		if err := c.Validate(); err == nil {
+			t.Errorf("CommitDefer %v accepted", d)
+		}
+	}
+}

@@ -1,0 +1,56 @@
+package account_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/holdfast/holdfast/actor"
+	"github.com/holdfast/holdfast/gateway/account"
+	holdfastv1 "github.com/holdfast/holdfast/proto/holdfast/v1"
+)
+
+// A settle is bookkeeping no client waits on: its commit is deferred
+// (Turn.DeferCommit) and rides along with the next admit's, one commit
+// for both, while the admit is not delayed.
+func TestSettleCommitRidesAlongWithAdmit(t *testing.T) {
+	e := newEnvAt(t, account.Defaults{InputTokensPerMinute: 6000, OutputTokensPerMinute: 3000}, t0)
+	e.commitDefer = actor.MaxCommitDefer // the fake clock never gets there
+	gs := actor.NewGatedStore(actor.NewMemStore())
+	e.start(gs)
+
+	e.admit("alice", &holdfastv1.AccountAdmitRequest{RequestId: "a1", InputTokensEstimate: 10})
+	if n := <-gs.Entered; n != 1 {
+		t.Fatalf("the admit's commit carries %d writes", n)
+	}
+	before := e.rt.EnqueuedSeq()
+	settled := make(chan error, 1)
+	go func() {
+		_, err := e.cl.Settle(ctx(), "alice", &holdfastv1.AccountSettleRequest{RequestId: "s1", Usage: &holdfastv1.TokenUsage{InputTokens: 10, OutputTokens: 5}})
+		settled <- err
+	}()
+	for guard := time.Now().Add(20 * time.Second); e.rt.EnqueuedSeq() == before; {
+		if time.Now().After(guard) { // deadlock guard
+			t.Fatal("the settle's write was never queued")
+		}
+		time.Sleep(time.Millisecond) // polling a condition: the settle's write queued
+	}
+	select {
+	case n := <-gs.Entered:
+		t.Fatalf("the settle started a commit (%d writes) of its own", n)
+	case err := <-settled:
+		t.Fatalf("the settle returned (%v) before its write was committed", err)
+	default:
+	}
+	e.admit("alice", &holdfastv1.AccountAdmitRequest{RequestId: "a2", InputTokensEstimate: 10})
+	if n := <-gs.Entered; n != 2 {
+		t.Fatalf("the second admit's commit carries %d writes, want 2 (the settle rides along)", n)
+	}
+	select {
+	case err := <-settled:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second): // deadlock guard
+		t.Fatal("the settle is still waiting after the admit's commit")
+	}
+}
