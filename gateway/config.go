@@ -86,6 +86,22 @@ type Config struct {
 	// two sockets. 0 (default): derived from the process's open-file
 	// limit, (RLIMIT_NOFILE - 256) / 2, at least 64; -1: no bound.
 	MaxConcurrentCalls int `yaml:"max_concurrent_calls"`
+	// UpstreamClient picks the HTTP client of the providers: auto (the
+	// default) sends to a plain http:// base_url with no proxy configured
+	// for it (a local vLLM, ollama or llama.cpp server, a sidecar, a LAN
+	// provider) with holdfast's own HTTP/1.1 client (gateway/h1), which
+	// writes the request and reads the answer on the call's goroutine,
+	// and every other provider (https://: TLS, HTTP/2; proxies from
+	// HTTP_PROXY and friends) with Go's net/http Transport; net_http uses
+	// Go's for every provider.
+	UpstreamClient string `yaml:"upstream_client"`
+	// SettleLinger is how long a user's first finished call waits for
+	// more of that user's calls before their settles go to the account
+	// actor as one turn (the client has its answer by then: only the
+	// bookkeeping waits). Under load a hot user costs one settle turn per
+	// linger instead of per call. 0: at once (batches still form while a
+	// settle turn is in flight). At most 1s.
+	SettleLinger time.Duration `yaml:"settle_linger"`
 	// RedirectRetiredModels rewrites a retired model to its replacement
 	// instead of refusing the request with 400.
 	RedirectRetiredModels bool `yaml:"redirect_retired_models"`
@@ -119,6 +135,12 @@ type UsageEventsConfig struct {
 	SuccessSampleRate float64 `yaml:"success_sample_rate"`
 }
 
+// gateway.upstream_client values.
+const (
+	UpstreamClientAuto    = "auto"
+	UpstreamClientNetHTTP = "net_http"
+)
+
 // DefaultConfig returns the defaults of every gateway setting.
 func DefaultConfig() Config {
 	return Config{
@@ -130,6 +152,8 @@ func DefaultConfig() Config {
 		StreamIdleTimeout:     60 * time.Second,
 		InsertIncludeUsage:    true,
 		SpeculativeUpstream:   true,
+		UpstreamClient:        UpstreamClientAuto,
+		SettleLinger:          5 * time.Millisecond,
 		AccountNamespace:      "account",
 		UsageExactThreshold:   0.2,
 		DefaultOutputTokens:   4096,
@@ -169,6 +193,14 @@ func (c Config) Validate() error {
 	}
 	if !(c.UsageExactThreshold >= 0 && c.UsageExactThreshold <= 1) {
 		bad("usage_exact_threshold", "%v: want a fraction between 0 and 1", c.UsageExactThreshold)
+	}
+	if c.SettleLinger < 0 || c.SettleLinger > time.Second {
+		bad("settle_linger", "%v: want 0 to 1s", c.SettleLinger)
+	}
+	switch c.UpstreamClient {
+	case UpstreamClientAuto, UpstreamClientNetHTTP:
+	default:
+		bad("upstream_client", "%q: want %s or %s", c.UpstreamClient, UpstreamClientAuto, UpstreamClientNetHTTP)
 	}
 	if c.MaxConcurrentCalls < -1 {
 		bad("max_concurrent_calls", "%d: want -1 (no bound), 0 (from the open-file limit) or a positive number", c.MaxConcurrentCalls)
@@ -283,7 +315,9 @@ type Options struct {
 	// to another host.
 	HTTPClient *http.Client
 	// Transport is used when HTTPClient is nil (nil: a clone of
-	// http.DefaultTransport with more idle connections per host).
+	// http.DefaultTransport with more idle connections per host, and
+	// gateway/h1 for the providers gateway.upstream_client gives it).
+	// Either one set sends every provider's requests through it.
 	Transport http.RoundTripper
 	// BindAddr is the address the gateway listens on, to enforce that
 	// auth none is served on loopback only.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/holdfast/holdfast/gateway/h1"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -37,6 +38,7 @@ type Gateway struct {
 	clk      clock.Clock
 	sleep    func(context.Context, time.Duration) error
 	client   *http.Client
+	h1       *h1.Transport // plain http:// providers (gateway.upstream_client auto), or nil
 	m        *metrics
 	events   EventSink // nil: no usage events
 	sample   *sampler  // successes published
@@ -150,6 +152,13 @@ func New(cfg Config, providers map[string]ProviderConfig, prices *pricing.Table,
 		tr := opts.Transport
 		if tr == nil {
 			tr = defaultTransport()
+			if cfg.UpstreamClient == UpstreamClientAuto {
+				h, err := h1.New(h1.DefaultConfig())
+				if err != nil {
+					return nil, fmt.Errorf("gateway upstream client: %w", err)
+				}
+				g.h1 = h
+			}
 		}
 		g.client = &http.Client{
 			Transport:     tr,
@@ -193,6 +202,9 @@ func (g *Gateway) Handler() http.Handler { return http.HandlerFunc(g.serveHTTP) 
 func (g *Gateway) Close(ctx context.Context) error {
 	select {
 	case <-g.inflight.idle():
+		if g.h1 != nil {
+			g.h1.CloseIdleConnections() // a later call dials again
+		}
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()

@@ -230,6 +230,7 @@ func standardProviders(u string) map[string]ProviderConfig {
 func newEnv(t testing.TB, mods ...func(*envOpts)) *env {
 	t.Helper()
 	o := envOpts{cfg: DefaultConfig(), providers: standardProviders}
+	o.cfg.SettleLinger = 0 // the fake clock would hold every settle; see TestSettleLinger
 	for _, m := range mods {
 		m(&o)
 	}
@@ -237,9 +238,11 @@ func newEnv(t testing.TB, mods ...func(*envOpts)) *env {
 		logs: &syncBuffer{}, reg: prometheus.NewRegistry()}
 	e.fake = fakeupstream.New(fakeupstream.Options{})
 	t.Cleanup(e.fake.Close)
-	var tr http.RoundTripper = defaultTransport()
+	// nil: the gateway's own clients, gateway/h1 for the fake upstream
+	// (plain http://), as a node runs them.
+	var tr http.RoundTripper
 	if o.transport != nil {
-		tr = o.transport(tr)
+		tr = o.transport(defaultTransport())
 	}
 	var c api.Caller
 	if !o.noCaller {

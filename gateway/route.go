@@ -81,7 +81,10 @@ type provider struct {
 	base   string   // API root without a trailing '/'
 	models []string // routed prefixes
 	key    *keySource
-	rt     http.RoundTripper // non-nil for mock: answers in-process
+	// rt, when non-nil, sends its requests instead of the gateway's
+	// client: the mock's in-process answers, or gateway/h1 for a plain
+	// http:// base_url (gateway.upstream_client).
+	rt http.RoundTripper
 	// keyPrefix is the prefix every byok key must have: the vendor's own,
 	// on the vendor's own host (vendorKeyPrefix); "" for any other.
 	keyPrefix string
@@ -242,6 +245,9 @@ func (g *Gateway) buildProviders(cfg map[string]ProviderConfig, lookup func(stri
 				p.key = k
 			}
 		}
+		if g.h1 != nil && p.rt == nil && directHTTP(p.base) {
+			p.rt = g.h1
+		}
 		p.keyPrefix = vendorKeyPrefix(p.typ, p.base)
 		g.all = append(g.all, p)
 		for _, f := range []envelope.Family{envelope.Anthropic, envelope.OpenAI, envelope.Gemini} {
@@ -251,4 +257,16 @@ func (g *Gateway) buildProviders(cfg map[string]ProviderConfig, lookup func(stri
 		}
 	}
 	return nil
+}
+
+// directHTTP reports whether base is a plain http:// URL that no proxy
+// from the environment (HTTP_PROXY, NO_PROXY...) applies to: what
+// gateway/h1 can serve.
+func directHTTP(base string) bool {
+	u, err := url.Parse(base)
+	if err != nil || u.Scheme != "http" || u.Host == "" {
+		return false
+	}
+	proxy, err := http.ProxyFromEnvironment(&http.Request{URL: u})
+	return err == nil && proxy == nil
 }
