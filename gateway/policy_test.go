@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/anthropics/anthropic-sdk-go/v2"
 	aoption "github.com/anthropics/anthropic-sdk-go/v2/option"
@@ -346,6 +347,26 @@ func TestSettlesOfOneUserBatched(t *testing.T) {
 	}
 	if n := strings.Count(e.logs.String(), `"msg":"gateway call"`); n != 1+queued {
 		t.Fatalf("%d log lines, want %d", n, 1+queued)
+	}
+}
+
+// With gateway.settle_linger, a user's first finished call waits for
+// more: calls finishing within the linger go to the account actor in one
+// settle turn, and nothing is settled before the linger passed.
+func TestSettleLinger(t *testing.T) {
+	e := newEnv(t, withConfig(func(c *Config) { c.SettleLinger = 5 * time.Millisecond }))
+	const calls = 4
+	for i := range calls {
+		body := []byte(fmt.Sprintf(`{"model":"claude-sonnet-4-5","max_tokens":%d,"stream":true,"messages":[{"role":"user","content":"hi"}]}`, 100+i))
+		readAll(t, e.post("/v1/messages", body, nil).Body)
+	}
+	if n := e.caller.count(); n != calls {
+		t.Fatalf("%d actor calls before the linger passed, want the %d admits only", n, calls)
+	}
+	e.clk.Advance(5 * time.Millisecond)
+	e.quiesce()
+	if e.caller.settleTry != 1 || e.caller.batches != 1 || len(e.caller.settles) != calls {
+		t.Fatalf("%d settle turns (%d batches) for %d settles; want the %d calls in one batch", e.caller.settleTry, e.caller.batches, len(e.caller.settles), calls)
 	}
 }
 

@@ -52,13 +52,25 @@ func (g *Gateway) enqueueSettle(c *call) {
 	q.calls = append(q.calls, c)
 	s.mu.Unlock()
 	if start {
-		go g.drainSettles(c.user, q)
+		var linger chan struct{}
+		if d := g.cfg.SettleLinger; d > 0 {
+			// Armed here, not on the goroutine: the linger starts when the
+			// call finished.
+			linger = make(chan struct{})
+			g.clk.AfterFunc(d, func() { close(linger) })
+		}
+		go g.drainSettles(c.user, q, linger)
 	}
 }
 
 // drainSettles settles q's calls, a batch per turn, until q is empty.
-func (g *Gateway) drainSettles(user string, q *settleQueue) {
+// It first waits for linger to close (gateway.settle_linger; nil: none)
+// so that the user's calls finishing meanwhile join the first batch.
+func (g *Gateway) drainSettles(user string, q *settleQueue, linger <-chan struct{}) {
 	s := &g.settler
+	if linger != nil {
+		<-linger
+	}
 	for {
 		s.mu.Lock()
 		n := min(len(q.calls), maxSettleBatch)
