@@ -33,16 +33,19 @@ import (
 )
 
 var (
-	flagMode    = flag.String("mode", "", "internal: fake or loadgen (child processes)")
-	flagBody    = flag.String("body", "", "internal: the captured stream for -mode fake")
-	flagOut     = flag.String("out", "", "write the Markdown section here (default: stdout)")
-	flagRuns    = flag.Int("runs", 2, "complete runs (the machine is shared: compare them)")
-	flagDur     = flag.Duration("dur", 10*time.Second, "measured window of each open-loop phase")
-	flagRates   = flag.String("rates", "1000,5000", "open-loop offered loads, streams/s")
-	flagTTFT    = flag.Duration("upstream-ttft", 0, "the fake upstream's time to first token: it waits this long before message_start (real providers: hundreds of ms)")
-	flagHold    = flag.Int("hold", 8000, "concurrent open streams for the memory figure")
-	flagMemProf = flag.String("memprofile", "", "write a heap profile of this process at the held-streams plateau (last run)")
-	flagProf    = flag.String("cpuprofile", "", "write a CPU profile of this process (holdfast) during the last run's highest-rate holdfast phase")
+	flagMode     = flag.String("mode", "", "internal: fake or loadgen (child processes)")
+	flagBody     = flag.String("body", "", "internal: the captured stream for -mode fake")
+	flagOut      = flag.String("out", "", "write the Markdown section here (default: stdout)")
+	flagRuns     = flag.Int("runs", 2, "complete runs (the machine is shared: compare them)")
+	flagDur      = flag.Duration("dur", 10*time.Second, "measured window of each open-loop phase")
+	flagRates    = flag.String("rates", "1000,5000", "open-loop offered loads, streams/s")
+	flagTTFT     = flag.Duration("upstream-ttft", 0, "the fake upstream's time to first token: it waits this long before message_start (real providers: hundreds of ms)")
+	flagUpClient = flag.String("upstream-client", "", "holdfast's gateway.upstream_client (default: the config default, auto)")
+	flagDefer    = flag.Duration("commit-defer", -1, "holdfast's runtime.commit_defer (default: the config default)")
+	flagLinger   = flag.Duration("settle-linger", -1, "holdfast's gateway.settle_linger (default: the config default)")
+	flagHold     = flag.Int("hold", 8000, "concurrent open streams for the memory figure")
+	flagMemProf  = flag.String("memprofile", "", "write a heap profile of this process at the held-streams plateau (last run)")
+	flagProf     = flag.String("cpuprofile", "", "write a CPU profile of this process (holdfast) during the last run's highest-rate holdfast phase")
 )
 
 func main() {
@@ -189,6 +192,15 @@ func runOnce(rates []float64, last bool) (*run, error) {
 	cfg.DataDir = filepath.Join(dir, "data")
 	cfg.HTTPAddr, cfg.GRPCAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Gateway.Auth = gateway.AuthNone
+	if *flagUpClient != "" {
+		cfg.Gateway.UpstreamClient = *flagUpClient
+	}
+	if *flagDefer >= 0 {
+		cfg.Runtime.CommitDefer = *flagDefer
+	}
+	if *flagLinger >= 0 {
+		cfg.Gateway.SettleLinger = *flagLinger
+	}
 	cfg.Providers = map[string]gateway.ProviderConfig{
 		"fake": {Type: gateway.TypeAnthropic, BaseURL: fakeURL, APIKeyEnv: "GATEWAYBENCH_UPSTREAM_KEY"},
 		"hold": {Type: gateway.TypeAnthropic, BaseURL: fakeURL + "/hold", APIKeyEnv: "GATEWAYBENCH_UPSTREAM_KEY", Models: []string{"hold-"}},
