@@ -23,7 +23,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		turnSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "holdfast_turn_seconds",
-			Help:    "Time from a call reaching an actor to its reply leaving the output gate.",
+			Help:    "Time from a call reaching an actor to its reply leaving the output gate (for CallEarly, to the caller's OutputGate.Wait returning; for a deferred turn, Turn.DeferCommit, including the wait for a commit to ride along in).",
 			Buckets: prometheus.ExponentialBuckets(10e-6, 2.5, 14),
 		}, []string{"namespace"}),
 		mailboxDepth: prometheus.NewHistogram(prometheus.HistogramOpts{

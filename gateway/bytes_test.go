@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -239,5 +240,22 @@ func TestRedirectRetiredModelEditsOnlyTheModel(t *testing.T) {
 	var m map[string]any
 	if json.Unmarshal(e.fake.Last().Body, &m) != nil {
 		t.Fatal("edited body is not JSON")
+	}
+}
+
+// An upstream error body the provider chose to compress (without being
+// asked: the gateway asks for no encoding) reaches the client as sent,
+// with its Content-Encoding, so the client can decode it.
+func TestCompressedErrorBodyKeepsItsEncoding(t *testing.T) {
+	e := newEnv(t, withConfig(func(c *Config) { c.MaxRetries = 0 }))
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte(`{"type":"error","error":{"type":"invalid_request_error","message":"bad"}}`))
+	zw.Close()
+	e.fake.Push(fakeupstream.Script{Status: 400, ErrorBody: gz.Bytes(), Header: http.Header{"Content-Encoding": {"gzip"}}})
+	resp := e.post("/v1/messages", streamBody, http.Header{"Accept-Encoding": {"gzip"}})
+	got := readAll(t, resp.Body)
+	if resp.StatusCode != 400 || resp.Header.Get("Content-Encoding") != "gzip" || !bytes.Equal(got, gz.Bytes()) {
+		t.Fatalf("status %d, Content-Encoding %q, body %q: want 400 and the gzip bytes as sent", resp.StatusCode, resp.Header.Get("Content-Encoding"), got)
 	}
 }

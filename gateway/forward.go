@@ -213,8 +213,10 @@ func (c *call) giveUp(res attemptResult) {
 	if res.status != 0 {
 		h := c.w.Header()
 		copyResponseHeader(h, res.header, false)
-		h.Del("Content-Length")
-		h.Del("Content-Encoding") // net/http may have decompressed it
+		// The body as read: net/http's Transport, when it decompressed
+		// (it asked for gzip), already removed Content-Encoding;
+		// gateway/h1 asks for nothing and decodes nothing, so an encoding
+		// the upstream chose anyway stays named.
 		h.Set("Content-Length", strconv.Itoa(len(res.errBody)))
 		if noRetry && res.retryable {
 			h.Set("X-Should-Retry", "false")

@@ -63,8 +63,8 @@ func report(runs []*run, rates []float64, took time.Duration) string {
 	for i, r := range runs {
 		p("| run %d load average (1, 5, 15 min) start / end | %s / %s |\n", i+1, r.load0, r.load1)
 	}
-	p("\n**Set-up.** Four processes on loopback. *Upstream*: a dedicated child process (not `fakeupstream` itself: it records every request body in memory and would share the node's 20,000-descriptor limit) serving one Anthropic stream **captured from fakeupstream at start-up** (%d SSE events, %d bytes): `message_start` written and flushed alone (the first byte), the rest in one write; on `/hold/...` it stalls after `message_start` until released. Its time to first token (the wait before `message_start`, `-upstream-ttft`): **%s**. *holdfast*: this process, `holdfast.NewNode` with the default config in a temporary data dir (ratelimit/account `local` durability, group commit), `gateway.auth: none` (every call: one admit turn on the single user's account actor, the request sent upstream while that turn commits (`gateway.speculative_upstream`, the default; no byte reaches the client before the commit); settles in the background, those of calls that finish while a settle turn is in flight together in the next one), a provider `type: anthropic` with `base_url` = the upstream, key from `GATEWAYBENCH_UPSTREAM_KEY`; its per-call log line goes to a file. *nginx*: `proxy_buffering off; proxy_http_version 1.1; proxy_set_header Connection \"\";`, upstream `keepalive 256`, access and error log to files in the temp dir. *Load generator*: a child process (Go net/http, keep-alive); request `claude-sonnet-4-5`, `stream: true`. \n\n", r0.events, r0.bodyBytes, ttftLabel())
-	p("**TTFB** is measured from each stream's *scheduled* start (open loop: a fixed arrival schedule, 1 s warm-up then %s measured per phase; nothing waits for earlier answers, so a queueing proxy is not hidden) to the first response body byte. *Added TTFB* = proxy TTFB − direct TTFB at the same percentile and rate, same run. **Turn** = p50 of `holdfast_turn_seconds{namespace=\"account\"}` over the same phase from `/metrics` (histogram buckets 10µs×2.5ⁿ, interpolated: coarse), i.e. the admit turn including its group commit (plus the settle turns; an admit sent upstream early counts until its gate was waited on, so with `speculative_upstream` it shows little of the commit); *group commit* = p50 of `holdfast_fsync_seconds` (one bbolt commit with its fdatasyncs) over the same phase. The goal reads: added TTFB p50 ≤ group commit p50 + 100µs (the group-commit latency of the admit turn), and ≤ 1.2× what nginx adds.\n\n", *flagDur)
+	p("\n**Set-up.** Four processes on loopback. *Upstream*: a dedicated child process (not `fakeupstream` itself: it records every request body in memory and would share the node's 20,000-descriptor limit) serving one Anthropic stream **captured from fakeupstream at start-up** (%d SSE events, %d bytes): `message_start` written and flushed alone (the first byte), the rest in one write; on `/hold/...` it stalls after `message_start` until released. Its time to first token (the wait before `message_start`, `-upstream-ttft`): **%s**. *holdfast*: this process, `holdfast.NewNode` with the default config in a temporary data dir (ratelimit/account `local` durability, group commit), `gateway.auth: none` (every call: one admit turn on the single user's account actor, the request sent upstream while that turn commits (`gateway.speculative_upstream`, the default; no byte reaches the client before the commit); settles in the background, those of calls that finish within `gateway.settle_linger` (5 ms) or while a settle turn is in flight together in one turn, whose commit is deferred (`runtime.commit_defer`) to ride along in the next admit's), a provider `type: anthropic` with `base_url` = the upstream (plain `http://`: `gateway.upstream_client: auto` sends it through holdfast's own HTTP/1.1 client, `gateway/h1`, which does the round trip on the call's goroutine), key from `GATEWAYBENCH_UPSTREAM_KEY`; its per-call log line goes to a file.%s *nginx*: `proxy_buffering off; proxy_http_version 1.1; proxy_set_header Connection \"\";`, upstream `keepalive 256`, access and error log to files in the temp dir. *Load generator*: a child process (Go net/http, keep-alive); request `claude-sonnet-4-5`, `stream: true`. \n\n", r0.events, r0.bodyBytes, ttftLabel(), overridesLabel())
+	p("**TTFB** is measured from each stream's *scheduled* start (open loop: a fixed arrival schedule, 1 s warm-up then %s measured per phase; nothing waits for earlier answers, so a queueing proxy is not hidden) to the first response body byte. *Added TTFB* = proxy TTFB − direct TTFB at the same percentile and rate, same run. **Turn** = p50 of `holdfast_turn_seconds{namespace=\"account\"}` over the same phase from `/metrics` (histogram buckets 10µs×2.5ⁿ, interpolated: coarse), i.e. the admit turn including its group commit (plus the settle turns, which wait for the next admit's commit to ride along in; an admit sent upstream early counts until its gate was waited on, so with `speculative_upstream` it shows little of the commit); *group commit* = p50 of `holdfast_fsync_seconds` (one bbolt commit with its fdatasyncs) over the same phase. The goal reads: added TTFB p50 ≤ group commit p50 + 100µs (the group-commit latency of the admit turn), and ≤ 1.2× what nginx adds.\n\n", *flagDur)
 
 	// Summary
 	p("## Summary\n\n")
@@ -178,4 +178,23 @@ func ttftLabel() string {
 		return "none (it answers at once: the proxy's own costs are all that differ)"
 	}
 	return flagTTFT.String() + " (real providers: hundreds of ms)"
+}
+
+// overridesLabel names the config flags that changed holdfast's defaults
+// for this report (same-run A/B comparisons), or nothing.
+func overridesLabel() string {
+	var o []string
+	if *flagUpClient != "" {
+		o = append(o, "`gateway.upstream_client: "+*flagUpClient+"`")
+	}
+	if *flagDefer >= 0 {
+		o = append(o, fmt.Sprintf("`runtime.commit_defer: %v`", *flagDefer))
+	}
+	if *flagLinger >= 0 {
+		o = append(o, fmt.Sprintf("`gateway.settle_linger: %v`", *flagLinger))
+	}
+	if len(o) == 0 {
+		return ""
+	}
+	return " **Not the defaults here:** " + strings.Join(o, ", ") + "."
 }
