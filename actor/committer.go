@@ -118,6 +118,20 @@ func (c *committer) hurry() {
 	c.poke()
 }
 
+// hurryQueued makes every write queued so far urgent (later deferred
+// writes defer again). It does not wait.
+func (c *committer) hurryQueued() {
+	c.mu.Lock()
+	raise := c.mu.lastSeq > c.mu.urgent
+	if raise {
+		c.mu.urgent = c.mu.lastSeq
+	}
+	c.mu.Unlock()
+	if raise {
+		c.poke()
+	}
+}
+
 // poke wakes the committer goroutine. Never blocks.
 func (c *committer) poke() {
 	select {
@@ -132,6 +146,11 @@ func (c *committer) poke() {
 func (c *committer) armDeferTimer(d time.Duration) {
 	t := c.clock.AfterFunc(d, c.deferTimerFired)
 	c.mu.Lock()
+	if c.mu.closed {
+		c.mu.Unlock()
+		t.Stop() // the committer may have exited: nobody else would
+		return
+	}
 	c.mu.deferTimer = t
 	c.mu.Unlock()
 }
@@ -144,7 +163,8 @@ func (c *committer) deferTimerFired() {
 	since := c.mu.deferredSince
 	rem := time.Duration(0)
 	if !since.IsZero() {
-		rem = since.Add(c.deferMax).Sub(c.clock.Now())
+		// At most deferMax: a clock set backwards must not stretch it.
+		rem = min(since.Add(c.deferMax).Sub(c.clock.Now()), c.deferMax)
 	}
 	if rem <= 0 || c.mu.closed {
 		c.mu.timerArmed = false
@@ -167,7 +187,12 @@ func (c *committer) dueLocked() bool {
 		return true
 	}
 	since := c.mu.deferredSince
-	return !since.IsZero() && !c.clock.Now().Before(since.Add(c.deferMax))
+	if since.IsZero() {
+		return false
+	}
+	now := c.clock.Now()
+	// A clock set back before the oldest deferred write counts as due.
+	return now.Before(since) || !now.Before(since.Add(c.deferMax))
 }
 
 // run is the committer goroutine. It returns when stop is closed and the

@@ -202,6 +202,8 @@ func (c Config) Validate() error {
 	}
 	if c.CommitDefer < 0 || c.CommitDefer > MaxCommitDefer {
 		errs = append(errs, fmt.Errorf("commit_defer = %v, must be in [0, %v]", c.CommitDefer, MaxCommitDefer))
+	} else if c.CommitDefer >= c.Limits.TurnDeadline && c.Limits.TurnDeadline > 0 {
+		errs = append(errs, fmt.Errorf("commit_defer = %v, must be below limits.turn_deadline (%v): a deferred turn waits for its commit within its deadline", c.CommitDefer, c.Limits.TurnDeadline))
 	}
 	if c.AlarmRetryBase <= 0 || c.AlarmMaxRetries < 0 {
 		errs = append(errs, fmt.Errorf("alarm retry base %v / max retries %d invalid", c.AlarmRetryBase, c.AlarmMaxRetries))

@@ -162,3 +162,23 @@ func TestCommitDeferValidated(t *testing.T) {
 		}
 	}
 }
+
+// HurryCommits commits a queued deferred write at once (a handoff holding
+// its partition must not wait out CommitDefer for the turn).
+func TestHurryCommitsCommitsDeferredWrites(t *testing.T) {
+	e := newEnv(t, openBolt(t, t.TempDir()), func(c *actor.Config) { c.CommitDefer = actor.MaxCommitDefer })
+	deferredPut(e)
+	deferred := goCall(e, "d", "defer")
+	waitFor(t, "the deferred write enqueued", func() bool { return e.rt.EnqueuedSeq() == 1 })
+	e.rt.HurryCommits()
+	within(t, "the deferred call", deferred)
+}
+
+func TestCommitDeferBelowTurnDeadline(t *testing.T) {
+	c := actor.DefaultConfig()
+	c.Limits.TurnDeadline = 500 * time.Millisecond
+	c.CommitDefer = 500 * time.Millisecond
+	if err := c.Validate(); err == nil {
+		t.Fatal("commit_defer equal to turn_deadline accepted")
+	}
+}

@@ -490,6 +490,10 @@ func (n *Node) exec(o ownership.Output) {
 	case ownership.Hold:
 		n.log.Debug("handoff: holding partition", "partition", o.Partition)
 		n.gate.hold(int(o.Partition))
+		// The handoff waits for the partition's turns; a deferred one
+		// (a settle) ends when its writes are durable: commit them now
+		// rather than after runtime.commit_defer.
+		n.rt.HurryCommits()
 	case ownership.Resume:
 		n.log.Debug("handoff aborted: serving partition again", "partition", o.Partition)
 		n.gate.resume(int(o.Partition))

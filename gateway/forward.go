@@ -130,10 +130,22 @@ func forwardQuery(raw string) string {
 	return strings.Join(kept, "&")
 }
 
+// h1MaxBody bounds the request bodies gateway/h1 sends. It writes the
+// whole body before it reads, on one goroutine: an upstream that answers
+// early (413, 401) without reading a large body would block the write
+// until the header timeout. Below what the socket buffers take, the write
+// always completes; larger bodies go through net/http, which reads the
+// early answer while it writes (and whose hand-off costs are small next
+// to sending them).
+const h1MaxBody = 64 << 10
+
 // do sends one upstream request: in-process for a mock provider.
 func (g *Gateway) do(p *provider, req *http.Request) (*http.Response, error) {
-	if p.rt != nil {
+	switch {
+	case p.rt != nil:
 		return p.rt.RoundTrip(req)
+	case p.h1 != nil && req.ContentLength >= 0 && req.ContentLength <= h1MaxBody:
+		return p.h1.RoundTrip(req)
 	}
 	return g.client.Do(req)
 }

@@ -200,11 +200,11 @@ func (g *Gateway) Handler() http.Handler { return http.HandlerFunc(g.serveHTTP) 
 // the HTTP server's Shutdown, so that no call starts meanwhile; requests
 // arriving after Close are still served.
 func (g *Gateway) Close(ctx context.Context) error {
+	if g.h1 != nil {
+		defer g.h1.CloseIdleConnections() // a later call dials again
+	}
 	select {
 	case <-g.inflight.idle():
-		if g.h1 != nil {
-			g.h1.CloseIdleConnections() // a later call dials again
-		}
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"fmt"
+	"github.com/holdfast/holdfast/gateway/h1"
 	"net/http"
 	"net/url"
 	"sort"
@@ -81,10 +82,10 @@ type provider struct {
 	base   string   // API root without a trailing '/'
 	models []string // routed prefixes
 	key    *keySource
-	// rt, when non-nil, sends its requests instead of the gateway's
-	// client: the mock's in-process answers, or gateway/h1 for a plain
-	// http:// base_url (gateway.upstream_client).
-	rt http.RoundTripper
+	rt     http.RoundTripper // non-nil for mock: answers in-process
+	// h1, when non-nil, sends the requests whose body is at most
+	// h1MaxBody: a plain http:// base_url (gateway.upstream_client).
+	h1 *h1.Transport
 	// keyPrefix is the prefix every byok key must have: the vendor's own,
 	// on the vendor's own host (vendorKeyPrefix); "" for any other.
 	keyPrefix string
@@ -246,7 +247,7 @@ func (g *Gateway) buildProviders(cfg map[string]ProviderConfig, lookup func(stri
 			}
 		}
 		if g.h1 != nil && p.rt == nil && directHTTP(p.base) {
-			p.rt = g.h1
+			p.h1 = g.h1
 		}
 		p.keyPrefix = vendorKeyPrefix(p.typ, p.base)
 		g.all = append(g.all, p)

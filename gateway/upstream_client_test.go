@@ -1,8 +1,15 @@
 package gateway
 
 import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/holdfast/holdfast/gateway/h1"
 )
@@ -35,6 +42,9 @@ func TestUpstreamClientChoice(t *testing.T) {
 			if p.rt != nil {
 				got = typeName(p.rt)
 			}
+			if p.h1 != nil {
+				got = typeName(p.h1)
+			}
 			if got != tc.want[p.name] {
 				t.Errorf("upstream_client %s: provider %s uses %q, want %q", tc.client, p.name, got, tc.want[p.name])
 			}
@@ -58,4 +68,50 @@ func typeName(v any) string {
 		return "gateway.mockTransport"
 	}
 	return "other"
+}
+
+// An upstream that answers a large request at once (413) without reading
+// its body, and keeps the connection open: the client gets the 413, not a
+// call stuck writing (gateway/h1 writes whole bodies before reading, so
+// bodies above h1MaxBody go through net/http, which reads while writing).
+func TestEarlyAnswerToLargeBody(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				br := bufio.NewReader(c)
+				for { // the request headers, then nothing more is read
+					line, err := br.ReadString('\n')
+					if err != nil || line == "\r\n" {
+						break
+					}
+				}
+				body := `{"type":"error","error":{"type":"request_too_large","message":"too large"}}`
+				fmt.Fprintf(c, "HTTP/1.1 413 Request Entity Too Large\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+				<-t.Context().Done() // holds the connection open, unread
+				c.Close()
+			}()
+		}
+	}()
+	e := newEnv(t, withConfig(func(c *Config) { c.MaxRetries = 0 }), func(o *envOpts) {
+		o.providers = func(string) map[string]ProviderConfig {
+			return map[string]ProviderConfig{"anthropic": {Type: TypeAnthropic, BaseURL: "http://" + ln.Addr().String(), APIKeyEnv: "ANTHROPIC_KEY"}}
+		}
+	})
+	big := bytes.Repeat([]byte("x"), 16<<20)
+	body := append(append([]byte(`{"model":"claude-sonnet-4-5","max_tokens":10,"stream":true,"messages":[{"role":"user","content":"`), big...), `"}]}`...)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second) // a hang guard, not a timing assertion
+	defer cancel()
+	resp := e.postCtx(ctx, "/v1/messages", body, nil)
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("status %d, want the upstream's 413", resp.StatusCode)
+	}
 }

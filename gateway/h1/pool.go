@@ -31,10 +31,10 @@ func (t *Transport) popIdle(addr string) *pconn {
 
 // putIdle parks pc for reuse, or closes it if the transport is closed.
 func (t *Transport) putIdle(pc *pconn) {
-	now := time.Now()
-	pc.idleAt = now
 	var drop []*pconn
 	t.mu.Lock()
+	now := time.Now() // under the lock: each stack stays in idleAt order
+	pc.idleAt = now
 	if t.closed || t.cfg.MaxIdleConnsPerHost == 0 {
 		t.mu.Unlock()
 		pc.close()
