@@ -27,7 +27,9 @@
 //     too. The turn lock is not first come, first served: a caller may take
 //     it ahead of parked ones unless one of them waited over a millisecond
 //     (see turnLock).
-//   - One committer goroutine owns Store.Commit. Readers call Store.Get and
+//   - One committer goroutine owns Store.Commit. Writes of a turn that
+//     called Turn.DeferCommit wait for a commit something else needs, at
+//     most Config.CommitDefer (a timer on the Clock wakes the committer). Readers call Store.Get and
 //     Store.Scan concurrently (bbolt read transactions).
 //   - The alarm scheduler fires due alarms on goroutines started with
 //     Runtime.goFunc; a fire is an ordinary turn.
@@ -40,7 +42,9 @@
 // # Lock order
 //
 // turn lock (cell.lock) → registry shard mutex → alarm scheduler mutex →
-// committer mutex. The stores' own locks (MemStore's, then one of its
+// committer mutex → the Clock's own lock (the committer reads Now under
+// its mutex to decide whether deferred writes are due; it arms its defer
+// timer, Clock.AfterFunc, without it). The stores' own locks (MemStore's, then one of its
 // actors'; bbolt's) are innermost: taken inside a store method, held only
 // during it. No lock is held across Store I/O except the turn lock (a
 // turn's reads); the committer holds no lock while it commits. Waiting for
