@@ -120,17 +120,7 @@ func (c *committer) hurry() {
 
 // hurryQueued makes every write queued so far urgent (later deferred
 // writes defer again). It does not wait.
-func (c *committer) hurryQueued() {
-	c.mu.Lock()
-	raise := c.mu.lastSeq > c.mu.urgent
-	if raise {
-		c.mu.urgent = c.mu.lastSeq
-	}
-	c.mu.Unlock()
-	if raise {
-		c.poke()
-	}
-}
+func (c *committer) hurryQueued() { c.demand(c.enqueued()) }
 
 // poke wakes the committer goroutine. Never blocks.
 func (c *committer) poke() {
@@ -297,8 +287,14 @@ func (c *committer) failed() error {
 // waitUrgent is wait for a waiter that needs seq promptly: deferred
 // writes up to seq are committed now rather than when they fall due.
 func (c *committer) waitUrgent(ctx context.Context, seq uint64, deadline time.Time) error {
+	c.demand(seq)
+	return c.wait(ctx, seq, deadline)
+}
+
+// demand makes the writes up to seq urgent without waiting for them.
+func (c *committer) demand(seq uint64) {
 	if c.durable.Load() >= seq {
-		return nil
+		return
 	}
 	c.mu.Lock()
 	raise := seq > c.mu.urgent
@@ -309,7 +305,6 @@ func (c *committer) waitUrgent(ctx context.Context, seq uint64, deadline time.Ti
 	if raise {
 		c.poke()
 	}
-	return c.wait(ctx, seq, deadline)
 }
 
 // wait blocks until every write up to seq is durable, the store failed,

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/holdfast/holdfast/actor"
+	holdfastv1 "github.com/holdfast/holdfast/proto/holdfast/v1"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
@@ -181,4 +182,22 @@ func TestCommitDeferBelowTurnDeadline(t *testing.T) {
 	if err := c.Validate(); err == nil {
 		t.Fatal("commit_defer equal to turn_deadline accepted")
 	}
+}
+
+// A CallEarly turn that reads a deferred write starts its commit at once,
+// before its gate is waited on.
+func TestCallEarlyReadOfDeferredWriteCommitsAtOnce(t *testing.T) {
+	e := newEnv(t, openBolt(t, t.TempDir()), func(c *actor.Config) { c.CommitDefer = actor.MaxCommitDefer })
+	deferredPut(e)
+	deferred := goCall(e, "d", "defer")
+	waitFor(t, "the deferred write enqueued", func() bool { return e.rt.EnqueuedSeq() == 1 })
+	_, gate, err := e.rt.CallEarly(context.Background(), ref("fn", "d"), &holdfastv1.KvGetRequest{Keys: []string{"k"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the deferred write durable before the gate is waited on", func() bool { return e.rt.DurableSeq() == 1 })
+	if err := gate.Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	within(t, "the deferred call", deferred)
 }

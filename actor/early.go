@@ -79,6 +79,11 @@ func (r *Runtime) CallEarly(ctx context.Context, id ID, msg proto.Message) (prot
 		return nil, OpenGate, err
 	}
 	resp, outcome, out, err := r.runUngated(ctx, id, reqID, body)
+	if out.ns != nil && !out.deferred {
+		// A turn that read deferred writes needs them now, not when its
+		// gate is waited on: start the commit while the caller acts.
+		r.committer.demand(out.target)
+	}
 	g := &earlyGate{wait: func(wctx context.Context) error {
 		defer r.leave()
 		if done != nil {
