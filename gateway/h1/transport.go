@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // Transport is an http.RoundTripper for http:// origins; see the package
@@ -193,7 +195,7 @@ func (t *Transport) roundTrip(ctx context.Context, pc *pconn, r, orig *http.Requ
 		retry = pc.reused && nothingRead && idempotent(r.Method) && ctx.Err() == nil
 		return resp, retry, err
 	}
-	keep := !r.Close && !hasToken(r.Header["Connection"], "close")
+	keep := !r.Close && !httpguts.HeaderValuesContainsToken(r.Header["Connection"], "close")
 	return t.finish(ctx, pc, stop, resp, orig, keep), false, nil
 }
 
