@@ -112,10 +112,9 @@ func (c *committer) enqueue(w *Write, deferred bool) (uint64, error) {
 // first, so that the calls it waits for do not wait out CommitDefer.
 func (c *committer) hurry() {
 	c.mu.Lock()
-	c.mu.hurried = true
-	c.mu.urgent = c.mu.lastSeq
+	c.mu.hurried = true // later deferred writes are urgent when queued
 	c.mu.Unlock()
-	c.poke()
+	c.hurryQueued()
 }
 
 // hurryQueued makes every write queued so far urgent (later deferred
