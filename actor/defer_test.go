@@ -2,6 +2,7 @@ package actor_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -200,4 +201,30 @@ func TestCallEarlyReadOfDeferredWriteCommitsAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	within(t, "the deferred call", deferred)
+}
+
+// A deferred write whose commit fails is not acknowledged: its reply is
+// ErrStorage, as any turn's, and the reply of the urgent write it rode
+// along with too; nothing was reported durable.
+func TestDeferredWriteFailedCommitIsReported(t *testing.T) {
+	fs := &actor.FailingStore{Store: openBolt(t, t.TempDir())}
+	e := newEnv(t, fs, func(c *actor.Config) { c.CommitDefer = actor.MaxCommitDefer })
+	deferredPut(e)
+	deferred := goCall(e, "d", "defer")
+	waitFor(t, "the deferred write enqueued", func() bool { return e.rt.EnqueuedSeq() == 1 })
+	fs.FailNext(1)
+	if err := e.put("kv", "u", "k", "v", ""); !errors.Is(err, actor.ErrStorage) {
+		t.Fatalf("urgent put: %v, want ErrStorage", err)
+	}
+	select {
+	case err := <-deferred:
+		if !errors.Is(err, actor.ErrStorage) {
+			t.Fatalf("deferred call: %v, want ErrStorage", err)
+		}
+	case <-time.After(20 * time.Second): // deadlock guard
+		t.Fatal("the deferred call is still waiting after the failed commit")
+	}
+	if d := e.rt.DurableSeq(); d != 0 {
+		t.Fatalf("durable seq %d after the only commit failed", d)
+	}
 }
