@@ -32,9 +32,13 @@ type cell struct {
 	lastWriteSeq uint64    // seq of this actor's last enqueued write
 	// lastWriteDeferred: that write was a deferred turn's (DeferCommit)
 	lastWriteDeferred bool
-	alarm             alarmState
-	alarmLoaded       bool
-	dropped           bool // removed by DropPartition: a turn still queued on it fails
+	// turnGate is what the output of the turn that just ran waits for:
+	// lastWriteSeq, or less for a write-free turn that gates on its reads
+	// (Turn.GateOnReads). Set by each turn, read before the lock is freed.
+	turnGate    uint64
+	alarm       alarmState
+	alarmLoaded bool
+	dropped     bool // removed by DropPartition: a turn still queued on it fails
 }
 
 // registry maps encoded actor IDs to their cells, sharded to keep lock

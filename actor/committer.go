@@ -71,9 +71,9 @@ func newCommitter(store Store, maxBatch int, deferMax time.Duration, clk clock.C
 // deferMax.
 func (c *committer) enqueue(w *Write, deferred bool) (uint64, error) {
 	deferred = deferred && c.deferMax > 0
-	var now time.Time
-	if deferred {
-		now = c.clock.Now() // outside the lock: a fake clock has its own
+	now := c.clock.Now() // outside the lock: a fake clock has its own
+	if !deferred {
+		w.urgentAt = now
 	}
 	c.mu.Lock()
 	if c.mu.err != nil {
@@ -238,8 +238,16 @@ func (c *committer) run(stop <-chan struct{}) {
 		}
 		start := c.clock.Now()
 		err := c.store.Commit(batch)
+		end := c.clock.Now()
+		if err == nil {
+			for _, w := range batch {
+				if !w.urgentAt.IsZero() {
+					c.metrics.commitWait.Observe(end.Sub(w.urgentAt).Seconds())
+				}
+			}
+		}
 		c.recycle(queue)
-		c.metrics.commitSeconds.Observe(c.clock.Now().Sub(start).Seconds())
+		c.metrics.commitSeconds.Observe(end.Sub(start).Seconds())
 		c.metrics.commitBatch.Observe(float64(len(batch)))
 		c.commits.Add(1)
 

@@ -164,6 +164,18 @@ func (l *layer) lookup(key []byte) (val []byte, found, hit bool) {
 	return nil, false, false
 }
 
+// lookupSeq is lookup that also returns the seq of the entry or clear that
+// decided the key (for overlays: the write it came from).
+func (l *layer) lookupSeq(key []byte) (val []byte, found, hit bool, seq uint64) {
+	if e, ok := l.find(key); ok {
+		return e.val, !e.del, true, e.seq
+	}
+	if l.hides(key) {
+		return nil, false, true, l.clearSeq
+	}
+	return nil, false, false, 0
+}
+
 func (l *layer) hides(key []byte) bool {
 	return l.clearedAll || (l.clearedData && len(key) > 0 && key[0] == prefixData)
 }

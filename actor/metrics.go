@@ -8,6 +8,7 @@ type metrics struct {
 	mailboxDepth   prometheus.Histogram
 	commitBatch    prometheus.Histogram
 	commitSeconds  prometheus.Histogram
+	commitWait     prometheus.Histogram
 	commitFailures prometheus.Counter
 	alarmsFired    prometheus.Counter
 	alarmsRetried  prometheus.Counter
@@ -41,6 +42,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:    "Duration of one group commit (bbolt commit with its fdatasyncs).",
 			Buckets: prometheus.ExponentialBuckets(50e-6, 2, 14),
 		}),
+		commitWait: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "holdfast_commit_wait_seconds",
+			Help:    "Time from an urgent turn write being queued to its being durable: the rest of the commit in flight, if any, then its own group commit. What a writing turn's reply waits (deferred writes, Turn.DeferCommit, are not counted).",
+			Buckets: prometheus.ExponentialBuckets(25e-6, 1.5, 22),
+		}),
 		commitFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "holdfast_commit_failures_total", Help: "Failed group commits (each stops the node's writes)."}),
 		alarmsFired:    prometheus.NewCounter(prometheus.CounterOpts{Name: "holdfast_alarms_fired_total", Help: "Alarms whose turn succeeded."}),
 		alarmsRetried:  prometheus.NewCounter(prometheus.CounterOpts{Name: "holdfast_alarms_retried_total", Help: "Alarm attempts that failed and were scheduled again."}),
@@ -52,7 +58,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		duplicates:     prometheus.NewCounter(prometheus.CounterOpts{Name: "holdfast_duplicate_requests_total", Help: "Mutating calls answered from their idempotency record."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.turnSeconds, m.mailboxDepth, m.commitBatch, m.commitSeconds, m.commitFailures,
+		reg.MustRegister(m.turnSeconds, m.mailboxDepth, m.commitBatch, m.commitSeconds, m.commitWait, m.commitFailures,
 			m.alarmsFired, m.alarmsRetried, m.alarmsFailed, m.actorsInMemory, m.evictions, m.overloaded, m.panics, m.duplicates)
 	}
 	return m

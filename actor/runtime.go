@@ -355,7 +355,7 @@ func (r *Runtime) runUngated(ctx context.Context, id ID, reqID string, body turn
 	if wrote {
 		outcome = turnWrote
 	}
-	target := c.lastWriteSeq
+	target := c.turnGate
 	// Only a deferred turn's own writes may wait for a commit; any other
 	// turn that could observe them needs them at once.
 	deferred := wrote && c.lastWriteDeferred
@@ -408,6 +408,7 @@ func (r *Runtime) runLocked(ctx context.Context, c *cell, reqID string, turnStar
 	}
 	t := turnPool.Get().(*Turn)
 	defer turnPool.Put(t) // nothing keeps t: the layers and writes copy what they keep
+	c.turnGate = c.lastWriteSeq
 	*t = Turn{
 		ctx:     ctx,
 		id:      c.id,
@@ -448,6 +449,10 @@ func (r *Runtime) runLocked(ctx context.Context, c *cell, reqID string, turnStar
 	}
 
 	resp, err, panicked := r.safeRun(t, c, body)
+	if t.gateOnReads && !t.readAll && !panicked {
+		// Until it writes (below), the reply shows only what it read.
+		c.turnGate = min(c.lastWriteSeq, t.readSeq)
+	}
 	if panicked {
 		c.handler = nil // reset the actor
 		return nil, false, end, &PanicError{Actor: c.id}
@@ -463,17 +468,21 @@ func (r *Runtime) runLocked(ctx context.Context, c *cell, reqID string, turnStar
 	if ctx.Err() != nil || end.After(deadline) {
 		return nil, false, end, fmt.Errorf("actor %s: turn ran past its deadline (rolled back): %w", c.id, ErrTurnDeadline)
 	}
+	if t.writes.empty() && !t.alarmChanged {
+		// Nothing to record under reqID either: a repeat of a turn that
+		// changed nothing changes nothing, and recording the reply would
+		// cost a commit that the caller then waits for.
+		return resp, false, end, nil
+	}
 	if reqID != "" {
 		if err := r.record(t, reqID, resp); err != nil {
 			return nil, false, end, err
 		}
 	}
-	if t.writes.empty() && !t.alarmChanged {
-		return resp, false, end, nil
-	}
 	if err := r.commitTurn(c, t); err != nil {
 		return nil, false, end, err
 	}
+	c.turnGate = c.lastWriteSeq
 	return resp, true, end, nil
 }
 

@@ -1,5 +1,7 @@
 package actor
 
+import "time"
+
 // Store is all of a node's durable storage. Every disk access of the runtime
 // goes through it, so crash and error injection is a wrapper (see
 // FailingStore in testing.go), as pebble's vfs/errorfs.
@@ -63,6 +65,10 @@ type Write struct {
 	// AlarmIndex holds puts and deletes on the partition's alarm index
 	// (keys: 8-byte big-endian unix nanos + encoded actor ID).
 	AlarmIndex []Op
+
+	// urgentAt is when the committer queued this write, if it was urgent
+	// (zero for a deferred write): for holdfast_commit_wait_seconds.
+	urgentAt time.Time
 }
 
 // Internal key spaces inside one actor's bucket. User keys live under

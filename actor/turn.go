@@ -36,6 +36,15 @@ type Turn struct {
 	alarm        alarmState // alarm as of this turn (with its own changes)
 	alarmChanged bool
 	deferCommit  bool
+
+	// gateOnReads: the handler vouches that its reply depends only on
+	// what it reads through this Turn (GateOnReads). readSeq is the
+	// newest not-yet-durable overlay entry a read resolved to; readAll
+	// means a range read merged the overlay, so every pending write of
+	// the actor counts as read.
+	gateOnReads bool
+	readAll     bool
+	readSeq     uint64
 }
 
 // DeferCommit lets this turn's writes wait, up to Config.CommitDefer, for
@@ -48,6 +57,17 @@ type Turn struct {
 // including one that reads these writes, commits them at once. No effect
 // on memory durability.
 func (t *Turn) DeferCommit() { t.deferCommit = true }
+
+// GateOnReads narrows the output gate of a turn that writes nothing: its
+// reply waits only for the pending writes it read (through Get, GetMany
+// or List on this Turn), not for every pending write of the actor. A
+// handler may call it only when its replies depend on nothing else: no
+// state kept in its own fields from an earlier turn. Then a read that
+// does not touch the actor's pending bookkeeping (the gateway's admit
+// with its settles still committing) answers at once, and a crash can
+// lose nothing the reply showed. A turn that writes still waits for its
+// own writes, and so for everything before them.
+func (t *Turn) GateOnReads() { t.gateOnReads = true }
 
 // ID of the actor.
 func (t *Turn) ID() ID { return t.id }
@@ -100,7 +120,8 @@ func (t *Turn) getRaw(k []byte) ([]byte, bool, error) {
 		return v, found, nil
 	}
 	if t.overlay != nil {
-		if v, found, hit := t.overlay.lookup(k); hit {
+		if v, found, hit, seq := t.overlay.lookupSeq(k); hit {
+			t.readSeq = max(t.readSeq, seq)
 			return v, found, nil
 		}
 	}
@@ -118,6 +139,7 @@ func (t *Turn) reader() *layeredRead {
 	rd := &layeredRead{layers: []*layer{&t.writes}}
 	if t.overlay != nil {
 		rd.layers = append(rd.layers, t.overlay)
+		t.readAll = true // a range may see, or skip, any pending entry
 	}
 	rd.base = func(k []byte) ([]byte, bool, error) { return t.store.Get(t.part, t.enc, k) }
 	rd.scan = func(start, end []byte, reverse bool, fn func(k, v []byte) bool) error {

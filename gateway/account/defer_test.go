@@ -54,3 +54,79 @@ func TestSettleCommitRidesAlongWithAdmit(t *testing.T) {
 		t.Fatal("the settle is still waiting after the admit's commit")
 	}
 }
+
+// An admit that takes nothing (no limits) writes nothing and reads none of
+// what a settle writes: it answers while the settle's commit is pending
+// (Turn.GateOnReads), instead of waiting for it. One that checks a daily
+// budget reads the settle's spend and waits for it to be durable.
+func TestAdmitWithoutLimitsDoesNotWaitForSettles(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		d     account.Defaults
+		waits bool
+	}{
+		{"no limits", account.Defaults{}, false},
+		{"daily budget", account.Defaults{DailyBudgetNanos: 1e12}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnvAt(t, tc.d, t0)
+			e.commitDefer = actor.MaxCommitDefer // the fake clock never gets there
+			gs := actor.NewGatedStore(actor.NewMemStore())
+			e.start(gs)
+			t.Cleanup(gs.Open) // runs before the env's stop, should a check fail with the gate held
+
+			gs.Hold()
+			settled := make(chan error, 1)
+			go func() {
+				_, err := e.cl.Settle(ctx(), "alice", &holdfastv1.AccountSettleRequest{RequestId: "s1", Usage: &holdfastv1.TokenUsage{InputTokens: 10, OutputTokens: 5}, CostNanos: 1000})
+				settled <- err
+			}()
+			for guard := time.Now().Add(20 * time.Second); e.rt.EnqueuedSeq() == 0; {
+				if time.Now().After(guard) { // deadlock guard
+					t.Fatal("the settle's write was never queued")
+				}
+				time.Sleep(time.Millisecond) // polling a condition: the settle's write queued
+			}
+			admitted := make(chan error, 1)
+			go func() {
+				_, err := e.cl.Admit(ctx(), "alice", &holdfastv1.AccountAdmitRequest{InputTokensEstimate: 10, SpendEstimateNanos: 10})
+				admitted <- err
+			}()
+			if !tc.waits {
+				select {
+				case err := <-admitted:
+					if err != nil {
+						t.Fatal(err)
+					}
+				case <-time.After(20 * time.Second): // deadlock guard
+					t.Fatal("the admit waited for the settle's commit")
+				}
+				if e.rt.DurableSeq() != 0 {
+					t.Fatal("something was committed: the check above proves nothing")
+				}
+				return
+			}
+			// The admit demands the settle's write at once (it read it):
+			// the commit starts without waiting out CommitDefer.
+			if n := <-gs.Entered; n != 1 {
+				t.Fatalf("the commit carries %d writes, want the settle's", n)
+			}
+			select {
+			case err := <-admitted:
+				t.Fatalf("the admit answered (%v) before the spend it read was durable", err)
+			default:
+			}
+			gs.Open()
+			for _, ch := range []chan error{admitted, settled} {
+				select {
+				case err := <-ch:
+					if err != nil {
+						t.Fatal(err)
+					}
+				case <-time.After(20 * time.Second): // deadlock guard
+					t.Fatal("still waiting after the commit")
+				}
+			}
+		})
+	}
+}

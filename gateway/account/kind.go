@@ -150,6 +150,11 @@ type handler struct {
 
 // Receive implements actor.Handler.
 func (h *handler) Receive(t *actor.Turn, msg proto.Message) (proto.Message, error) {
+	// Every reply is computed from what the turn reads (the handler keeps
+	// no state of its own), so a turn that writes nothing, such as an
+	// admit with no limits to take from, need not wait for the settles
+	// still committing in the background.
+	t.GateOnReads()
 	switch m := msg.(type) {
 	case *holdfastv1.AccountAdmitRequest:
 		return h.admit(t, m)
