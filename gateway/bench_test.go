@@ -83,12 +83,24 @@ func BenchmarkProxyStream(b *testing.B) {
 // the background settle and log line, waited for in the loop so that
 // their cost counts in the call's ns/op, B/op and allocs/op.
 func BenchmarkStreamedCall(b *testing.B) {
+	b.Run("no_limits", func(b *testing.B) { benchStreamedCall(b, account.Defaults{}) })
+	// Every limit set (none reached): the admit takes from three buckets
+	// and checks the daily budget, and the settle corrects them.
+	b.Run("limits", func(b *testing.B) {
+		benchStreamedCall(b, account.Defaults{
+			RequestsPerMinute: 1_000_000_000, InputTokensPerMinute: account.MaxPerMinute,
+			OutputTokensPerMinute: account.MaxPerMinute, DailyBudgetNanos: 1_000_000 * 1_000_000_000,
+		})
+	})
+}
+
+func benchStreamedCall(b *testing.B, d account.Defaults) {
 	cfg := actor.DefaultConfig()
 	cfg.Logger = slog.New(slog.DiscardHandler)
 	cfg.Partitions = 16
 	cfg.IdleTimeout = time.Hour
 	rt, err := actor.New(cfg, actor.NewMemStore(), []actor.NamespaceConfig{
-		{Name: account.DefaultNamespace, Durability: actor.Memory, New: account.New(account.Defaults{})},
+		{Name: account.DefaultNamespace, Durability: actor.Memory, New: account.New(d)},
 	})
 	if err != nil {
 		b.Fatal(err)

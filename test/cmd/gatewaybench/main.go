@@ -29,7 +29,10 @@ import (
 	"time"
 
 	"github.com/holdfast/holdfast"
+	"github.com/holdfast/holdfast/actor"
 	"github.com/holdfast/holdfast/gateway"
+	"github.com/holdfast/holdfast/gateway/account"
+	holdfastv1 "github.com/holdfast/holdfast/proto/holdfast/v1"
 )
 
 var (
@@ -45,7 +48,8 @@ var (
 	flagLinger   = flag.Duration("settle-linger", -1, "holdfast's gateway.settle_linger (default: the config default)")
 	flagHold     = flag.Int("hold", 8000, "concurrent open streams for the memory figure")
 	flagMemProf  = flag.String("memprofile", "", "write a heap profile of this process at the held-streams plateau (last run)")
-	flagProf     = flag.String("cpuprofile", "", "write a CPU profile of this process (holdfast) during the last run's highest-rate holdfast phase")
+	flagProf     = flag.String("cpuprofile", "", "write a CPU profile of this process (holdfast) during the last run's highest-rate phase of -cpuprofile-path")
+	flagProfPath = flag.String("cpuprofile-path", "holdfast", "the path whose phase -cpuprofile profiles: holdfast or holdfast-limits")
 )
 
 func main() {
@@ -78,6 +82,7 @@ type phase struct {
 	selfCPU, nginxCPU, fakeCPU float64
 	mallocs, allocBytes        uint64
 	turnP50, turnN, fsyncP50   float64
+	waitP50, waitN             float64 // holdfast_commit_wait_seconds: urgent writes' queue-to-durable
 	// The account actor's side (all calls go to one actor): mailbox depth
 	// met by arriving calls, calls refused for a full mailbox, writes per
 	// group commit.
@@ -114,7 +119,41 @@ type run struct {
 	rlimit            uint64
 }
 
-var targets = []string{"direct", "holdfast", "nginx"}
+// targets are the paths of the open and closed loops. holdfast-limits is
+// the same node with limits set for its user (high enough never to
+// refuse): every admit then takes from its buckets, a write, so the
+// group commit is on the path to the first byte; plain holdfast has no
+// limits, so its admit writes nothing and waits for no commit.
+var targets = []string{"direct", "holdfast", "holdfast-limits", "nginx"}
+
+func isHoldfast(n string) bool { return strings.HasPrefix(n, "holdfast") }
+
+// benchLimits are holdfast-limits' limits: every bucket and the budget
+// set, none reachable by the benchmark's load.
+var benchLimits = &holdfastv1.AccountLimits{
+	RequestsPerMinute:     1_000_000_000,
+	InputTokensPerMinute:  account.MaxPerMinute,
+	OutputTokensPerMinute: account.MaxPerMinute,
+	DailyBudgetNanos:      1_000_000 * 1_000_000_000, // $1M
+}
+
+// setLimits sets (on) or clears the limits of the gateway's single user
+// (gateway.auth: none) for the holdfast-limits phases.
+func setLimits(node *holdfast.Node, on bool) error {
+	l := &holdfastv1.AccountLimits{}
+	if on {
+		l = benchLimits
+	}
+	ref := &holdfastv1.ActorRef{Namespace: account.DefaultNamespace, Key: gateway.LocalUser}
+	_, err := node.Caller().Call(context.Background(), actor.ID{Namespace: ref.Namespace, Key: ref.Key}, &holdfastv1.AccountLimitsSetRequest{
+		Actor: ref, Limits: l,
+		Fields: []string{account.RequestsPerMinute, account.InputTokensPerMinute, account.OutputTokensPerMinute, account.DailyBudgetNanos},
+	})
+	if err != nil {
+		return fmt.Errorf("setting the bench user's limits (on=%v): %w", on, err)
+	}
+	return nil
+}
 
 func orchestrate() error {
 	rl := raise()
@@ -241,11 +280,15 @@ func runOnce(rates []float64, last bool) (*run, error) {
 	tg := map[string]target{
 		"direct":   {name: "direct", url: fakeURL + "/v1/messages", holdURL: fakeURL + "/hold/v1/messages"},
 		"holdfast": {name: "holdfast", url: hf + "/v1/messages", holdURL: hf + "/v1/messages", holdHdr: map[string]string{"x-holdfast-provider": "hold"}},
+		"holdfast-limits": {name: "holdfast-limits", url: hf + "/v1/messages"},
 		"nginx":    {name: "nginx", url: "http://" + ng.addr + "/v1/messages", holdURL: "http://" + ng.addr + "/hold/v1/messages"},
 	}
 
 	// Warm-up: every path, connections established, actor activated.
 	for _, n := range targets {
+		if err := setLimits(node, n == "holdfast-limits"); err != nil {
+			return nil, err
+		}
 		res, err := lg.do(cmd{Op: "open", URL: tg[n].url, Rate: 500, Dur: 2 * time.Second})
 		if err != nil {
 			return nil, err
@@ -309,10 +352,14 @@ func runOnce(rates []float64, last bool) (*run, error) {
 	metrics := hf + "/metrics"
 	for ri, rate := range rates {
 		for _, n := range targets {
+			if err := setLimits(node, n == "holdfast-limits"); err != nil {
+				return nil, err
+			}
 			var p phase
 			ctx := context.Background()
 			ta, _ := scrapeHist(ctx, metrics, "holdfast_turn_seconds", `namespace="account"`)
 			fa, _ := scrapeHist(ctx, metrics, "holdfast_fsync_seconds", "")
+			wa, _ := scrapeHist(ctx, metrics, "holdfast_commit_wait_seconds", "")
 			ma, _ := scrapeHist(ctx, metrics, "holdfast_mailbox_depth", "")
 			ba, _ := scrapeHist(ctx, metrics, "holdfast_commit_batch_writes", "")
 			oa := scrapeCounter(ctx, metrics, "holdfast_overloaded_total", "")
@@ -321,7 +368,7 @@ func runOnce(rates []float64, last bool) (*run, error) {
 			runtime.ReadMemStats(&m0)
 			s0, n0, f0 := selfCPU(), procCPU(ngPID), procCPU(fakePID)
 			var prof *os.File
-			if last && ri == len(rates)-1 && n == "holdfast" && *flagProf != "" {
+			if last && ri == len(rates)-1 && n == *flagProfPath && *flagProf != "" {
 				if prof, err = os.Create(*flagProf); err == nil {
 					pprof.StartCPUProfile(prof)
 				}
@@ -337,7 +384,7 @@ func runOnce(rates []float64, last bool) (*run, error) {
 			p.selfCPU, p.nginxCPU, p.fakeCPU = selfCPU()-s0, procCPU(ngPID)-n0, procCPU(fakePID)-f0
 			runtime.ReadMemStats(&m1)
 			p.mallocs, p.allocBytes = m1.Mallocs-m0.Mallocs, m1.TotalAlloc-m0.TotalAlloc
-			if n == "holdfast" {
+			if isHoldfast(n) {
 				// Let the background settles drain, so that the next phase
 				// does not pay for them.
 				var tb histogram
@@ -352,6 +399,8 @@ func runOnce(rates []float64, last bool) (*run, error) {
 				fb, _ := scrapeHist(ctx, metrics, "holdfast_fsync_seconds", "")
 				p.turnP50, p.turnN = tb.quantile(ta, 0.5)
 				p.fsyncP50, _ = fb.quantile(fa, 0.5)
+				wb, _ := scrapeHist(ctx, metrics, "holdfast_commit_wait_seconds", "")
+				p.waitP50, p.waitN = wb.quantile(wa, 0.5)
 				mb, _ := scrapeHist(ctx, metrics, "holdfast_mailbox_depth", "")
 				bb, _ := scrapeHist(ctx, metrics, "holdfast_commit_batch_writes", "")
 				p.mailboxP50, _ = mb.quantile(ma, 0.5)
@@ -370,6 +419,9 @@ func runOnce(rates []float64, last bool) (*run, error) {
 
 	// 3. Closed loop with rising concurrency: the streams/s ceiling.
 	for _, n := range targets {
+		if err := setLimits(node, n == "holdfast-limits"); err != nil {
+			return nil, err
+		}
 		best, flat := 0.0, 0
 		for _, conc := range []int{4, 8, 16, 32, 64, 128, 256} {
 			s0, n0 := selfCPU(), procCPU(ngPID)
@@ -378,10 +430,10 @@ func runOnce(rates []float64, last bool) (*run, error) {
 				return nil, err
 			}
 			row := ceilRow{conc: conc, res: res, lg: res.CPU}
-			switch n {
-			case "holdfast":
+			switch {
+			case isHoldfast(n):
 				row.cpu = selfCPU() - s0
-			case "nginx":
+			case n == "nginx":
 				row.cpu = procCPU(ngPID) - n0
 			}
 			r.ceil[n] = append(r.ceil[n], row)
