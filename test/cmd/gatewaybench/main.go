@@ -278,10 +278,10 @@ func runOnce(rates []float64, last bool) (*run, error) {
 	defer lg.stop()
 
 	tg := map[string]target{
-		"direct":   {name: "direct", url: fakeURL + "/v1/messages", holdURL: fakeURL + "/hold/v1/messages"},
-		"holdfast": {name: "holdfast", url: hf + "/v1/messages", holdURL: hf + "/v1/messages", holdHdr: map[string]string{"x-holdfast-provider": "hold"}},
+		"direct":          {name: "direct", url: fakeURL + "/v1/messages", holdURL: fakeURL + "/hold/v1/messages"},
+		"holdfast":        {name: "holdfast", url: hf + "/v1/messages", holdURL: hf + "/v1/messages", holdHdr: map[string]string{"x-holdfast-provider": "hold"}},
 		"holdfast-limits": {name: "holdfast-limits", url: hf + "/v1/messages"},
-		"nginx":    {name: "nginx", url: "http://" + ng.addr + "/v1/messages", holdURL: "http://" + ng.addr + "/hold/v1/messages"},
+		"nginx":           {name: "nginx", url: "http://" + ng.addr + "/v1/messages", holdURL: "http://" + ng.addr + "/hold/v1/messages"},
 	}
 
 	// Warm-up: every path, connections established, actor activated.
