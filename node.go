@@ -170,7 +170,8 @@ func NewNode(cfg Config, opts Options) (*Node, error) {
 		Logger: logger, Registerer: n.registry, Clock: clk, BindAddr: cfg.HTTPAddr, Events: n.usageEvents(),
 		// Admits skip the hot-key layer: it serves ratelimit namespaces
 		// only, never the account actors.
-		Early: early,
+		Early:       early,
+		CommitDefer: cfg.Runtime.CommitDefer,
 	})
 	if err != nil {
 		rt.Shutdown(context.Background())

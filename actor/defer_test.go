@@ -228,3 +228,56 @@ func TestDeferredWriteFailedCommitIsReported(t *testing.T) {
 		t.Fatalf("durable seq %d after the only commit failed", d)
 	}
 }
+
+// A turn CallEarly runs with WithCommitDeferred starts no commit of its
+// own: its gate's Hurry starts it (the gateway calls it when the provider's
+// first byte arrives). Without the mark, CallEarly's commit starts at once.
+func TestCallEarlyWithCommitDeferredCommitsOnHurry(t *testing.T) {
+	gs := actor.NewGatedStore(openBolt(t, t.TempDir()))
+	e := newEnv(t, gs, func(c *actor.Config) { c.CommitDefer = actor.MaxCommitDefer }) // the fake clock never gets there
+	e.fn("write", func(tn *actor.Turn) (proto.Message, error) {
+		return wrapperspb.String("ok"), tn.Put("k", []byte("v"))
+	})
+	call := func(ctx context.Context) actor.OutputGate {
+		resp, gate, err := e.rt.CallEarly(ctx, ref("fn", "a"), wrapperspb.String("write"))
+		if err != nil || resp.(*wrapperspb.StringValue).GetValue() != "ok" {
+			t.Fatalf("CallEarly: %v %v", resp, err)
+		}
+		return gate
+	}
+
+	gate := call(actor.WithCommitDeferred(context.Background()))
+	if e.rt.EnqueuedSeq() != 1 {
+		t.Fatalf("enqueued seq %d, want 1", e.rt.EnqueuedSeq())
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- gate.Wait(context.Background()) }()
+	select {
+	case n := <-gs.Entered:
+		t.Fatalf("a deferred turn's write started a commit (%d writes) before Hurry", n)
+	case err := <-waited:
+		t.Fatalf("the gate opened (%v) before the write was committed", err)
+	default:
+	}
+	gate.Hurry()
+	gate.Hurry() // idempotent
+	if n := <-gs.Entered; n != 1 {
+		t.Fatalf("the hurried commit carries %d writes", n)
+	}
+	within(t, "the hurried gate", waited)
+	if e.rt.DurableSeq() != 1 {
+		t.Fatalf("durable seq %d after the gate opened", e.rt.DurableSeq())
+	}
+
+	// Unmarked: the commit starts with no Hurry, and Hurry is a no-op.
+	gate = call(context.Background())
+	if n := <-gs.Entered; n != 1 {
+		t.Fatalf("the commit carries %d writes", n)
+	}
+	gate.Hurry()
+	within(t, "the gate", func() <-chan error {
+		ch := make(chan error, 1)
+		ch <- gate.Wait(context.Background())
+		return ch
+	}())
+}

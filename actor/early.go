@@ -19,6 +19,11 @@ import (
 // first result. Safe for concurrent use.
 type OutputGate interface {
 	Wait(ctx context.Context) error
+	// Hurry starts the commit the gate waits for now, if the turn was
+	// deferred (WithCommitDeferred); otherwise it does nothing. It never
+	// blocks, may be called any number of times, before or during Wait,
+	// from any goroutine.
+	Hurry()
 }
 
 // openGate is the gate of a reply that is already durable (or of a turn
@@ -26,6 +31,7 @@ type OutputGate interface {
 type openGate struct{}
 
 func (openGate) Wait(context.Context) error { return nil }
+func (openGate) Hurry()                     {}
 
 // OpenGate is an OutputGate that never waits: for replies that left
 // through the output gate already (a call forwarded to another node).
@@ -33,14 +39,43 @@ var OpenGate OutputGate = openGate{}
 
 // earlyGate is the pending output gate of one turn of this runtime.
 type earlyGate struct {
-	once sync.Once
-	err  error
-	wait func(ctx context.Context) error
+	once  sync.Once
+	err   error
+	wait  func(ctx context.Context) error
+	hurry func() // nil unless the turn's writes were deferred
 }
 
 func (g *earlyGate) Wait(ctx context.Context) error {
 	g.once.Do(func() { g.err = g.wait(ctx) })
 	return g.err
+}
+
+func (g *earlyGate) Hurry() {
+	if g.hurry != nil {
+		g.hurry()
+	}
+}
+
+// commitDeferredKey marks a context made by WithCommitDeferred.
+type commitDeferredKey struct{}
+
+// WithCommitDeferred returns ctx marked so that the turn CallEarly runs
+// with it defers its commit, as if its handler had called
+// Turn.DeferCommit: its writes wait for a commit something else needs, or
+// for its gate's Hurry, at most Config.CommitDefer. For a caller that acts
+// on the early reply for a while before it needs the gate open (the
+// gateway, whose provider takes its time to answer): the commit is then
+// shared with the other turns of that while instead of costing one of its
+// own. Call, which waits for the gate itself, ignores the mark; so does a
+// call forwarded to another node (the mark does not travel).
+func WithCommitDeferred(ctx context.Context) context.Context {
+	return context.WithValue(ctx, commitDeferredKey{}, true)
+}
+
+// CommitDeferred reports whether ctx carries WithCommitDeferred's mark.
+func CommitDeferred(ctx context.Context) bool {
+	v, _ := ctx.Value(commitDeferredKey{}).(bool)
+	return v
 }
 
 // CallEarly is Call with the output gate handed to the caller: it returns
@@ -78,6 +113,13 @@ func (r *Runtime) CallEarly(ctx context.Context, id ID, msg proto.Message) (prot
 		}
 		return nil, OpenGate, err
 	}
+	if CommitDeferred(ctx) {
+		run := body
+		body = func(t *Turn, c *cell) (proto.Message, error) {
+			t.DeferCommit()
+			return run(t, c)
+		}
+	}
 	resp, outcome, out, err := r.runUngated(ctx, id, reqID, body)
 	if out.ns != nil && !out.deferred {
 		// A turn that read deferred writes needs them now, not when its
@@ -94,5 +136,9 @@ func (r *Runtime) CallEarly(ctx context.Context, id ID, msg proto.Message) (prot
 		}
 		return r.lostAfterTurn(p, epoch, id, reqID, outcome, err)
 	}}
+	if out.ns != nil && out.deferred {
+		target := out.target
+		g.hurry = func() { r.committer.demand(target) }
+	}
 	return resp, g, err
 }

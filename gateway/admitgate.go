@@ -23,6 +23,7 @@ var errAdmitNotDurable = errors.New("the admit did not become durable")
 
 // pendingAdmit is an admit's output gate being waited on.
 type pendingAdmit struct {
+	gate actor.OutputGate
 	done chan struct{} // closed when err is set
 	err  error
 }
@@ -38,8 +39,12 @@ func (c *call) callAdmit(ctx context.Context, req proto.Message) (proto.Message,
 	if g.early == nil || !g.cfg.SpeculativeUpstream {
 		return g.caller.Call(ctx, c.accountID(), req)
 	}
+	if g.deferFrom > 0 && c.p.firstBytes.slow(c.start) {
+		ctx = actor.WithCommitDeferred(ctx)
+		g.m.admitsDeferred.Inc()
+	}
 	resp, gate, err := g.early.CallEarly(ctx, c.accountID(), req)
-	p := &pendingAdmit{done: make(chan struct{})}
+	p := &pendingAdmit{gate: gate, done: make(chan struct{})}
 	// Not the client's context: a client that left must not cut the wait
 	// short, or a durable admit would go unsettled. The turn deadline
 	// bounds it.
@@ -64,6 +69,7 @@ func (c *call) waitAdmit() error {
 		return c.admitErr
 	}
 	c.admitGate = nil
+	p.gate.Hurry() // a deferred admit's commit starts now: the answer is here
 	<-p.done
 	if err := p.err; err != nil {
 		c.admitErr = err

@@ -77,6 +77,15 @@ type Config struct {
 	// tokens it never recorded. Only for an account actor on this node
 	// (a forwarded admit returns durable). Default true.
 	SpeculativeUpstream bool `yaml:"speculative_upstream"`
+	// DeferAdmitCommits lets the admits of a provider whose first bytes
+	// have all taken at least twice runtime.commit_defer over the last
+	// 10 s defer their commit, to share it with the other admits and
+	// settles of up to commit_defer, until that provider's first byte (or
+	// any answer) is there to send: a commit per commit_defer instead of
+	// one per call, and nothing added to the client's first byte. Only
+	// with speculative_upstream and an account actor on this node.
+	// Default true.
+	DeferAdmitCommits bool `yaml:"defer_admit_commits"`
 	// MaxConcurrentCalls bounds the calls being served at once (from
 	// arrival to the end of the response; settles after it do not
 	// count). A call beyond it is answered at once with the family's
@@ -152,6 +161,7 @@ func DefaultConfig() Config {
 		StreamIdleTimeout:     60 * time.Second,
 		InsertIncludeUsage:    true,
 		SpeculativeUpstream:   true,
+		DeferAdmitCommits:     true,
 		UpstreamClient:        UpstreamClientAuto,
 		SettleLinger:          5 * time.Millisecond,
 		AccountNamespace:      "account",
@@ -332,6 +342,10 @@ type Options struct {
 	// Events receives a usage event per call (sampled by
 	// gateway.usage_events); nil: none are made (a single node).
 	Events EventSink
+	// CommitDefer is the runtime's commit_defer: how long a deferred
+	// admit may wait for a commit to share (gateway.defer_admit_commits).
+	// 0: no admit is deferred.
+	CommitDefer time.Duration
 }
 
 // isLoopback reports whether addr (host:port or host) listens on

@@ -34,14 +34,17 @@ type Gateway struct {
 	retired  *pricing.Retirements
 	caller   api.Caller
 	early    EarlyCaller // nil: admits wait for their commit
-	log      *slog.Logger
-	clk      clock.Clock
-	sleep    func(context.Context, time.Duration) error
-	client   *http.Client
-	h1       *h1.Transport // plain http:// providers (gateway.upstream_client auto), or nil
-	m        *metrics
-	events   EventSink // nil: no usage events
-	sample   *sampler  // successes published
+	// deferFrom is the first-byte time from which a provider's admits
+	// defer their commit (admitdefer.go); 0: never.
+	deferFrom time.Duration
+	log       *slog.Logger
+	clk       clock.Clock
+	sleep     func(context.Context, time.Duration) error
+	client    *http.Client
+	h1        *h1.Transport // plain http:// providers (gateway.upstream_client auto), or nil
+	m         *metrics
+	events    EventSink // nil: no usage events
+	sample    *sampler  // successes published
 
 	remaining *lru[string, admitState] // (user, key ID) → bucket after the last admit
 	cacheSeen *lru[uint64, time.Time]  // prompt-prefix hash → last cache read
@@ -134,6 +137,7 @@ func New(cfg Config, providers map[string]ProviderConfig, prices *pricing.Table,
 		cacheSeen: newLRU[uint64, time.Time](65_536),
 		sample:    &sampler{rate: cfg.UsageEvents.SuccessSampleRate},
 		settles:   make(chan struct{}, maxSettlesInFlight),
+		deferFrom: deferThreshold(cfg, opts),
 	}
 	g.adm.limit = concurrencyLimit(cfg.MaxConcurrentCalls, openFileLimit())
 	if cfg.UsageEvents.Enabled {

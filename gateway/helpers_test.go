@@ -215,6 +215,9 @@ type envOpts struct {
 	noLogs    bool       // benchmarks: do not keep log lines
 	events    EventSink
 	early     EarlyCaller // Options.Early
+	// commitDefer is Options.CommitDefer (deferred admit commits); 0:
+	// none, as a node with runtime.commit_defer 0.
+	commitDefer time.Duration
 }
 
 // standardProviders: one real-typed provider per family, all pointing at
@@ -260,14 +263,15 @@ func newEnv(t testing.TB, mods ...func(*envOpts)) *env {
 		logOut = io.Discard
 	}
 	gw, err := New(o.cfg, o.providers(e.fake.URL()), nil, nil, c, Options{
-		Logger:     slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Registerer: e.reg,
-		Clock:      clk,
-		Sleep:      e.sleep.sleep,
-		Transport:  tr,
-		BindAddr:   "127.0.0.1:8080",
-		Events:     o.events,
-		Early:      o.early,
+		Logger:      slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Registerer:  e.reg,
+		Clock:       clk,
+		Sleep:       e.sleep.sleep,
+		Transport:   tr,
+		BindAddr:    "127.0.0.1:8080",
+		Events:      o.events,
+		Early:       o.early,
+		CommitDefer: o.commitDefer,
 		LookupEnv: func(k string) (string, bool) {
 			v, ok := testEnvVars[k]
 			return v, ok

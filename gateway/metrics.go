@@ -19,6 +19,7 @@ import (
 //	retries_total{provider,reason}                  upstream retries, by the failure that caused them
 //	failures_total{provider,failure}                every failure by taxonomy name (per attempt for upstream ones)
 //	usage_events_total{result}                      usage events: sent (to the sink), sampled_out
+//	admits_deferred_total                           admits whose commit waited to be shared (defer_admit_commits)
 //
 // Cache hit ratio over any window:
 //
@@ -37,6 +38,8 @@ type metrics struct {
 	retries  *prometheus.CounterVec
 	failures *prometheus.CounterVec
 	events   *prometheus.CounterVec
+
+	admitsDeferred prometheus.Counter
 
 	// The children of the vectors above, looked up once per label set:
 	// WithLabelValues hashes every label value on every call. Keys hold
@@ -94,11 +97,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "usage_events_total",
 			Help: "Usage events by result: sent to the event sink, or sampled_out (a success beyond gateway.usage_events.success_sample_rate)."},
 			[]string{"result"}),
+		admitsDeferred: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "admits_deferred_total",
+			Help: "Admits whose commit waited, up to runtime.commit_defer, to be shared, because their provider's first bytes were slow (gateway.defer_admit_commits)."}),
 		models:   map[string]bool{},
 		counters: map[seriesKey]prometheus.Counter{},
 		observer: map[seriesKey]prometheus.Observer{},
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.latency, m.ttfb, m.tokens, m.cost, m.retries, m.failures, m.events} {
+	for _, c := range []prometheus.Collector{m.requests, m.latency, m.ttfb, m.tokens, m.cost, m.retries, m.failures, m.events, m.admitsDeferred} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -89,6 +89,8 @@ type provider struct {
 	// keyPrefix is the prefix every byok key must have: the vendor's own,
 	// on the vendor's own host (vendorKeyPrefix); "" for any other.
 	keyPrefix string
+	// firstBytes: how soon its answers begin (deferred admit commits).
+	firstBytes firstBytes
 }
 
 // serves reports whether p answers requests of family f.
@@ -230,6 +232,7 @@ func (g *Gateway) buildProviders(cfg map[string]ProviderConfig, lookup func(stri
 	for _, name := range names {
 		pc := cfg[name]
 		p := &provider{name: name, typ: pc.Type, models: append([]string(nil), pc.Models...)}
+		p.firstBytes.lastFast.Store(g.clk.Now().UnixNano()) // counted fast until shown slow
 		if pc.Type == TypeMock {
 			p.base = "http://mock.holdfast.invalid"
 			p.rt = mockTransport{}

@@ -19,11 +19,14 @@ import (
 // heldGate is an admit's output gate a test opens: Wait blocks until
 // open, then returns err.
 type heldGate struct {
-	open   chan struct{}
-	err    error
-	waits  atomic.Int32
-	called chan struct{} // closed at the first Wait
+	open    chan struct{}
+	err     error
+	waits   atomic.Int32
+	hurries atomic.Int32
+	called  chan struct{} // closed at the first Wait
 }
+
+func (g *heldGate) Hurry() { g.hurries.Add(1) }
 
 func newHeldGate(err error) *heldGate {
 	return &heldGate{open: make(chan struct{}), err: err, called: make(chan struct{})}
@@ -40,14 +43,18 @@ func (g *heldGate) Wait(context.Context) error {
 // earlyCaller answers admits through the fake caller and hands out one
 // held gate per admit.
 type earlyCaller struct {
-	f     *fakeCaller
-	gates chan *heldGate
-	err   error // the gates' Wait result
-	calls atomic.Int32
+	f        *fakeCaller
+	gates    chan *heldGate
+	err      error // the gates' Wait result
+	calls    atomic.Int32
+	deferred atomic.Int32 // calls marked actor.WithCommitDeferred
 }
 
 func (e *earlyCaller) CallEarly(ctx context.Context, id actor.ID, msg proto.Message) (proto.Message, actor.OutputGate, error) {
 	e.calls.Add(1)
+	if actor.CommitDeferred(ctx) {
+		e.deferred.Add(1)
+	}
 	resp, err := e.f.Call(ctx, id, msg)
 	g := newHeldGate(e.err)
 	e.gates <- g

@@ -137,7 +137,11 @@ func (c *call) relay(ctx context.Context, cancel context.CancelCauseFunc, resp *
 			wd.touch()
 			if first {
 				first = false
-				c.ttfb = g.clk.Now().Sub(start)
+				now := g.clk.Now()
+				c.ttfb = now.Sub(start)
+				if g.deferFrom > 0 {
+					c.p.firstBytes.observe(now, c.ttfb, g.deferFrom)
+				}
 			}
 			if !sse && !overflow {
 				if len(capture)+n <= maxCapture {

@@ -46,6 +46,7 @@ var (
 	flagUpClient = flag.String("upstream-client", "", "holdfast's gateway.upstream_client (default: the config default, auto)")
 	flagDefer    = flag.Duration("commit-defer", -1, "holdfast's runtime.commit_defer (default: the config default)")
 	flagLinger   = flag.Duration("settle-linger", -1, "holdfast's gateway.settle_linger (default: the config default)")
+	flagDeferAdm = flag.String("defer-admit-commits", "", "holdfast's gateway.defer_admit_commits: true or false (default: the config default)")
 	flagHold     = flag.Int("hold", 8000, "concurrent open streams for the memory figure")
 	flagMemProf  = flag.String("memprofile", "", "write a heap profile of this process at the held-streams plateau (last run)")
 	flagProf     = flag.String("cpuprofile", "", "write a CPU profile of this process (holdfast) during the last run's highest-rate phase of -cpuprofile-path")
@@ -239,6 +240,13 @@ func runOnce(rates []float64, last bool) (*run, error) {
 	}
 	if *flagLinger >= 0 {
 		cfg.Gateway.SettleLinger = *flagLinger
+	}
+	switch *flagDeferAdm {
+	case "":
+	case "true", "false":
+		cfg.Gateway.DeferAdmitCommits = *flagDeferAdm == "true"
+	default:
+		return nil, fmt.Errorf("-defer-admit-commits %q: true or false", *flagDeferAdm)
 	}
 	cfg.Providers = map[string]gateway.ProviderConfig{
 		"fake": {Type: gateway.TypeAnthropic, BaseURL: fakeURL, APIKeyEnv: "GATEWAYBENCH_UPSTREAM_KEY"},

@@ -201,6 +201,9 @@ func overridesLabel() string {
 	if *flagLinger >= 0 {
 		o = append(o, fmt.Sprintf("`gateway.settle_linger: %v`", *flagLinger))
 	}
+	if *flagDeferAdm != "" {
+		o = append(o, "`gateway.defer_admit_commits: "+*flagDeferAdm+"`")
+	}
 	if len(o) == 0 {
 		return ""
 	}
