@@ -10,11 +10,13 @@
 // error or panics. A reply of any kind leaves the runtime only after
 // everything the turn could have observed is durable to the namespace's
 // durability (the output gate): for `local`, the node's durable write
-// sequence has reached the actor's last write. Writes of many turns and
-// actors are coalesced into one bbolt commit by the committer goroutine.
-// A mutating call's request ID is recorded with its reply in the same
-// transaction; a duplicate within the idempotency window gets the recorded
-// reply and is not applied again.
+// sequence has reached the actor's last write (for a turn that wrote
+// nothing and called Turn.GateOnReads: the newest pending write it read).
+// Writes of many turns and actors are coalesced into one bbolt commit by
+// the committer goroutine. A mutating call's request ID is recorded with
+// its reply in the same transaction (when the turn wrote something); a
+// duplicate within the idempotency window gets the recorded reply and is
+// not applied again.
 //
 // # Thread model
 //

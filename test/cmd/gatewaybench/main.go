@@ -409,6 +409,9 @@ func runOnce(rates []float64, last bool) (*run, error) {
 				p.fsyncP50, _ = fb.quantile(fa, 0.5)
 				wb, _ := scrapeHist(ctx, metrics, "holdfast_commit_wait_seconds", "")
 				p.waitP50, p.waitN = wb.quantile(wa, 0.5)
+				if p.waitN == 0 {
+					p.waitP50 = 0 // no urgent write: no commit on the path
+				}
 				mb, _ := scrapeHist(ctx, metrics, "holdfast_mailbox_depth", "")
 				bb, _ := scrapeHist(ctx, metrics, "holdfast_commit_batch_writes", "")
 				p.mailboxP50, _ = mb.quantile(ma, 0.5)

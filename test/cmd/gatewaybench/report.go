@@ -125,6 +125,9 @@ func report(runs []*run, rates []float64, took time.Duration) string {
 					allocs = fmt.Sprintf("%.0f (%.1f KiB)", float64(ph.mallocs)/float64(max(x.Done, 1)), float64(ph.allocBytes)/float64(max(x.Done, 1))/1024)
 					turn, fs = fmt.Sprintf("%s (%.0f turns)", turnUS(ph.turnP50), ph.turnN), us(ph.fsyncP50)
 					cw = fmt.Sprintf("%s (%.0f writes)", us(ph.waitP50), ph.waitN)
+					if ph.waitN == 0 {
+						cw = "none (no urgent write)"
+					}
 				}
 				errs := fmt.Sprint(x.Errors)
 				if x.FirstErr != "" {
