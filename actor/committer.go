@@ -239,16 +239,6 @@ func (c *committer) run(stop <-chan struct{}) {
 		start := c.clock.Now()
 		err := c.store.Commit(batch)
 		end := c.clock.Now()
-		if err == nil {
-			for _, w := range batch {
-				if !w.urgentAt.IsZero() {
-					c.metrics.commitWait.Observe(end.Sub(w.urgentAt).Seconds())
-				}
-			}
-		}
-		c.recycle(queue)
-		c.metrics.commitSeconds.Observe(end.Sub(start).Seconds())
-		c.metrics.commitBatch.Observe(float64(len(batch)))
 		c.commits.Add(1)
 
 		c.mu.Lock()
@@ -261,6 +251,18 @@ func (c *committer) run(stop <-chan struct{}) {
 		close(c.mu.notify)
 		c.mu.notify = make(chan struct{})
 		c.mu.Unlock()
+
+		// Metrics after the waiters are released.
+		if err == nil {
+			for _, w := range batch {
+				if !w.urgentAt.IsZero() {
+					c.metrics.commitWait.Observe(end.Sub(w.urgentAt).Seconds())
+				}
+			}
+		}
+		c.recycle(queue)
+		c.metrics.commitSeconds.Observe(end.Sub(start).Seconds())
+		c.metrics.commitBatch.Observe(float64(len(batch)))
 	}
 }
 

@@ -14,9 +14,8 @@
 // nothing and called Turn.GateOnReads: the newest pending write it read).
 // Writes of many turns and actors are coalesced into one bbolt commit by
 // the committer goroutine. A mutating call's request ID is recorded with
-// its reply in the same transaction (when the turn wrote something); a
-// duplicate within the idempotency window gets the recorded reply and is
-// not applied again.
+// its reply in the same transaction; a duplicate within the idempotency
+// window gets the recorded reply and is not applied again.
 //
 // # Thread model
 //

@@ -1,8 +1,10 @@
 package actor_test
 
 import (
+	"fmt"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/holdfast/holdfast/actor"
 	"google.golang.org/protobuf/proto"
@@ -18,6 +20,9 @@ func TestGateOnReadsWaitsOnlyForWhatWasRead(t *testing.T) {
 	e := newEnv(t, gs)
 	t.Cleanup(gs.Open) // before the runtime's shutdown (cleanups run last first), should a check fail with the gate held
 	e.fn("write", func(tn *actor.Turn) (proto.Message, error) {
+		if err := tn.SetAlarm(time.Unix(1<<40, 0)); err != nil { // far off: never fires here
+			return nil, err
+		}
 		return wrapperspb.String("ok"), tn.Put("pending", []byte("v"))
 	})
 	var ran atomic.Int32 // read turns that ran (their replies may still wait)
@@ -34,6 +39,12 @@ func TestGateOnReadsWaitsOnlyForWhatWasRead(t *testing.T) {
 	e.fn("narrow-other", read("other", true))
 	e.fn("narrow-pending", read("pending", true))
 	e.fn("wide-other", read("other", false))
+	e.fn("narrow-alarm", func(tn *actor.Turn) (proto.Message, error) {
+		ran.Add(1)
+		tn.GateOnReads()
+		_, ok := tn.Alarm()
+		return wrapperspb.String(fmt.Sprint(ok)), nil
+	})
 	e.fn("narrow-list", func(tn *actor.Turn) (proto.Message, error) {
 		ran.Add(1)
 		tn.GateOnReads()
@@ -48,9 +59,10 @@ func TestGateOnReadsWaitsOnlyForWhatWasRead(t *testing.T) {
 	waiting := map[string]<-chan error{
 		"a narrow read of the pending key": goCall(e, "a", "narrow-pending"),
 		"a narrow range read":              goCall(e, "a", "narrow-list"),
+		"a narrow read of the alarm":       goCall(e, "a", "narrow-alarm"),
 		"a read that did not opt in":       goCall(e, "a", "wide-other"),
 	}
-	waitFor(t, "the reads to have run their turns", func() bool { return ran.Load() == 3 })
+	waitFor(t, "the reads to have run their turns", func() bool { return ran.Load() == 4 })
 	// Answers without the commit: it read nothing pending. (Were it
 	// gated, this would block until the guard in within fails the test.)
 	within(t, "a narrow read of another key", goCall(e, "a", "narrow-other"))

@@ -11,9 +11,7 @@ import (
 // Idempotency records: a mutating call's request ID maps to its reply,
 // written in the same transaction as the call's writes, kept for
 // Config.IdempotencyWindow. A duplicate is answered from the record and
-// never applied twice. A turn that wrote nothing (a refusal, a read, a take
-// of nothing) records nothing: running it again is as harmless as the first
-// time, and a record would be a write that the caller waits to be durable. Records are pruned a few at a time by later
+// never applied twice. Records are pruned a few at a time by later
 // mutating turns of the same actor, oldest first, through an age index.
 
 const prunePerTurn = 8

@@ -395,6 +395,7 @@ var turnPool = sync.Pool{New: func() any { return new(Turn) }}
 // the monotonic clock as mono plus the time elapsed since (zero when the
 // handler did not run).
 func (r *Runtime) runLocked(ctx context.Context, c *cell, reqID string, turnStart, mono, deadline time.Time, body turnBody) (resp proto.Message, wrote bool, end time.Time, err error) {
+	c.turnGate = c.lastWriteSeq
 	if c.dropped {
 		return nil, false, end, fmt.Errorf("actor %s: %w (its partition was dropped from this node)", c.id, ErrOwnershipLost)
 	}
@@ -408,7 +409,6 @@ func (r *Runtime) runLocked(ctx context.Context, c *cell, reqID string, turnStar
 	}
 	t := turnPool.Get().(*Turn)
 	defer turnPool.Put(t) // nothing keeps t: the layers and writes copy what they keep
-	c.turnGate = c.lastWriteSeq
 	*t = Turn{
 		ctx:     ctx,
 		id:      c.id,
@@ -468,16 +468,17 @@ func (r *Runtime) runLocked(ctx context.Context, c *cell, reqID string, turnStar
 	if ctx.Err() != nil || end.After(deadline) {
 		return nil, false, end, fmt.Errorf("actor %s: turn ran past its deadline (rolled back): %w", c.id, ErrTurnDeadline)
 	}
-	if t.writes.empty() && !t.alarmChanged {
-		// Nothing to record under reqID either: a repeat of a turn that
-		// changed nothing changes nothing, and recording the reply would
-		// cost a commit that the caller then waits for.
-		return resp, false, end, nil
-	}
 	if reqID != "" {
+		// Recorded even when the turn wrote nothing: its effect may be
+		// outside the actor (a settings store), and a repeat must not
+		// apply it again. (Callers that never resend, such as the
+		// gateway's admit, send no request ID and pay no record.)
 		if err := r.record(t, reqID, resp); err != nil {
 			return nil, false, end, err
 		}
+	}
+	if t.writes.empty() && !t.alarmChanged {
+		return resp, false, end, nil
 	}
 	if err := r.commitTurn(c, t); err != nil {
 		return nil, false, end, err

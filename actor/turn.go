@@ -59,8 +59,9 @@ type Turn struct {
 func (t *Turn) DeferCommit() { t.deferCommit = true }
 
 // GateOnReads narrows the output gate of a turn that writes nothing: its
-// reply waits only for the pending writes it read (through Get, GetMany
-// or List on this Turn), not for every pending write of the actor. A
+// reply waits only for the pending writes it read (through Get, GetMany,
+// List, Alarm or AlarmInfo on this Turn), not for every pending write of
+// the actor. A
 // handler may call it only when its replies depend on nothing else: no
 // state kept in its own fields from an earlier turn. Then a read that
 // does not touch the actor's pending bookkeeping (the gateway's admit
@@ -295,8 +296,19 @@ func (t *Turn) DeleteAll() (int, error) {
 	return n, nil
 }
 
+// noteRead counts a read of runtime key k (the alarm's) for GateOnReads:
+// the turn's copy of the alarm may come from a write still pending.
+func (t *Turn) noteRead(k []byte) {
+	if t.overlay != nil {
+		if _, _, hit, seq := t.overlay.lookupSeq(k); hit {
+			t.readSeq = max(t.readSeq, seq)
+		}
+	}
+}
+
 // Alarm returns the actor's scheduled alarm, if any.
 func (t *Turn) Alarm() (time.Time, bool) {
+	t.noteRead(keyAlarm)
 	if t.alarm.at == 0 {
 		return time.Time{}, false
 	}
@@ -330,6 +342,7 @@ func (t *Turn) DeleteAlarm() error {
 // AlarmInfo returns the runtime's record of the alarm: last fired time and
 // count.
 func (t *Turn) AlarmInfo() (lastFired time.Time, firedCount int64) {
+	t.noteRead(keyAlarmMeta)
 	if t.alarm.lastFired > 0 {
 		lastFired = time.Unix(0, t.alarm.lastFired)
 	}

@@ -89,7 +89,10 @@ func TestAdmitWithoutLimitsDoesNotWaitForSettles(t *testing.T) {
 			}
 			admitted := make(chan error, 1)
 			go func() {
-				_, err := e.cl.Admit(ctx(), "alice", &holdfastv1.AccountAdmitRequest{InputTokensEstimate: 10, SpendEstimateNanos: 10})
+				// As the gateway sends it: no request ID (it never resends
+				// an admit), so no idempotency record to write.
+				ref := &holdfastv1.ActorRef{Namespace: account.DefaultNamespace, Key: "alice"}
+				_, err := e.rt.Call(ctx(), actor.ID{Namespace: ref.Namespace, Key: ref.Key}, &holdfastv1.AccountAdmitRequest{Actor: ref, InputTokensEstimate: 10, SpendEstimateNanos: 10})
 				admitted <- err
 			}()
 			if !tc.waits {
