@@ -32,6 +32,11 @@ type clientWriter struct {
 	sse    bool
 	wrote  bool // status and headers sent
 	writes int  // Write calls: one per forwarded SSE event
+	// final: the upstream's body ended with the read being written, so
+	// Flush leaves the bytes to the end of the handler, where net/http
+	// writes them together with the end of the response (the chunked
+	// terminator): one write to the client instead of two.
+	final  bool
 	err    error
 	onWire func()
 }
@@ -73,7 +78,7 @@ func (cw *clientWriter) Flush() error {
 	if cw.err != nil {
 		return cw.err
 	}
-	if cw.commit(); cw.err != nil {
+	if cw.commit(); cw.err != nil || cw.final {
 		return cw.err
 	}
 	if err := cw.rc.Flush(); err != nil {
@@ -134,6 +139,7 @@ func (c *call) relay(ctx context.Context, cancel context.CancelCauseFunc, resp *
 	for {
 		n, err := resp.Body.Read(buf)
 		if n > 0 {
+			cw.final = err == io.EOF
 			wd.touch()
 			if first {
 				first = false
