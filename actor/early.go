@@ -3,6 +3,7 @@ package actor
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 
 	"google.golang.org/protobuf/proto"
 )
@@ -24,6 +25,10 @@ type OutputGate interface {
 	// blocks, may be called any number of times, before or during Wait,
 	// from any goroutine.
 	Hurry()
+	// Resolved reports whether Wait would return at once: the gate has
+	// opened (or failed) already. A caller may then call Wait inline
+	// instead of on a goroutine of its own. Never blocks.
+	Resolved() bool
 }
 
 // openGate is the gate of a reply that is already durable (or of a turn
@@ -32,6 +37,7 @@ type openGate struct{}
 
 func (openGate) Wait(context.Context) error { return nil }
 func (openGate) Hurry()                     {}
+func (openGate) Resolved() bool             { return true }
 
 // OpenGate is an OutputGate that never waits: for replies that left
 // through the output gate already (a call forwarded to another node).
@@ -43,10 +49,18 @@ type earlyGate struct {
 	err   error
 	wait  func(ctx context.Context) error
 	hurry func() // nil unless the turn's writes were deferred
+	// resolved: Wait has returned (in CallEarly itself when there was
+	// nothing to wait for).
+	resolved atomic.Bool
 }
 
+func (g *earlyGate) Resolved() bool { return g.resolved.Load() }
+
 func (g *earlyGate) Wait(ctx context.Context) error {
-	g.once.Do(func() { g.err = g.wait(ctx) })
+	g.once.Do(func() {
+		g.err = g.wait(ctx)
+		g.resolved.Store(true)
+	})
 	return g.err
 }
 
@@ -139,6 +153,12 @@ func (r *Runtime) CallEarly(ctx context.Context, id ID, msg proto.Message) (prot
 	if out.ns != nil && out.deferred {
 		target := out.target
 		g.hurry = func() { r.committer.demand(target) }
+	}
+	if out.ns == nil || out.ns.cfg.Durability != Local || r.committer.durable.Load() >= out.target {
+		// Nothing to wait for (the turn wrote and read nothing pending):
+		// open the gate now, sparing the caller a goroutine, and release
+		// the runtime and, in a cluster, the partition's turn gate at once.
+		_ = g.Wait(ctx)
 	}
 	return resp, g, err
 }

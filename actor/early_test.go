@@ -7,6 +7,8 @@ import (
 
 	"github.com/holdfast/holdfast/actor"
 	holdfastv1 "github.com/holdfast/holdfast/proto/holdfast/v1"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
 func earlyPut(t *testing.T, e *env, key, k, v, reqID string) (actor.OutputGate, error) {
@@ -135,4 +137,40 @@ func TestCallEarlyThroughClusterGate(t *testing.T) {
 		t.Fatalf("the gate of a refused call: %v", err)
 	}
 	g.balanced(t)
+}
+
+// CallEarly opens the gate of a turn that has nothing to wait for at once
+// (Resolved: the caller needs no goroutine to wait on it), and not the
+// gate of one whose write is pending.
+func TestCallEarlyResolvesAGateWithNothingToWaitFor(t *testing.T) {
+	gs := actor.NewGatedStore(openBolt(t, t.TempDir()))
+	e := newEnv(t, gs)
+	t.Cleanup(gs.Open) // before the runtime's shutdown, should a check fail with the gate held
+	e.fn("write", func(tn *actor.Turn) (proto.Message, error) {
+		return wrapperspb.String("ok"), tn.Put("k", []byte("v"))
+	})
+	e.fn("read", func(tn *actor.Turn) (proto.Message, error) {
+		_, _, err := tn.Get("k")
+		return wrapperspb.String("ok"), err
+	})
+	_, gate, err := e.rt.CallEarly(context.Background(), ref("fn", "a"), wrapperspb.String("read"))
+	if err != nil || !gate.Resolved() {
+		t.Fatalf("a read of nothing pending: err %v, resolved %v, want a resolved gate", err, gate.Resolved())
+	}
+	if err := gate.Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	gs.Hold()
+	_, gate, err = e.rt.CallEarly(context.Background(), ref("fn", "a"), wrapperspb.String("write"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-gs.Entered // its commit is held
+	if gate.Resolved() {
+		t.Fatal("the gate of a write not yet durable reads resolved")
+	}
+	gs.Open()
+	if err := gate.Wait(context.Background()); err != nil || !gate.Resolved() {
+		t.Fatalf("after Wait: err %v, resolved %v", err, gate.Resolved())
+	}
 }

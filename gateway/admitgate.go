@@ -49,10 +49,17 @@ func (c *call) callAdmit(ctx context.Context, req proto.Message) (proto.Message,
 	// short, or a durable admit would go unsettled. The turn deadline
 	// bounds it.
 	wctx := context.WithoutCancel(ctx)
-	go func() {
+	if gate.Resolved() {
+		// Open already (the admit wrote nothing, nor read anything
+		// pending): no goroutine to wait on it.
 		p.err = gate.Wait(wctx)
 		close(p.done)
-	}()
+	} else {
+		go func() {
+			p.err = gate.Wait(wctx)
+			close(p.done)
+		}()
+	}
 	c.admitGate = p
 	return resp, err
 }

@@ -26,7 +26,8 @@ type heldGate struct {
 	called  chan struct{} // closed at the first Wait
 }
 
-func (g *heldGate) Hurry() { g.hurries.Add(1) }
+func (g *heldGate) Hurry()         { g.hurries.Add(1) }
+func (g *heldGate) Resolved() bool { return false }
 
 func newHeldGate(err error) *heldGate {
 	return &heldGate{open: make(chan struct{}), err: err, called: make(chan struct{})}
