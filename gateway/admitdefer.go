@@ -30,26 +30,35 @@ const deferWindow = 10 * time.Second
 // firstBytes tracks how soon a provider's answers begin. Safe for
 // concurrent use.
 type firstBytes struct {
-	// Gateway clock, unix nanos: the last first byte that came sooner
-	// than the threshold (at start: when the provider was built), and
-	// the last one that did not.
+	// since is the origin of the times below (the gateway's start): they
+	// are durations on the monotonic clock, so a step of the wall clock
+	// cannot make a provider look slow or fast.
+	since time.Time
+	// The last first byte that came sooner than the threshold (at start:
+	// 0, counted fast), and the last one that did not.
 	lastFast, lastSlow atomic.Int64
 }
 
 // observe records one first byte, ttfb after its request was sent.
 func (f *firstBytes) observe(now time.Time, ttfb, threshold time.Duration) {
+	at := int64(now.Sub(f.since))
+	last := &f.lastSlow
 	if ttfb < threshold {
-		f.lastFast.Store(now.UnixNano())
-		return
+		last = &f.lastFast
 	}
-	f.lastSlow.Store(now.UnixNano())
+	for { // never move back: calls finish out of order
+		prev := last.Load()
+		if at <= prev || last.CompareAndSwap(prev, at) {
+			return
+		}
+	}
 }
 
 // slow reports whether every first byte of the last deferWindow was at or
 // past the threshold, and there was at least one.
 func (f *firstBytes) slow(now time.Time) bool {
 	fast := f.lastFast.Load()
-	return f.lastSlow.Load() > fast && now.UnixNano()-fast >= int64(deferWindow)
+	return f.lastSlow.Load() > fast && int64(now.Sub(f.since))-fast >= int64(deferWindow)
 }
 
 // deferThreshold is the first-byte time from which a provider's admits

@@ -11,8 +11,7 @@ import (
 func TestFirstBytesSlow(t *testing.T) {
 	const threshold = 20 * time.Millisecond
 	t0 := time.Unix(1_700_000_000, 0)
-	var f firstBytes
-	f.lastFast.Store(t0.UnixNano()) // as buildProviders: fast until shown slow
+	f := firstBytes{since: t0} // as buildProviders: fast until shown slow
 	if f.slow(t0.Add(time.Hour)) {
 		t.Fatal("slow with no slow first byte seen")
 	}
@@ -86,12 +85,14 @@ func TestSlowProvidersAdmitIsDeferredAndHurried(t *testing.T) {
 		return g
 	}
 
-	// Fast (the fake clock stands still: every first byte at 0).
+	// Fast (the fake clock stands still during a call: every first byte
+	// at 0), a second after the provider was built.
+	e.clk.Advance(time.Second)
 	g := call()
 	if n := ec.deferred.Load(); n != 0 {
 		t.Fatalf("%d admits deferred for a provider counted fast", n)
 	}
-	if got := p.firstBytes.lastFast.Load(); got != e.clk.Now().UnixNano() {
+	if got := p.firstBytes.lastFast.Load(); got != int64(time.Second) {
 		t.Fatalf("the first byte was not observed as fast (lastFast %d)", got)
 	}
 	if g.hurries.Load() == 0 {
@@ -111,5 +112,16 @@ func TestSlowProvidersAdmitIsDeferredAndHurried(t *testing.T) {
 	}
 	if v := e.metric("holdfast_gateway_admits_deferred_total"); v != 1 {
 		t.Fatalf("admits_deferred_total %v, want 1", v)
+	}
+}
+
+// Calls finish out of order: an older first byte never moves a time back.
+func TestFirstBytesNeverMoveBack(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 0)
+	f := firstBytes{since: t0}
+	f.observe(t0.Add(5*time.Second), time.Second, 20*time.Millisecond)
+	f.observe(t0.Add(3*time.Second), time.Second, 20*time.Millisecond)
+	if got := f.lastSlow.Load(); got != int64(5*time.Second) {
+		t.Fatalf("lastSlow %v, want 5s", time.Duration(got))
 	}
 }

@@ -39,11 +39,16 @@ func (c *call) callAdmit(ctx context.Context, req proto.Message) (proto.Message,
 	if g.early == nil || !g.cfg.SpeculativeUpstream {
 		return g.caller.Call(ctx, c.accountID(), req)
 	}
-	if g.deferFrom > 0 && c.p.firstBytes.slow(c.start) {
+	deferred := g.deferFrom > 0 && c.p.firstBytes.slow(c.start)
+	if deferred {
 		ctx = actor.WithCommitDeferred(ctx)
-		g.m.admitsDeferred.Inc()
 	}
 	resp, gate, err := g.early.CallEarly(ctx, c.accountID(), req)
+	if deferred && err == nil && !gate.Resolved() {
+		// Counted only when a commit is pending: not a forwarded admit
+		// (it came back durable), nor one that wrote nothing.
+		g.m.admitsDeferred.Inc()
+	}
 	p := &pendingAdmit{gate: gate, done: make(chan struct{})}
 	// Not the client's context: a client that left must not cut the wait
 	// short, or a durable admit would go unsettled. The turn deadline
@@ -62,6 +67,14 @@ func (c *call) callAdmit(ctx context.Context, req proto.Message) (proto.Message,
 	}
 	c.admitGate = p
 	return resp, err
+}
+
+// hurryAdmit starts a deferred admit's commit: the provider's answer has
+// begun, the gate will be needed soon. No effect on any other admit.
+func (c *call) hurryAdmit() {
+	if p := c.admitGate; p != nil {
+		p.gate.Hurry()
+	}
 }
 
 // waitAdmit is the admit's output gate, on the gateway's side: it returns

@@ -82,7 +82,9 @@ type Config struct {
 	// 10 s defer their commit, to share it with the other admits and
 	// settles of up to commit_defer, until that provider's first byte (or
 	// any answer) is there to send: a commit per commit_defer instead of
-	// one per call, and nothing added to the client's first byte. Only
+	// one per call, and nothing added to the client's first byte while
+	// a commit takes less than the provider's first byte minus
+	// commit_defer (fsync in milliseconds or less, as on any SSD). Only
 	// with speculative_upstream and an account actor on this node.
 	// Default true.
 	DeferAdmitCommits bool `yaml:"defer_admit_commits"`

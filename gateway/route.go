@@ -232,7 +232,7 @@ func (g *Gateway) buildProviders(cfg map[string]ProviderConfig, lookup func(stri
 	for _, name := range names {
 		pc := cfg[name]
 		p := &provider{name: name, typ: pc.Type, models: append([]string(nil), pc.Models...)}
-		p.firstBytes.lastFast.Store(g.clk.Now().UnixNano()) // counted fast until shown slow
+		p.firstBytes.since = g.clk.Now() // lastFast 0: counted fast until shown slow
 		if pc.Type == TypeMock {
 			p.base = "http://mock.holdfast.invalid"
 			p.rt = mockTransport{}

@@ -110,6 +110,7 @@ func isSSE(contentType string) bool {
 func (c *call) relay(ctx context.Context, cancel context.CancelCauseFunc, resp *http.Response, start time.Time) attemptResult {
 	g := c.g
 	defer resp.Body.Close()
+	c.hurryAdmit() // the answer has begun: a deferred admit commits now
 	sse := isSSE(resp.Header.Get("Content-Type"))
 	if c.rc == nil {
 		c.rc = http.NewResponseController(c.w)
