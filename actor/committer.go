@@ -46,10 +46,13 @@ type committer struct {
 		deferredSince time.Time
 		deferTimer    clock.Timer
 		timerArmed    bool
-		hurried       bool  // shutting down: nothing waits any more
-		err           error // sticky failure
-		notify        chan struct{}
-		closed        bool
+		hurried       bool // shutting down: nothing waits any more
+		// hurryUntil: deferred writes queued before it are urgent
+		// (hurryWindow: a handoff holds a partition).
+		hurryUntil time.Time
+		err        error // sticky failure
+		notify     chan struct{}
+		closed     bool
 	}
 	wake chan struct{} // cap 1: "queue is not empty"
 	// spare is the queue array not in use, swapped with mu.queue when a
@@ -88,7 +91,7 @@ func (c *committer) enqueue(w *Write, deferred bool) (uint64, error) {
 	c.mu.lastSeq++
 	seq := c.mu.lastSeq
 	c.mu.queue = append(c.mu.queue, w)
-	if !deferred || c.mu.hurried {
+	if !deferred || c.mu.hurried || now.Before(c.mu.hurryUntil) {
 		c.mu.urgent = seq
 		c.mu.Unlock()
 		c.poke()
@@ -120,6 +123,21 @@ func (c *committer) hurry() {
 // hurryQueued makes every write queued so far urgent (later deferred
 // writes defer again). It does not wait.
 func (c *committer) hurryQueued() { c.demand(c.enqueued()) }
+
+// hurryWindow is hurryQueued that also makes the deferred writes queued
+// in the next deferMax urgent: those of turns that were running when it
+// was called and are about to queue theirs (a handoff waits for them).
+func (c *committer) hurryWindow() {
+	if c.deferMax > 0 {
+		until := c.clock.Now().Add(c.deferMax) // outside the lock: a fake clock has its own
+		c.mu.Lock()
+		if until.After(c.mu.hurryUntil) {
+			c.mu.hurryUntil = until
+		}
+		c.mu.Unlock()
+	}
+	c.hurryQueued()
+}
 
 // poke wakes the committer goroutine. Never blocks.
 func (c *committer) poke() {

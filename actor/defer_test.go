@@ -281,3 +281,32 @@ func TestCallEarlyWithCommitDeferredCommitsOnHurry(t *testing.T) {
 		return ch
 	}())
 }
+
+// HurryCommits (a handoff holding a partition) commits what is queued and
+// makes the deferred writes queued within CommitDefer after it urgent too:
+// a turn that was running when the partition was held must not make the
+// handoff wait out CommitDefer. Past the window, writes defer again.
+func TestHurryCommitsCoversWritesQueuedSoonAfter(t *testing.T) {
+	e := newEnv(t, openBolt(t, t.TempDir()), func(c *actor.Config) { c.CommitDefer = 50 * time.Millisecond })
+	deferredPut(e)
+
+	e.rt.HurryCommits()
+	within(t, "a deferred write queued just after HurryCommits", goCall(e, "d", "defer"))
+	if e.rt.Commits() != 1 {
+		t.Fatalf("%d commits, want 1 (the deferred write committed at once)", e.rt.Commits())
+	}
+
+	e.clk.Advance(50 * time.Millisecond) // the window has passed
+	done := goCall(e, "d", "defer")
+	waitFor(t, "the second deferred write queued", func() bool { return e.rt.EnqueuedSeq() == 2 })
+	if e.rt.Commits() != 1 {
+		t.Fatalf("%d commits: the deferred write past the window was committed at once", e.rt.Commits())
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("a deferred write past the window returned (%v) without its commit being due", err)
+	default:
+	}
+	e.rt.HurryCommits()
+	within(t, "the deferred write, hurried", done)
+}

@@ -615,11 +615,12 @@ func (r *Runtime) ActorsInMemory() int64 { return r.cells.count.Load() }
 func (r *Runtime) DurableSeq() uint64 { return r.committer.durable.Load() }
 
 // HurryCommits commits the writes queued so far without waiting out
-// CommitDefer for deferred ones, and returns at once. The cluster calls it
-// when it holds a partition for a handoff: the handoff waits for the
-// partition's turns, and a deferred turn ends only once its writes are
-// durable.
-func (r *Runtime) HurryCommits() { r.committer.hurryQueued() }
+// CommitDefer for deferred ones, and treats the deferred writes queued in
+// the next CommitDefer as urgent too (those of turns running now), and
+// returns at once. The cluster calls it when it holds a partition for a
+// handoff: the handoff waits for the partition's turns, and a deferred
+// turn ends only once its writes are durable.
+func (r *Runtime) HurryCommits() { r.committer.hurryWindow() }
 
 // EnqueuedSeq returns the sequence of the last write handed to the
 // committer; EnqueuedSeq − DurableSeq writes are waiting for a commit.
