@@ -47,6 +47,7 @@ var (
 	flagDefer    = flag.Duration("commit-defer", -1, "holdfast's runtime.commit_defer (default: the config default)")
 	flagLinger   = flag.Duration("settle-linger", -1, "holdfast's gateway.settle_linger (default: the config default)")
 	flagDeferAdm = flag.String("defer-admit-commits", "", "holdfast's gateway.defer_admit_commits: true or false (default: the config default)")
+	flagGC       = flag.Int("gc-percent", 0, "holdfast's runtime.gc_percent, applied to this process (0: the Go runtime's)")
 	flagHold     = flag.Int("hold", 8000, "concurrent open streams for the memory figure")
 	flagMemProf  = flag.String("memprofile", "", "write a heap profile of this process at the held-streams plateau (last run)")
 	flagProf     = flag.String("cpuprofile", "", "write a CPU profile of this process (holdfast) during the last run's highest-rate phase of -cpuprofile-path")
@@ -240,6 +241,11 @@ func runOnce(rates []float64, last bool) (*run, error) {
 	}
 	if *flagLinger >= 0 {
 		cfg.Gateway.SettleLinger = *flagLinger
+	}
+	if *flagGC > 0 {
+		cfg.Runtime.GCPercent = *flagGC
+		holdfast.ApplyProcessSettings(cfg)
+		defer debug.SetGCPercent(100)
 	}
 	switch *flagDeferAdm {
 	case "":

@@ -204,6 +204,9 @@ func overridesLabel() string {
 	if *flagLinger >= 0 {
 		o = append(o, fmt.Sprintf("`gateway.settle_linger: %v`", *flagLinger))
 	}
+	if *flagGC > 0 {
+		o = append(o, fmt.Sprintf("`runtime.gc_percent: %d`", *flagGC))
+	}
 	if *flagDeferAdm != "" {
 		o = append(o, "`gateway.defer_admit_commits: "+*flagDeferAdm+"`")
 	}
