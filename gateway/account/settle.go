@@ -18,7 +18,12 @@ func (h *handler) settle(t *actor.Turn, m *holdfastv1.AccountSettleRequest) (*ho
 	if err := validateSettle(m); err != nil {
 		return nil, err
 	}
-	return h.applySettle(t, m)
+	c := newSettleCache(h, t)
+	day, err := h.applySettle(c, m)
+	if err != nil {
+		return nil, err
+	}
+	return day, c.flush()
 }
 
 // validateSettle refuses a settle with a negative figure or a malformed
@@ -49,8 +54,10 @@ func validateSettle(m *holdfastv1.AccountSettleRequest) error {
 	return nil
 }
 
-// applySettle debits a validated settle and returns the day's totals.
-func (h *handler) applySettle(t *actor.Turn, m *holdfastv1.AccountSettleRequest) (*holdfastv1.UsageTotals, error) {
+// applySettle debits a validated settle, through c, and returns the
+// day's totals (c's copy: the caller must not modify it).
+func (h *handler) applySettle(c *settleCache, m *holdfastv1.AccountSettleRequest) (*holdfastv1.UsageTotals, error) {
+	t := c.t
 	u := m.GetUsage()
 	keyID := m.GetKeyId()
 	now := t.Now().UnixNano()
@@ -65,29 +72,28 @@ func (h *handler) applySettle(t *actor.Turn, m *holdfastv1.AccountSettleRequest)
 		OutputTokensPerMinute: u.GetOutputTokens() - m.GetOutputTokensEstimate(),
 	}
 
-	own, _, err := h.ownLimits(t)
+	eff, err := c.effective()
 	if err != nil {
 		return nil, err
 	}
-	if err := adjust(t, keyBucketPrefix, h.effective(own), now, deltas); err != nil {
+	if err := c.adjust(keyBucketPrefix, eff, now, deltas); err != nil {
 		return nil, err
 	}
-	if err := addSpend(t, keySpendPrefix+day, day, m.GetCostNanos()); err != nil {
+	if err := c.addSpend(keySpendPrefix+day, day, m.GetCostNanos()); err != nil {
 		return nil, err
 	}
 	if keyID != "" {
 		// The key's own buckets and spend, if the key still exists (a
 		// revoked key's call in flight is still charged).
-		key := &holdfastv1.AccountKey{}
-		found, err := getProtoOK(t, keyKeyPrefix+keyID, key)
+		key, err := c.key(keyID)
 		if err != nil {
 			return nil, err
 		}
-		if found {
-			if err := adjust(t, keyBucketPrefixOf(keyID), key.GetLimits(), now, deltas); err != nil {
+		if key != nil {
+			if err := c.adjust(keyBucketPrefixOf(keyID), key.GetLimits(), now, deltas); err != nil {
 				return nil, err
 			}
-			if err := addSpend(t, keySpendKey(keyID, day), day, m.GetCostNanos()); err != nil {
+			if err := c.addSpend(keySpendKey(keyID, day), day, m.GetCostNanos()); err != nil {
 				return nil, err
 			}
 		}
@@ -106,10 +112,10 @@ func (h *handler) applySettle(t *actor.Turn, m *holdfastv1.AccountSettleRequest)
 		d.Requests = 1
 	}
 	hour := time.Unix(0, now).UTC().Format(hourLayout)
-	if _, err := addTotals(t, keyUsageHourPrefix+hour, hour, d); err != nil {
+	if _, err := c.addTotals(keyUsageHourPrefix+hour, hour, d); err != nil {
 		return nil, err
 	}
-	total, err := addTotals(t, keyUsageDayPrefix+day, day, d)
+	total, err := c.addTotals(keyUsageDayPrefix+day, day, d)
 	if err != nil {
 		return nil, err
 	}
@@ -117,66 +123,4 @@ func (h *handler) applySettle(t *actor.Turn, m *holdfastv1.AccountSettleRequest)
 		return nil, err
 	}
 	return total, nil
-}
-
-// adjust corrects the buckets under prefix that l limits by deltas
-// (positive: consume more; negative: give back).
-func adjust(t *actor.Turn, prefix string, l *holdfastv1.AccountLimits, now int64, deltas map[string]int64) error {
-	s, err := loadSet(t, prefix, l)
-	if err != nil {
-		return err
-	}
-	changed := false
-	for _, name := range perMinuteNames {
-		d, ok := deltas[name]
-		if _, limited := s.Limits[name]; !ok || !limited || d == 0 {
-			continue
-		}
-		if _, err := s.Adjust(now, name, d); err != nil {
-			return invalid(ErrInvalidLimit, err.Error(), "field", name)
-		}
-		changed = true
-	}
-	if !changed {
-		return nil
-	}
-	return saveSet(t, prefix, s)
-}
-
-// addSpend adds cost to the spend counter key of day (ratelimit.Ledger:
-// saturating, never below zero).
-func addSpend(t *actor.Turn, key, day string, cost int64) error {
-	if cost == 0 {
-		return nil
-	}
-	spent, err := getCounter(t, key)
-	if err != nil {
-		return err
-	}
-	total, err := ratelimit.Ledger{day: spent}.Add(day, cost)
-	if err != nil {
-		return fmt.Errorf("%w: account: %v", actor.ErrInternal, err)
-	}
-	return putCounter(t, key, total)
-}
-
-// addTotals adds d to the totals stored at key (period names them) and
-// returns the new totals. Sums saturate at math.MaxInt64.
-func addTotals(t *actor.Turn, key, period string, d *holdfastv1.UsageTotals) (*holdfastv1.UsageTotals, error) {
-	cur := &holdfastv1.UsageTotals{}
-	if err := getProto(t, key, cur); err != nil {
-		return nil, err
-	}
-	cur.Period = period
-	cur.Requests = satAdd(cur.Requests, d.Requests)
-	cur.InputTokens = satAdd(cur.InputTokens, d.InputTokens)
-	cur.OutputTokens = satAdd(cur.OutputTokens, d.OutputTokens)
-	cur.CacheCreationInputTokens = satAdd(cur.CacheCreationInputTokens, d.CacheCreationInputTokens)
-	cur.CacheReadInputTokens = satAdd(cur.CacheReadInputTokens, d.CacheReadInputTokens)
-	cur.CostNanos = satAdd(cur.CostNanos, d.CostNanos)
-	cur.Errors = satAdd(cur.Errors, d.Errors)
-	if err := putProto(t, key, cur); err != nil {
-		return nil, err
-	}
-	return cur, nil
 }

@@ -22,17 +22,18 @@ func (h *handler) settleBatch(t *actor.Turn, m *holdfastv1.AccountSettleBatchReq
 		return nil, &actor.LimitError{Limit: "max_settles_per_batch", Max: MaxSettlesPerBatch, Got: int64(len(settles)), What: "the settles of one batch"}
 	}
 	out := &holdfastv1.AccountSettleBatchResponse{}
+	c := newSettleCache(h, t)
 	for i, s := range settles {
 		if err := validateSettle(s); err != nil {
 			out.Failed = append(out.Failed, uint32(i))
 			out.Errors = append(out.Errors, status.Convert(api.GRPCError(err)).Proto())
 			continue
 		}
-		day, err := h.applySettle(t, s)
+		day, err := h.applySettle(c, s)
 		if err != nil {
 			return nil, err
 		}
-		out.Day = day
+		out.Day = day // the cache's copy: the day's totals after the last settle
 	}
-	return out, nil
+	return out, c.flush()
 }

@@ -1,8 +1,10 @@
 package account_test
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/holdfast/holdfast/actor"
@@ -97,5 +99,91 @@ func TestSettleBatchLimit(t *testing.T) {
 	}
 	if d := e.userDump("alice"); len(d) != 0 {
 		t.Fatalf("an over-limit batch stored %v", d)
+	}
+}
+
+// With virtual keys: a batch of settles on keys (one with limits of its
+// own, one unknown) leaves the state its settles leave one by one. alice
+// settles one by one, bob in a batch; their states match once the key IDs
+// are named alike.
+func TestSettleBatchWithKeysEqualsSettlesOneByOne(t *testing.T) {
+	e := newEnv(t, account.Defaults{InputTokensPerMinute: 60000, OutputTokensPerMinute: 30000, RequestsPerMinute: 100, DailyBudgetNanos: 1e12})
+	lim := &holdfastv1.AccountLimits{InputTokensPerMinute: 9000, OutputTokensPerMinute: 4000, DailyBudgetNanos: 5e11}
+	keys := map[string]key{}
+	for _, u := range []string{"alice", "bob"} {
+		k := e.createKey(&holdfastv1.CreateKeyRequest{User: u, Limits: lim})
+		keys[u] = k
+		for range 6 {
+			wantAllowed(t, e.admit(u, &holdfastv1.AccountAdmitRequest{KeyId: k.id, KeyHash: k.hash, InputTokensEstimate: 400, OutputTokensEstimate: 200}))
+		}
+	}
+	settlesOf := func(u string) []*holdfastv1.AccountSettleRequest {
+		s := batchSettles(9)
+		for i := range s {
+			switch i % 3 {
+			case 0:
+				s[i].KeyId = keys[u].id
+			case 1:
+				s[i].KeyId = "0123456789abcdef" // no such key: the user is charged, no key
+			}
+		}
+		return s
+	}
+	for i, s := range settlesOf("alice") {
+		s.RequestId = fmt.Sprintf("s%d", i)
+		e.settle("alice", s)
+	}
+	resp, err := e.settleBatch("bob", &holdfastv1.AccountSettleBatchRequest{RequestId: "b1", Settles: settlesOf("bob")})
+	if err != nil || len(resp.GetFailed()) != 0 {
+		t.Fatalf("batch: %v %v", resp, err)
+	}
+	if want := e.usage("alice", "").GetDay(); !proto.Equal(resp.GetDay(), want) {
+		t.Fatalf("batch day totals %v, one by one %v", resp.GetDay(), want)
+	}
+	norm := func(u string) map[string]string {
+		out := map[string]string{}
+		for k, v := range e.userDump(u) {
+			if len(k) == 0 || k[0] < 'a' || k[0] > 'z' {
+				continue // idempotency records and the alarm
+			}
+			if strings.HasPrefix(k, "key/") || strings.HasPrefix(k, "keyhash/") {
+				continue // the key records: each user's own, no settle writes them
+			}
+			out[strings.ReplaceAll(k, keys[u].id, "KEY")] = v
+		}
+		return out
+	}
+	a, b := norm("alice"), norm("bob")
+	keyed := 0
+	for k := range a {
+		if strings.Contains(k, "KEY") {
+			keyed++
+		}
+	}
+	if !equalMaps(a, b) || keyed == 0 {
+		t.Fatalf("state after the batch differs from the settles one by one (or has no key state):\nbatch %v\none   %v", b, a)
+	}
+	// And the figures are the settles' own: the key's spend is the cost of
+	// the settles on it, the user's the cost of them all.
+	var keyCost, allCost int64
+	for i, s := range settlesOf("bob") {
+		allCost += s.GetCostNanos()
+		if i%3 == 0 {
+			keyCost += s.GetCostNanos()
+		}
+	}
+	for name, want := range map[string]int64{"keyspend/KEY/": keyCost, "spend/": allCost} {
+		found := false
+		for k, v := range b {
+			if strings.HasPrefix(k, name) {
+				found = true
+				if got := int64(binary.BigEndian.Uint64([]byte(v))); got != want {
+					t.Errorf("%s: %d, want %d", k, got, want)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no %s counter", name)
+		}
 	}
 }
