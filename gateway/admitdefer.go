@@ -19,9 +19,18 @@ import (
 // one commit per commit_defer instead of one per call.
 //
 // A provider whose first byte came sooner than the threshold (twice
-// commit_defer) at any time in the last deferWindow does not get it: for
+// commit_defer) at any time in the last deferWindow does not get it (its
+// streamed and unstreamed requests are tracked apart): for
 // it the deferral would add up to commit_defer to the client's first
 // byte. A provider starts out counted fast.
+
+// firstBytesOf returns the tracker of c's kind of request at its provider.
+func (c *call) firstBytesOf() *firstBytes {
+	if c.stream {
+		return &c.p.firstBytes[1]
+	}
+	return &c.p.firstBytes[0]
+}
 
 // deferWindow is how long a provider's first bytes must all have been
 // slow before its admits are deferred.

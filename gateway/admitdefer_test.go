@@ -92,7 +92,7 @@ func TestSlowProvidersAdmitIsDeferredAndHurried(t *testing.T) {
 	if n := ec.deferred.Load(); n != 0 {
 		t.Fatalf("%d admits deferred for a provider counted fast", n)
 	}
-	if got := p.firstBytes.lastFast.Load(); got != int64(time.Second) {
+	if got := p.firstBytes[1].lastFast.Load(); got != int64(time.Second) {
 		t.Fatalf("the first byte was not observed as fast (lastFast %d)", got)
 	}
 	if g.hurries.Load() == 0 {
@@ -101,7 +101,14 @@ func TestSlowProvidersAdmitIsDeferredAndHurried(t *testing.T) {
 
 	// Slow: a slow first byte, then deferWindow with no fast one.
 	e.clk.Advance(time.Second)
-	p.firstBytes.observe(e.clk.Now(), time.Second, e.gw.deferFrom)
+	p.firstBytes[0].observe(e.clk.Now(), time.Second, e.gw.deferFrom) // an unstreamed answer: not the streams'
+	e.clk.Advance(deferWindow)
+	call()
+	if n := ec.deferred.Load(); n != 0 {
+		t.Fatalf("a slow unstreamed answer deferred a stream's admit (%d)", n)
+	}
+	e.clk.Advance(time.Second)
+	p.firstBytes[1].observe(e.clk.Now(), time.Second, e.gw.deferFrom)
 	e.clk.Advance(deferWindow)
 	g = call()
 	if n := ec.deferred.Load(); n != 1 {

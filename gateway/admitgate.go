@@ -39,7 +39,7 @@ func (c *call) callAdmit(ctx context.Context, req proto.Message) (proto.Message,
 	if g.early == nil || !g.cfg.SpeculativeUpstream {
 		return g.caller.Call(ctx, c.accountID(), req)
 	}
-	deferred := g.deferFrom > 0 && c.p.firstBytes.slow(c.start)
+	deferred := g.deferFrom > 0 && c.firstBytesOf().slow(c.start)
 	if deferred {
 		ctx = actor.WithCommitDeferred(ctx)
 	}

@@ -89,8 +89,11 @@ type provider struct {
 	// keyPrefix is the prefix every byok key must have: the vendor's own,
 	// on the vendor's own host (vendorKeyPrefix); "" for any other.
 	keyPrefix string
-	// firstBytes: how soon its answers begin (deferred admit commits).
-	firstBytes firstBytes
+	// firstBytes: how soon its answers begin (deferred admit commits),
+	// for streamed requests [1] and the others [0], apart: a whole
+	// unstreamed answer is always slow, and must not make the streams of
+	// a fast provider look slow.
+	firstBytes [2]firstBytes
 }
 
 // serves reports whether p answers requests of family f.
@@ -232,7 +235,9 @@ func (g *Gateway) buildProviders(cfg map[string]ProviderConfig, lookup func(stri
 	for _, name := range names {
 		pc := cfg[name]
 		p := &provider{name: name, typ: pc.Type, models: append([]string(nil), pc.Models...)}
-		p.firstBytes.since = g.clk.Now() // lastFast 0: counted fast until shown slow
+		for i := range p.firstBytes {
+			p.firstBytes[i].since = g.clk.Now() // lastFast 0: counted fast until shown slow
+		}
 		if pc.Type == TypeMock {
 			p.base = "http://mock.holdfast.invalid"
 			p.rt = mockTransport{}

@@ -147,7 +147,7 @@ func (c *call) relay(ctx context.Context, cancel context.CancelCauseFunc, resp *
 				now := g.clk.Now()
 				c.ttfb = now.Sub(start)
 				if g.deferFrom > 0 {
-					c.p.firstBytes.observe(now, c.ttfb, g.deferFrom)
+					c.firstBytesOf().observe(now, c.ttfb, g.deferFrom)
 				}
 			}
 			if !sse && !overflow {
