@@ -24,6 +24,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"runtime/trace"
 	"strconv"
 	"strings"
 	"time"
@@ -51,7 +52,8 @@ var (
 	flagHold     = flag.Int("hold", 8000, "concurrent open streams for the memory figure")
 	flagMemProf  = flag.String("memprofile", "", "write a heap profile of this process at the held-streams plateau (last run)")
 	flagProf     = flag.String("cpuprofile", "", "write a CPU profile of this process (holdfast) during the last run's highest-rate phase of -cpuprofile-path")
-	flagProfPath = flag.String("cpuprofile-path", "holdfast", "the path whose phase -cpuprofile profiles: holdfast or holdfast-limits")
+	flagProfPath = flag.String("cpuprofile-path", "holdfast", "the path whose phase -cpuprofile and -trace record: holdfast or holdfast-limits")
+	flagTrace    = flag.String("trace", "", "write a runtime/trace of this process (holdfast) during the last run's highest-rate phase of -cpuprofile-path")
 )
 
 func main() {
@@ -387,7 +389,17 @@ func runOnce(rates []float64, last bool) (*run, error) {
 					pprof.StartCPUProfile(prof)
 				}
 			}
+			var tf *os.File
+			if last && ri == len(rates)-1 && n == *flagProfPath && *flagTrace != "" {
+				if tf, err = os.Create(*flagTrace); err == nil {
+					trace.Start(tf)
+				}
+			}
 			p.res, err = lg.do(cmd{Op: "open", URL: tg[n].url, Rate: rate, Warm: time.Second, Dur: *flagDur})
+			if tf != nil {
+				trace.Stop()
+				tf.Close()
+			}
 			if prof != nil {
 				pprof.StopCPUProfile()
 				prof.Close()
