@@ -135,11 +135,6 @@ func (r *Runtime) CallEarly(ctx context.Context, id ID, msg proto.Message) (prot
 		}
 	}
 	resp, outcome, out, err := r.runUngated(ctx, id, reqID, body)
-	if out.ns != nil && !out.deferred {
-		// A turn that read deferred writes needs them now, not when its
-		// gate is waited on: start the commit while the caller acts.
-		r.committer.demand(out.target)
-	}
 	g := &earlyGate{wait: func(wctx context.Context) error {
 		defer r.leave()
 		if done != nil {
@@ -150,9 +145,15 @@ func (r *Runtime) CallEarly(ctx context.Context, id ID, msg proto.Message) (prot
 		}
 		return r.lostAfterTurn(p, epoch, id, reqID, outcome, err)
 	}}
-	if out.ns != nil && out.deferred {
+	switch {
+	case out.ns != nil && out.deferred:
+		// Its commit starts when the caller hurries it, or is due.
 		target := out.target
 		g.hurry = func() { r.committer.demand(target) }
+	case out.ns != nil:
+		// A turn that read deferred writes needs them now, not when its
+		// gate is waited on: start the commit while the caller acts.
+		r.committer.demand(out.target)
 	}
 	if out.ns == nil || out.ns.cfg.Durability != Local || r.committer.durable.Load() >= out.target {
 		// Nothing to wait for (the turn wrote and read nothing pending):

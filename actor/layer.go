@@ -155,13 +155,8 @@ func (l *layer) deleteIf(drop func(k []byte, e layerEntry) bool) {
 // lookup resolves key in this layer: hit reports that this layer decides the
 // key (found or deleted); when hit is false the next layer down decides.
 func (l *layer) lookup(key []byte) (val []byte, found, hit bool) {
-	if e, ok := l.find(key); ok {
-		return e.val, !e.del, true
-	}
-	if l.hides(key) {
-		return nil, false, true
-	}
-	return nil, false, false
+	val, found, hit, _ = l.lookupSeq(key)
+	return val, found, hit
 }
 
 // lookupSeq is lookup that also returns the seq of the entry or clear that

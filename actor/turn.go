@@ -61,13 +61,12 @@ func (t *Turn) DeferCommit() { t.deferCommit = true }
 // GateOnReads narrows the output gate of a turn that writes nothing: its
 // reply waits only for the pending writes it read (through Get, GetMany,
 // List, Alarm or AlarmInfo on this Turn), not for every pending write of
-// the actor. A
-// handler may call it only when its replies depend on nothing else: no
-// state kept in its own fields from an earlier turn. Then a read that
-// does not touch the actor's pending bookkeeping (the gateway's admit
-// with its settles still committing) answers at once, and a crash can
-// lose nothing the reply showed. A turn that writes still waits for its
-// own writes, and so for everything before them.
+// the actor. A handler may call it only when its replies depend on
+// nothing else: no state kept in its own fields from an earlier turn.
+// Then a read that does not touch the actor's pending bookkeeping (the
+// gateway's admit with its settles still committing) answers at once,
+// and a crash can lose nothing the reply showed. A turn that writes still
+// waits for its own writes, and so for everything before them.
 func (t *Turn) GateOnReads() { t.gateOnReads = true }
 
 // ID of the actor.
@@ -121,8 +120,7 @@ func (t *Turn) getRaw(k []byte) ([]byte, bool, error) {
 		return v, found, nil
 	}
 	if t.overlay != nil {
-		if v, found, hit, seq := t.overlay.lookupSeq(k); hit {
-			t.readSeq = max(t.readSeq, seq)
+		if v, found, hit := t.overlayLookup(k); hit {
 			return v, found, nil
 		}
 	}
@@ -296,13 +294,21 @@ func (t *Turn) DeleteAll() (int, error) {
 	return n, nil
 }
 
+// overlayLookup resolves k in the actor's overlay (non-nil), counting the
+// pending write that decides it as read (GateOnReads).
+func (t *Turn) overlayLookup(k []byte) (val []byte, found, hit bool) {
+	val, found, hit, seq := t.overlay.lookupSeq(k)
+	if hit {
+		t.readSeq = max(t.readSeq, seq)
+	}
+	return val, found, hit
+}
+
 // noteRead counts a read of runtime key k (the alarm's) for GateOnReads:
 // the turn's copy of the alarm may come from a write still pending.
 func (t *Turn) noteRead(k []byte) {
 	if t.overlay != nil {
-		if _, _, hit, seq := t.overlay.lookupSeq(k); hit {
-			t.readSeq = max(t.readSeq, seq)
-		}
+		t.overlayLookup(k)
 	}
 }
 

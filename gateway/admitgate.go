@@ -54,16 +54,16 @@ func (c *call) callAdmit(ctx context.Context, req proto.Message) (proto.Message,
 	// short, or a durable admit would go unsettled. The turn deadline
 	// bounds it.
 	wctx := context.WithoutCancel(ctx)
+	wait := func() {
+		p.err = gate.Wait(wctx)
+		close(p.done)
+	}
 	if gate.Resolved() {
 		// Open already (the admit wrote nothing, nor read anything
 		// pending): no goroutine to wait on it.
-		p.err = gate.Wait(wctx)
-		close(p.done)
+		wait()
 	} else {
-		go func() {
-			p.err = gate.Wait(wctx)
-			close(p.done)
-		}()
+		go wait()
 	}
 	c.admitGate = p
 	return resp, err

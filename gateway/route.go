@@ -2,13 +2,13 @@ package gateway
 
 import (
 	"fmt"
-	"github.com/holdfast/holdfast/gateway/h1"
 	"net/http"
 	"net/url"
 	"sort"
 	"strings"
 
 	"github.com/holdfast/holdfast/gateway/envelope"
+	"github.com/holdfast/holdfast/gateway/h1"
 	"github.com/holdfast/holdfast/gateway/usage"
 )
 

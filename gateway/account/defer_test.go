@@ -28,12 +28,7 @@ func TestSettleCommitRidesAlongWithAdmit(t *testing.T) {
 		_, err := e.cl.Settle(ctx(), "alice", &holdfastv1.AccountSettleRequest{RequestId: "s1", Usage: &holdfastv1.TokenUsage{InputTokens: 10, OutputTokens: 5}})
 		settled <- err
 	}()
-	for guard := time.Now().Add(20 * time.Second); e.rt.EnqueuedSeq() == before; {
-		if time.Now().After(guard) { // deadlock guard
-			t.Fatal("the settle's write was never queued")
-		}
-		time.Sleep(time.Millisecond) // polling a condition: the settle's write queued
-	}
+	waitQueuedPast(t, e, before)
 	select {
 	case n := <-gs.Entered:
 		t.Fatalf("the settle started a commit (%d writes) of its own", n)
@@ -45,14 +40,7 @@ func TestSettleCommitRidesAlongWithAdmit(t *testing.T) {
 	if n := <-gs.Entered; n != 2 {
 		t.Fatalf("the second admit's commit carries %d writes, want 2 (the settle rides along)", n)
 	}
-	select {
-	case err := <-settled:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(20 * time.Second): // deadlock guard
-		t.Fatal("the settle is still waiting after the admit's commit")
-	}
+	answered(t, "the settle, after the admit's commit", settled)
 }
 
 // An admit that takes nothing (no limits) writes nothing and reads none of
@@ -81,12 +69,7 @@ func TestAdmitWithoutLimitsDoesNotWaitForSettles(t *testing.T) {
 				_, err := e.cl.Settle(ctx(), "alice", &holdfastv1.AccountSettleRequest{RequestId: "s1", Usage: &holdfastv1.TokenUsage{InputTokens: 10, OutputTokens: 5}, CostNanos: 1000})
 				settled <- err
 			}()
-			for guard := time.Now().Add(20 * time.Second); e.rt.EnqueuedSeq() == 0; {
-				if time.Now().After(guard) { // deadlock guard
-					t.Fatal("the settle's write was never queued")
-				}
-				time.Sleep(time.Millisecond) // polling a condition: the settle's write queued
-			}
+			waitQueuedPast(t, e, 0)
 			admitted := make(chan error, 1)
 			go func() {
 				// As the gateway sends it: no request ID (it never resends
@@ -96,14 +79,7 @@ func TestAdmitWithoutLimitsDoesNotWaitForSettles(t *testing.T) {
 				admitted <- err
 			}()
 			if !tc.waits {
-				select {
-				case err := <-admitted:
-					if err != nil {
-						t.Fatal(err)
-					}
-				case <-time.After(20 * time.Second): // deadlock guard
-					t.Fatal("the admit waited for the settle's commit")
-				}
+				answered(t, "the admit, while the settle's commit is held", admitted)
 				if e.rt.DurableSeq() != 0 {
 					t.Fatal("something was committed: the check above proves nothing")
 				}
@@ -120,16 +96,34 @@ func TestAdmitWithoutLimitsDoesNotWaitForSettles(t *testing.T) {
 			default:
 			}
 			gs.Open()
-			for _, ch := range []chan error{admitted, settled} {
-				select {
-				case err := <-ch:
-					if err != nil {
-						t.Fatal(err)
-					}
-				case <-time.After(20 * time.Second): // deadlock guard
-					t.Fatal("still waiting after the commit")
-				}
-			}
+			answered(t, "the admit, after the commit", admitted)
+			answered(t, "the settle, after the commit", settled)
 		})
+	}
+}
+
+// waitQueuedPast polls until e's runtime has queued a write past seq (the
+// settle's, started on a goroutine).
+func waitQueuedPast(t *testing.T, e *env, seq uint64) {
+	t.Helper()
+	for guard := time.Now().Add(20 * time.Second); e.rt.EnqueuedSeq() == seq; {
+		if time.Now().After(guard) { // deadlock guard
+			t.Fatal("the settle's write was never queued")
+		}
+		time.Sleep(time.Millisecond) // polling a condition: the settle's write queued
+	}
+}
+
+// answered waits for a call's result on ch and fails the test on its
+// error, or when none comes (a deadlock guard, not a timing assertion).
+func answered(t *testing.T, what string, ch <-chan error) {
+	t.Helper()
+	select {
+	case err := <-ch:
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("%s: still waiting", what)
 	}
 }

@@ -18,31 +18,22 @@ type settleCache struct {
 	h *handler
 	t *actor.Turn
 
-	eff      *holdfastv1.AccountLimits // the user's effective limits, once read
-	sets     map[string]*cachedSet     // bucket sets by prefix
-	counters map[string]*cachedCounter // spend counters by key
+	eff      *holdfastv1.AccountLimits          // the user's effective limits, once read
+	sets     map[string]*cached[*ratelimit.Set] // bucket sets by prefix
+	counters map[string]*cached[int64]          // spend counters by key
 	keys     map[string]*holdfastv1.AccountKey
-	totals   map[string]*cachedTotals
+	totals   map[string]*cached[*holdfastv1.UsageTotals]
 }
 
-type cachedSet struct {
-	set   *ratelimit.Set
+// cached is a value as read, and whether a settle changed it.
+type cached[T any] struct {
+	v     T
 	dirty bool
-}
-
-type cachedCounter struct {
-	n     int64
-	dirty bool
-}
-
-type cachedTotals struct {
-	totals *holdfastv1.UsageTotals
-	dirty  bool
 }
 
 func newSettleCache(h *handler, t *actor.Turn) *settleCache {
-	return &settleCache{h: h, t: t, sets: map[string]*cachedSet{}, counters: map[string]*cachedCounter{},
-		keys: map[string]*holdfastv1.AccountKey{}, totals: map[string]*cachedTotals{}}
+	return &settleCache{h: h, t: t, sets: map[string]*cached[*ratelimit.Set]{}, counters: map[string]*cached[int64]{},
+		keys: map[string]*holdfastv1.AccountKey{}, totals: map[string]*cached[*holdfastv1.UsageTotals]{}}
 }
 
 // effective returns the user's effective limits (the caller must not
@@ -84,15 +75,15 @@ func (c *settleCache) adjust(prefix string, l *holdfastv1.AccountLimits, now int
 		if err != nil {
 			return err
 		}
-		cs = &cachedSet{set: s}
+		cs = &cached[*ratelimit.Set]{v: s}
 		c.sets[prefix] = cs
 	}
 	for _, name := range perMinuteNames {
 		d, ok := deltas[name]
-		if _, limited := cs.set.Limits[name]; !ok || !limited || d == 0 {
+		if _, limited := cs.v.Limits[name]; !ok || !limited || d == 0 {
 			continue
 		}
-		if _, err := cs.set.Adjust(now, name, d); err != nil {
+		if _, err := cs.v.Adjust(now, name, d); err != nil {
 			return invalid(ErrInvalidLimit, err.Error(), "field", name)
 		}
 		cs.dirty = true
@@ -112,14 +103,14 @@ func (c *settleCache) addSpend(key, day string, cost int64) error {
 		if err != nil {
 			return err
 		}
-		cc = &cachedCounter{n: n}
+		cc = &cached[int64]{v: n}
 		c.counters[key] = cc
 	}
-	total, err := ratelimit.Ledger{day: cc.n}.Add(day, cost)
+	total, err := ratelimit.Ledger{day: cc.v}.Add(day, cost)
 	if err != nil {
 		return fmt.Errorf("%w: account: %v", actor.ErrInternal, err)
 	}
-	cc.n, cc.dirty = total, true
+	cc.v, cc.dirty = total, true
 	return nil
 }
 
@@ -133,10 +124,10 @@ func (c *settleCache) addTotals(key, period string, d *holdfastv1.UsageTotals) (
 		if err := getProto(c.t, key, cur); err != nil {
 			return nil, err
 		}
-		ct = &cachedTotals{totals: cur}
+		ct = &cached[*holdfastv1.UsageTotals]{v: cur}
 		c.totals[key] = ct
 	}
-	cur := ct.totals
+	cur := ct.v
 	cur.Period = period
 	cur.Requests = satAdd(cur.Requests, d.Requests)
 	cur.InputTokens = satAdd(cur.InputTokens, d.InputTokens)
@@ -153,21 +144,21 @@ func (c *settleCache) addTotals(key, period string, d *holdfastv1.UsageTotals) (
 func (c *settleCache) flush() error {
 	for prefix, cs := range c.sets {
 		if cs.dirty {
-			if err := saveSet(c.t, prefix, cs.set); err != nil {
+			if err := saveSet(c.t, prefix, cs.v); err != nil {
 				return err
 			}
 		}
 	}
 	for key, cc := range c.counters {
 		if cc.dirty {
-			if err := putCounter(c.t, key, cc.n); err != nil {
+			if err := putCounter(c.t, key, cc.v); err != nil {
 				return err
 			}
 		}
 	}
 	for key, ct := range c.totals {
 		if ct.dirty {
-			if err := putProto(c.t, key, ct.totals); err != nil {
+			if err := putProto(c.t, key, ct.v); err != nil {
 				return err
 			}
 		}

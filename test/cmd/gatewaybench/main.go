@@ -383,14 +383,16 @@ func runOnce(rates []float64, last bool) (*run, error) {
 			var m0, m1 runtime.MemStats
 			runtime.ReadMemStats(&m0)
 			s0, n0, f0 := selfCPU(), procCPU(ngPID), procCPU(fakePID)
+			// The phase -cpuprofile and -trace record.
+			record := last && ri == len(rates)-1 && n == *flagProfPath
 			var prof *os.File
-			if last && ri == len(rates)-1 && n == *flagProfPath && *flagProf != "" {
+			if record && *flagProf != "" {
 				if prof, err = os.Create(*flagProf); err == nil {
 					pprof.StartCPUProfile(prof)
 				}
 			}
 			var tf *os.File
-			if last && ri == len(rates)-1 && n == *flagProfPath && *flagTrace != "" {
+			if record && *flagTrace != "" {
 				if tf, err = os.Create(*flagTrace); err == nil {
 					trace.Start(tf)
 				}
