@@ -310,3 +310,27 @@ func TestHurryCommitsCoversWritesQueuedSoonAfter(t *testing.T) {
 	e.rt.HurryCommits()
 	within(t, "the deferred write, hurried", done)
 }
+
+// A deferred CallEarly turn (WithCommitDeferred) whose commit fails when
+// hurried: its gate answers ErrStorage, as any turn's, and nothing was
+// reported durable. The gateway answers such an admit admit_unavailable
+// and sends none of the provider's bytes.
+func TestCallEarlyDeferredFailedCommitIsReported(t *testing.T) {
+	fs := &actor.FailingStore{Store: openBolt(t, t.TempDir())}
+	e := newEnv(t, fs, func(c *actor.Config) { c.CommitDefer = actor.MaxCommitDefer })
+	e.fn("write", func(tn *actor.Turn) (proto.Message, error) {
+		return wrapperspb.String("ok"), tn.Put("k", []byte("v"))
+	})
+	_, gate, err := e.rt.CallEarly(actor.WithCommitDeferred(context.Background()), ref("fn", "a"), wrapperspb.String("write"))
+	if err != nil || gate.Resolved() {
+		t.Fatalf("CallEarly: err %v, resolved %v: want a pending gate", err, gate.Resolved())
+	}
+	fs.FailNext(1)
+	gate.Hurry()
+	if err := gate.Wait(context.Background()); !errors.Is(err, actor.ErrStorage) {
+		t.Fatalf("gate: %v, want ErrStorage", err)
+	}
+	if d := e.rt.DurableSeq(); d != 0 {
+		t.Fatalf("durable seq %d after the only commit failed", d)
+	}
+}
