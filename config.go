@@ -79,9 +79,10 @@ type RuntimeConfig struct {
 	IdleTimeout       time.Duration `yaml:"idle_timeout"`
 	IdempotencyWindow time.Duration `yaml:"idempotency_window"`
 	CommitMaxBatch    int           `yaml:"commit_max_batch"`
-	// CommitDefer is how long bookkeeping writes no client waits on (the
-	// gateway's settles) may wait to ride along in another turn's commit
-	// before they get one of their own; 0 commits them at once.
+	// CommitDefer is how long deferred writes (the gateway's settles, and
+	// the admits of slow providers: gateway.defer_admit_commits) may wait
+	// to ride along in another turn's commit before they get one of their
+	// own; 0 commits them at once.
 	CommitDefer     time.Duration `yaml:"commit_defer"`
 	AlarmRetryBase  time.Duration `yaml:"alarm_retry_base"`
 	AlarmMaxRetries int           `yaml:"alarm_max_retries"`

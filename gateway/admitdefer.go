@@ -14,15 +14,15 @@ import (
 // commit nothing to race: the admit may as well wait, up to
 // runtime.commit_defer, to share a commit with the other admits and the
 // settles of that while (actor.WithCommitDeferred), and the gateway starts
-// the commit itself the moment the provider's first byte (or any answer)
-// is there to send (waitAdmit hurries the gate). At 1,000 calls/s that is
-// one commit per commit_defer instead of one per call.
+// the commit itself the moment the provider's answer begins (relay) or
+// any answer is there to send (waitAdmit): it hurries the gate. At 1,000
+// calls/s that is one commit per commit_defer instead of one per call.
 //
 // A provider whose first byte came sooner than the threshold (twice
-// commit_defer) at any time in the last deferWindow does not get it (its
-// streamed and unstreamed requests are tracked apart): for
+// commit_defer) at any time in the last deferWindow does not get it: for
 // it the deferral would add up to commit_defer to the client's first
-// byte. A provider starts out counted fast.
+// byte. Its streamed and unstreamed requests are tracked apart, and it
+// starts out counted fast.
 
 // firstBytesOf returns the tracker of c's kind of request at its provider.
 func (c *call) firstBytesOf() *firstBytes {

@@ -80,8 +80,8 @@ type Config struct {
 	// DeferAdmitCommits lets the admits of a provider whose first bytes
 	// have all taken at least twice runtime.commit_defer over the last
 	// 10 s defer their commit, to share it with the other admits and
-	// settles of up to commit_defer, until that provider's first byte (or
-	// any answer) is there to send: a commit per commit_defer instead of
+	// settles of up to commit_defer, until that provider's answer begins
+	// (or any answer is there to send): a commit per commit_defer instead of
 	// one per call, and nothing added to the client's first byte while
 	// a commit takes less than the provider's first byte minus
 	// commit_defer (fsync in milliseconds or less, as on any SSD). Only

@@ -179,7 +179,7 @@ func report(runs []*run, rates []float64, took time.Duration) string {
 		}
 		p("\n")
 	}
-	p("Reproduce: `go run ./test/cmd/gatewaybench -out docs/BENCHMARKS-gateway.md` (needs nginx: `apt-get install -y nginx`; flags `-runs`, `-dur`, `-rates`, `-hold`, `-cpuprofile FILE`).\n")
+	p("Reproduce: `go run ./test/cmd/gatewaybench -out docs/BENCHMARKS-gateway.md` (needs nginx: `apt-get install -y nginx`; flags `-runs`, `-dur`, `-rates`, `-hold`, `-upstream-ttft`; holdfast's settings `-upstream-client`, `-commit-defer`, `-settle-linger`, `-defer-admit-commits`, `-gc-percent`; `-cpuprofile FILE`, `-memprofile FILE`, `-trace FILE` with `-cpuprofile-path holdfast|holdfast-limits`; `-h` for all).\n")
 	return w.String()
 }
 
