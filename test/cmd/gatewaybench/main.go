@@ -49,6 +49,8 @@ var (
 	flagLinger   = flag.Duration("settle-linger", -1, "holdfast's gateway.settle_linger (default: the config default)")
 	flagDeferAdm = flag.String("defer-admit-commits", "", "holdfast's gateway.defer_admit_commits: true or false (default: the config default)")
 	flagGC       = flag.Int("gc-percent", 0, "holdfast's runtime.gc_percent, applied to this process (0: the Go runtime's)")
+	flagSyscalls = flag.Bool("syscalls", true, "count each proxy's system calls per stream with `perf trace -s` in an extra phase of the last run (skipped, and said so, where perf is missing or not permitted)")
+	flagProcs    = flag.Int("gomaxprocs", 0, "GOMAXPROCS of this process (holdfast) only; the child processes keep theirs (0: the Go runtime's)")
 	flagHold     = flag.Int("hold", 8000, "concurrent open streams for the memory figure")
 	flagMemProf  = flag.String("memprofile", "", "write a heap profile of this process at the held-streams plateau (last run)")
 	flagProf     = flag.String("cpuprofile", "", "write a CPU profile of this process (holdfast) during the last run's highest-rate phase of -cpuprofile-path")
@@ -118,6 +120,8 @@ type run struct {
 	open              map[string]map[float64]phase
 	hold              map[string]holdRes
 	ceil              map[string][]ceilRow
+	census            map[string]census
+	censusRate        float64
 	events, bodyBytes int
 	nginxVer          string
 	rlimit            uint64
@@ -248,6 +252,9 @@ func runOnce(rates []float64, last bool) (*run, error) {
 		cfg.Runtime.GCPercent = *flagGC
 		holdfast.ApplyProcessSettings(cfg)
 		defer debug.SetGCPercent(100)
+	}
+	if *flagProcs > 0 {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(*flagProcs))
 	}
 	switch *flagDeferAdm {
 	case "":
@@ -448,7 +455,36 @@ func runOnce(rates []float64, last bool) (*run, error) {
 		}
 	}
 
-	// 3. Closed loop with rising concurrency: the streams/s ceiling.
+	// 3. The system calls per stream of each proxy, at the first rate, in
+	// phases of their own (perf slows what it traces).
+	if last && *flagSyscalls {
+		r.census, r.censusRate = map[string]census{}, rates[0]
+		for _, n := range targets {
+			pid := os.Getpid()
+			switch {
+			case n == "nginx":
+				pid = ngPID
+			case !isHoldfast(n):
+				continue
+			}
+			if err := setLimits(node, n == "holdfast-limits"); err != nil {
+				return nil, err
+			}
+			c, err := countSyscalls(dir, pid, func() (int64, error) {
+				res, err := lg.do(cmd{Op: "open", URL: tg[n].url, Rate: rates[0], Dur: min(*flagDur, 5*time.Second)})
+				return int64(res.Done + res.Errors), err
+			})
+			if err != nil {
+				return nil, err
+			}
+			r.census[n] = c
+			calls, _ := c.total()
+			fmt.Fprintf(os.Stderr, "  syscalls %s: %d calls, %d streams %s\n", n, calls, c.streams, c.skipped)
+			time.Sleep(time.Second) // let settles finish outside the next count
+		}
+	}
+
+	// 4. Closed loop with rising concurrency: the streams/s ceiling.
 	for _, n := range targets {
 		if err := setLimits(node, n == "holdfast-limits"); err != nil {
 			return nil, err

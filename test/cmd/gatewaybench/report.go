@@ -167,6 +167,7 @@ func report(runs []*run, rates []float64, took time.Duration) string {
 			p("| %s | %d of %d | %s | %.0f → %.0f KiB | **%.1f KiB** | %s | %s | %.1f s, %.0f µs | %.1f%% | %.0f%% |\n", n, h.ok, h.n, errs, h.rss0, h.rss1, (h.rss1-h.rss0)/ok, heap, gor, h.setupWall, h.setupCPU/ok*1e6, 100*h.plateauCPU/h.plateauWall/ncpu, 100*h.lgCPU/h.setupWall/ncpu)
 		}
 		p("\nholdfast's RSS is this process's (`/proc/self/status` VmRSS; the node, the orchestrator idle; GC'd and returned to the OS before the *before* reading); the upstream and the load generator are other processes. Every held stream is two sockets in holdfast (client, upstream), as in nginx.\n\n")
+		writeCensus(p, r)
 		p("### Closed loop: streams/s ceiling\n\n| path | clients | streams/s | errors | stream latency p50 | p99 | proxy CPU share | load-gen CPU share |\n|---|---|---|---|---|---|---|---|\n")
 		for _, n := range targets {
 			for _, c := range r.ceil[n] {
@@ -179,7 +180,7 @@ func report(runs []*run, rates []float64, took time.Duration) string {
 		}
 		p("\n")
 	}
-	p("Reproduce: `go run ./test/cmd/gatewaybench -out docs/BENCHMARKS-gateway.md` (needs nginx: `apt-get install -y nginx`; flags `-runs`, `-dur`, `-rates`, `-hold`, `-upstream-ttft`; holdfast's settings `-upstream-client`, `-commit-defer`, `-settle-linger`, `-defer-admit-commits`, `-gc-percent`; `-cpuprofile FILE`, `-memprofile FILE`, `-trace FILE` with `-cpuprofile-path holdfast|holdfast-limits`; `-h` for all).\n")
+	p("Reproduce: `go run ./test/cmd/gatewaybench -out docs/BENCHMARKS-gateway.md` (needs nginx: `apt-get install -y nginx`; flags `-runs`, `-dur`, `-rates`, `-hold`, `-upstream-ttft`; holdfast's settings `-upstream-client`, `-commit-defer`, `-settle-linger`, `-defer-admit-commits`, `-gc-percent`, `-gomaxprocs`; `-syscalls=false` to skip the system-call count; `-cpuprofile FILE`, `-memprofile FILE`, `-trace FILE` with `-cpuprofile-path holdfast|holdfast-limits`; `-h` for all).\n")
 	return w.String()
 }
 
@@ -207,6 +208,9 @@ func overridesLabel() string {
 	if *flagGC > 0 {
 		o = append(o, fmt.Sprintf("`runtime.gc_percent: %d`", *flagGC))
 	}
+	if *flagProcs > 0 {
+		o = append(o, fmt.Sprintf("GOMAXPROCS %d (holdfast only)", *flagProcs))
+	}
 	if *flagDeferAdm != "" {
 		o = append(o, "`gateway.defer_admit_commits: "+*flagDeferAdm+"`")
 	}
@@ -214,4 +218,54 @@ func overridesLabel() string {
 		return ""
 	}
 	return " **Not the defaults here:** " + strings.Join(o, ", ") + "."
+}
+
+// writeCensus writes the system calls per stream of each proxy, if counted.
+func writeCensus(p func(string, ...any), r *run) {
+	if r.census == nil {
+		return
+	}
+	p("### System calls per stream\n\n")
+	paths := []string{"holdfast", "holdfast-limits", "nginx"}
+	for _, n := range paths {
+		if c := r.census[n]; c.skipped != "" {
+			p("Not counted for %s: %s.\n\n", n, c.skipped)
+			return
+		}
+	}
+	p("Counted by `perf trace -s -p PID` (every thread of the proxy's process) over an extra open-loop phase at %.0f streams/s, after the measured ones: perf slows what it traces, so these phases' latencies are not reported. *failed* counts the calls that returned an error: for Go mostly reads answered EAGAIN (Go reads a socket before it waits for it) and holdfast's h1 MSG_PEEK probe of a pooled upstream connection, which answers EAGAIN when the connection is alive.\n\n", r.censusRate)
+	p("| system call | holdfast | holdfast-limits | nginx |\n|---|---|---|---|\n")
+	row := func(name string, get func(census) (int64, int64)) {
+		p("| %s |", name)
+		for _, n := range paths {
+			c := r.census[n]
+			v, e := get(c)
+			st := float64(max(c.streams, 1))
+			if e > 0 {
+				p(" %.2f (%.2f failed) |", float64(v)/st, float64(e)/st)
+			} else {
+				p(" %.2f |", float64(v)/st)
+			}
+		}
+		p("\n")
+	}
+	row("**all**", func(c census) (int64, int64) { return c.total() })
+	seen := map[string]bool{}
+	for _, n := range paths {
+		for _, name := range r.census[n].names() {
+			if seen[name] {
+				continue
+			}
+			seen[name] = true
+			var sum int64
+			for _, m := range paths {
+				sum += r.census[m].calls[name]
+			}
+			if sum < r.census[n].streams/100 { // under 0.01 per stream anywhere
+				continue
+			}
+			row(name, func(c census) (int64, int64) { return c.calls[name], c.errs[name] })
+		}
+	}
+	p("\nStreams counted: holdfast %d, holdfast-limits %d, nginx %d.\n\n", r.census["holdfast"].streams, r.census["holdfast-limits"].streams, r.census["nginx"].streams)
 }
