@@ -121,6 +121,8 @@ type run struct {
 	hold              map[string]holdRes
 	ceil              map[string][]ceilRow
 	census            map[string]census
+	path              *ttfbPath // from -trace
+	pathPhase         string
 	censusRate        float64
 	events, bodyBytes int
 	nginxVer          string
@@ -408,6 +410,14 @@ func runOnce(rates []float64, last bool) (*run, error) {
 			if tf != nil {
 				trace.Stop()
 				tf.Close()
+				if f, err := os.Open(*flagTrace); err == nil {
+					r.path, err = analyzeTTFB(f)
+					f.Close()
+					if err != nil {
+						return nil, fmt.Errorf("reading the trace: %w", err)
+					}
+					r.pathPhase = fmt.Sprintf("%s at %.0f/s", n, rate)
+				}
 			}
 			if prof != nil {
 				pprof.StopCPUProfile()

@@ -168,6 +168,13 @@ func report(runs []*run, rates []float64, took time.Duration) string {
 		}
 		p("\nholdfast's RSS is this process's (`/proc/self/status` VmRSS; the node, the orchestrator idle; GC'd and returned to the OS before the *before* reading); the upstream and the load generator are other processes. Every held stream is two sockets in holdfast (client, upstream), as in nginx.\n\n")
 		writeCensus(p, r)
+		if r.path != nil {
+			p("### Where holdfast's time to first byte goes (the traced phase: %s)\n\n", r.pathPhase)
+			p("From the runtime/trace of the phase (`-trace`), per request on its connection's goroutine. Tracing slows every step, so these are larger than in the untraced phases; the shares are what they show.\n\n")
+			var b strings.Builder
+			r.path.markdown(&b)
+			p("%s\n", b.String())
+		}
 		p("### Closed loop: streams/s ceiling\n\n| path | clients | streams/s | errors | stream latency p50 | p99 | proxy CPU share | load-gen CPU share |\n|---|---|---|---|---|---|---|---|\n")
 		for _, n := range targets {
 			for _, c := range r.ceil[n] {

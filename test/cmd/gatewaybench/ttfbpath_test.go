@@ -1,0 +1,96 @@
+package main
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"runtime/trace"
+	"strings"
+	"testing"
+
+	"github.com/holdfast/holdfast/gateway/h1"
+)
+
+// TestAnalyzeTTFBFollowsEachRequest traces a proxy built of the parts the
+// analysis keys on (net/http's server in front, gateway/h1 to the
+// upstream) and requires every request to be reconstructed, with segments
+// that add up to its total. If either side's function names change, the
+// count drops to zero and this fails.
+func TestAnalyzeTTFBFollowsEachRequest(t *testing.T) {
+	if trace.IsEnabled() {
+		t.Skip("a trace is already running (go test -trace)")
+	}
+	release := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-release // the proxy is blocked reading the answer by now, or soon
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "event: ping\ndata: {}\n\n")
+	}))
+	defer up.Close()
+	tr, err := h1.New(h1.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		req, _ := http.NewRequestWithContext(r.Context(), http.MethodPost, up.URL+"/v1/messages", bytes.NewReader(body))
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			http.Error(w, "upstream", http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		w.WriteHeader(resp.StatusCode)
+		io.Copy(w, resp.Body)
+	}))
+	defer proxy.Close()
+
+	var buf bytes.Buffer
+	if err := trace.Start(&buf); err != nil {
+		t.Fatal(err)
+	}
+	const n = 20
+	client := proxy.Client()
+	for range n {
+		done := make(chan error, 1)
+		go func() {
+			resp, err := client.Post(proxy.URL, "application/json", strings.NewReader(`{"model":"m"}`))
+			if err == nil {
+				_, err = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			done <- err
+		}()
+		release <- struct{}{}
+		if err := <-done; err != nil {
+			trace.Stop()
+			t.Fatal(err)
+		}
+	}
+	trace.Stop()
+
+	p, err := analyzeTTFB(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The upstream answer may already be there when the proxy first reads
+	// it (then the request is not counted), but not for most requests.
+	if len(p.total) < n/2 || len(p.total) > n {
+		t.Fatalf("reconstructed %d of %d requests", len(p.total), n)
+	}
+	for i, total := range p.total {
+		if sum := p.wait[i] + p.request[i] + p.upstream[i] + p.wait2[i] + p.answer[i]; sum != total {
+			t.Fatalf("request %d: segments add to %v, total %v", i, sum, total)
+		}
+		if p.request[i] <= 0 || p.upstream[i] <= 0 || p.reqSys[i] > p.request[i] || p.answerSys[i] > p.answer[i] {
+			t.Fatalf("request %d: implausible segments %v %v %v %v", i, p.request[i], p.upstream[i], p.reqSys[i], p.answerSys[i])
+		}
+	}
+	var md bytes.Buffer
+	p.markdown(&md)
+	if !strings.Contains(md.String(), "request arrived → first write to the client") {
+		t.Fatalf("table:\n%s", md.String())
+	}
+}
