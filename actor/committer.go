@@ -50,17 +50,30 @@ type committer struct {
 		// hurryUntil: deferred writes queued before it are urgent
 		// (hurryWindow: a handoff holds a partition).
 		hurryUntil time.Time
-		err        error // sticky failure
-		notify     chan struct{}
-		closed     bool
+		// demands records, in rising seq, when a demand made queued
+		// deferred writes urgent: those up to seq, at at. Only for
+		// holdfast_commit_wait_seconds; pruned as batches commit.
+		demands []demandMark
+		err     error // sticky failure
+		notify  chan struct{}
+		closed  bool
 	}
-	wake chan struct{} // cap 1: "queue is not empty"
+	// marks is the committer goroutine's copy of the demands that cover
+	// the batch being committed (owned by it, reused).
+	marks []demandMark
+	wake  chan struct{} // cap 1: "queue is not empty"
 	// spare is the queue array not in use, swapped with mu.queue when a
 	// batch is taken whole (owned by the committer goroutine).
 	spare   []*Write
 	durable atomic.Uint64
 	commits atomic.Int64
 	done    chan struct{}
+}
+
+// demandMark: the queued writes up to seq became urgent at at.
+type demandMark struct {
+	seq uint64
+	at  time.Time
 }
 
 func newCommitter(store Store, maxBatch int, deferMax time.Duration, clk clock.Clock, m *metrics) *committer {
@@ -75,9 +88,6 @@ func newCommitter(store Store, maxBatch int, deferMax time.Duration, clk clock.C
 func (c *committer) enqueue(w *Write, deferred bool) (uint64, error) {
 	deferred = deferred && c.deferMax > 0
 	now := c.clock.Now() // outside the lock: a fake clock has its own
-	if !deferred {
-		w.urgentAt = now
-	}
 	c.mu.Lock()
 	if c.mu.err != nil {
 		err := c.mu.err
@@ -92,6 +102,7 @@ func (c *committer) enqueue(w *Write, deferred bool) (uint64, error) {
 	seq := c.mu.lastSeq
 	c.mu.queue = append(c.mu.queue, w)
 	if !deferred || c.mu.hurried || now.Before(c.mu.hurryUntil) {
+		w.urgentAt = now // the committer reads it after taking w under mu
 		c.mu.urgent = seq
 		c.mu.Unlock()
 		c.poke()
@@ -247,6 +258,7 @@ func (c *committer) run(stop <-chan struct{}) {
 			// keeps the older time: it is due no later.
 			c.mu.deferredSince = time.Time{}
 		}
+		c.marks = c.takeMarksLocked(upTo)
 		failed := c.mu.err
 		c.mu.Unlock()
 
@@ -272,11 +284,7 @@ func (c *committer) run(stop <-chan struct{}) {
 
 		// Metrics after the waiters are released.
 		if err == nil {
-			for _, w := range batch {
-				if !w.urgentAt.IsZero() {
-					c.metrics.commitWait.Observe(end.Sub(w.urgentAt).Seconds())
-				}
-			}
+			c.observeWaits(batch, upTo, end)
 		}
 		c.recycle(queue)
 		c.metrics.commitSeconds.Observe(end.Sub(start).Seconds())
@@ -323,10 +331,14 @@ func (c *committer) demand(seq uint64) {
 	if c.durable.Load() >= seq {
 		return
 	}
+	now := c.clock.Now() // outside the lock: a fake clock has its own
 	c.mu.Lock()
 	raise := seq > c.mu.urgent
 	if raise {
 		c.mu.urgent = seq
+		if n := len(c.mu.demands); n == 0 || c.mu.demands[n-1].seq < seq {
+			c.mu.demands = append(c.mu.demands, demandMark{seq: seq, at: now})
+		}
 	}
 	c.mu.Unlock()
 	if raise {
@@ -366,6 +378,47 @@ func (c *committer) wait(ctx context.Context, seq uint64, deadline time.Time) er
 			return ctx.Err()
 		case <-timeout:
 			return context.DeadlineExceeded
+		}
+	}
+}
+
+// takeMarksLocked copies into c.marks the demands that cover writes up to
+// upTo (the batch being taken) and drops from c.mu.demands those the batch
+// covers entirely. c.mu is held.
+func (c *committer) takeMarksLocked(upTo uint64) []demandMark {
+	marks := c.marks[:0]
+	d := c.mu.demands
+	i := 0
+	for ; i < len(d) && d[i].seq <= upTo; i++ {
+	}
+	marks = append(marks, d[:i]...)
+	if i < len(d) {
+		// The first demand past the batch covers its tail too.
+		marks = append(marks, d[i])
+	}
+	c.mu.demands = append(d[:0], d[i:]...)
+	return marks
+}
+
+// observeWaits records holdfast_commit_wait_seconds for the writes of a
+// committed batch (the last has sequence upTo) that were waited for:
+// urgent when queued, from then; deferred and then demanded, from the
+// first demand that covered them. Deferred writes nobody demanded (they
+// rode along, or their deadline passed) are not counted.
+func (c *committer) observeWaits(batch []*Write, upTo uint64, end time.Time) {
+	first := upTo - uint64(len(batch)) + 1
+	m := 0
+	for i, w := range batch {
+		at := w.urgentAt
+		seq := first + uint64(i)
+		for m < len(c.marks) && c.marks[m].seq < seq {
+			m++
+		}
+		if m < len(c.marks) && (at.IsZero() || c.marks[m].at.Before(at)) {
+			at = c.marks[m].at
+		}
+		if !at.IsZero() {
+			c.metrics.commitWait.Observe(end.Sub(at).Seconds())
 		}
 	}
 }
