@@ -55,7 +55,9 @@
 //     that read, before the gateway waits for more upstream bytes (as
 //     nginx with proxy_buffering off; a flush per event cost a write
 //     system call each); only the start of an event not yet complete
-//     waits. The status and headers (request-id, *-ratelimit-*) are the
+//     waits. The events of a read go to the response writer as one write
+//     where they can (a write per event cost a pass through net/http's
+//     writer each); the bytes and flushes are the same. The status and headers (request-id, *-ratelimit-*) are the
 //     provider's.
 //     They are sent with the first byte, so that an attempt that failed
 //     before any byte can still be retried. Upstream silence is bounded

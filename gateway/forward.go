@@ -98,19 +98,42 @@ func setProviderKey(req *http.Request, typ, key string) {
 // x-ratelimit-*, retry-after, content-type, minus hop-by-hop and
 // dropResponse. A stream gets no Content-Length and cache-control:
 // no-cache. It writes straight into the ResponseWriter's header, with no
-// intermediate map.
+// intermediate map, and allocates nothing of its own unless a Connection
+// header names further hop-by-hop headers: it runs on the way to every
+// response's first byte.
 func copyResponseHeader(dst, up http.Header, sse bool) {
 	conn := connectionTokens(up)
 	for k, v := range up {
-		if hopByHop[k] || dropResponse[k] || conn[k] || sse && k == "Content-Length" {
+		if notForwarded(k) || conn[k] || sse && k == "Content-Length" {
 			continue
 		}
 		dst[k] = v
 	}
 	if sse {
-		dst.Set("Cache-Control", "no-cache")
-		dst.Set("X-Accel-Buffering", "no") // nginx and friends: do not buffer
+		// What Set would do, without a new slice and a key check per
+		// response: the values are shared, and as len == cap an append
+		// copies; nothing modifies a value in place (see upstreamHeader).
+		dst["Cache-Control"] = noCache
+		dst["X-Accel-Buffering"] = noBuffering // nginx and friends: do not buffer
 	}
+}
+
+var (
+	noCache     = []string{"no-cache"}
+	noBuffering = []string{"no"}
+)
+
+// notForwarded reports whether hopByHop or dropResponse holds k. A switch
+// on the canonical key is cheaper than two map lookups per header of every
+// response; TestNotForwardedMatchesMaps keeps it in step with the maps.
+func notForwarded(k string) bool {
+	switch k {
+	case "Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Proxy-Connection",
+		"Te", "Trailer", "Transfer-Encoding", "Upgrade",
+		"Set-Cookie", "Alt-Svc", "X-Holdfast-Request-Id":
+		return true
+	}
+	return false
 }
 
 // forwardQuery is the client's query without key= (a Gemini credential).

@@ -31,7 +31,7 @@ type clientWriter struct {
 	header http.Header // the upstream's, filtered into w's at commit
 	sse    bool
 	wrote  bool // status and headers sent
-	writes int  // Write calls: one per forwarded SSE event
+	writes int  // Write calls: one per upstream read of a non-SSE body
 	// final: the upstream's body ended with the read being written, so
 	// Flush leaves the bytes to the end of the handler, where net/http
 	// writes them together with the end of the response (the chunked
@@ -178,6 +178,10 @@ func (c *call) relay(ctx context.Context, cancel context.CancelCauseFunc, resp *
 	}
 	c.upstream = g.clk.Now().Sub(start)
 	c.eventsOut = cw.writes
+	if tee != nil {
+		// The Tee writes a run of events at once: count events, not writes.
+		c.eventsOut = tee.Forwarded()
+	}
 
 	switch {
 	case errors.Is(cw.err, errAdmitNotDurable):

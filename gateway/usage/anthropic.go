@@ -47,6 +47,9 @@ type anthropicError struct {
 
 // Observe implements Accumulator.
 func (a *Anthropic) Observe(raw []byte) EventInfo {
+	if anthropicIgnored(raw) {
+		return EventInfo{} // most of a stream: content deltas, pings
+	}
 	ev := ParseEvent(raw)
 	name := ev.Name
 	if len(name) == 0 && hasKey(ev.Data, keyType) {

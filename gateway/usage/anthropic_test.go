@@ -118,3 +118,52 @@ func TestAnthropicMalformedEvents(t *testing.T) {
 		"event: error\ndata: not json\n\n")
 	checkUsage(t, a.Usage(), Usage{InputTokens: 5, ErrorType: "error"})
 }
+
+// TestAnthropicIgnored: the name-only pre-filter skips the events Observe
+// does nothing with, and never one whose name Observe acts on, however the
+// name is hidden; events with a "\r" are left to the full parse.
+func TestAnthropicIgnored(t *testing.T) {
+	delta := `data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}}`
+	for _, tc := range []struct {
+		raw  string
+		skip bool
+	}{
+		{"event: content_block_delta\n" + delta + "\n\n", true},
+		{"event: ping\ndata: {\"type\": \"ping\"}\n\n", true},
+		{"event:ping\n: comment\ndata: {}\n\n", true},
+		{"event: content_block_stop", true}, // no terminator at all
+		{"event: content_block_stop\n", true},
+		{"event: a:b\n\n", true},
+		{"event:  ping\n\n", true}, // the name is " ping"
+		{"event: ping\ndata: an event\n\n", true},
+		// ParseEvent stops at the blank line: what follows names nothing.
+		{"event: ping\n\nevent: message_stop\n\n", true},
+		// Names Observe acts on, an empty name (data.type decides), or no
+		// event field first: the full parse.
+		{"event: message_start\ndata: {}\n\n", false},
+		{"event: message_delta\ndata: {}\n\n", false},
+		{"event: message_stop\ndata: {}\n\n", false},
+		{"event: error\ndata: {}\n\n", false},
+		{"event: \ndata: {\"type\":\"message_stop\"}\n\n", false},
+		{"event:\ndata: {}\n\n", false},
+		{"event:", false},
+		{"data: {}\nevent: ping\n\n", false},
+		{"\xef\xbb\xbfevent: ping\n\n", false},
+		{": comment\nevent: ping\n\n", false},
+		{"Event: ping\n\n", false},
+		// A later "event" line may rename it.
+		{"event: ping\nevent: message_stop\n\n", false},
+		{"event: ping\ndata: 1\nevent: error\n\n", false},
+		{"event: ping\nevent\n\n", false},
+		{"event: ping\neventually: 1\n\n", false}, // not a rename, but the parse decides
+		// Any "\r": lines may end there.
+		{"event: ping\r\ndata: {}\r\n\r\n", false},
+		{"event: ping\ndata: x\revent: error\n\n", false},
+		{"event: ping\revent: message_stop\r\r", false},
+	} {
+		if got := anthropicIgnored([]byte(tc.raw)); got != tc.skip {
+			t.Errorf("anthropicIgnored(%q) = %v, want %v", tc.raw, got, tc.skip)
+		}
+		checkIgnored(t, []byte(tc.raw))
+	}
+}

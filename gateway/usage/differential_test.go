@@ -77,6 +77,7 @@ func FuzzObserveDifferential(f *testing.F) {
 	f.Fuzz(func(t *testing.T, kinds, payload []byte) {
 		for _, piece := range bytes.Split(payload, []byte{0}) {
 			checkPrefilter(t, piece)
+			checkIgnored(t, piece)
 		}
 		checkDifferential(t, diffEvents(kinds, payload))
 		// The payload as one whole stream, split as the Tee splits it.
@@ -107,6 +108,20 @@ func checkPrefilter(t *testing.T, data []byte) {
 	oldGemini := refHasKey(data, keyUsageMetadata) || refHasKey(data, keyFinishReasonG) || refHasKey(data, keyError)
 	if anyKey(data, openaiKeys) != oldOpenAI || anyKey(data, geminiKeys) != oldGemini || hasKey(data, keyType) != refHasKey(data, keyType) {
 		t.Fatalf("pre-filter differs on %q: openai %v gemini %v type %v", data, oldOpenAI, oldGemini, refHasKey(data, keyType))
+	}
+}
+
+// checkIgnored holds anthropicIgnored to the parse it spares: when it says
+// the name alone makes Anthropic.Observe ignore raw, the reference parse
+// must find a name, and one Observe does not act on.
+func checkIgnored(t *testing.T, raw []byte) {
+	t.Helper()
+	if !anthropicIgnored(raw) {
+		return
+	}
+	name := refParseEvent(raw).Name
+	if len(name) == 0 || anthropicEventName(str{raw: name}) != nil {
+		t.Fatalf("anthropicIgnored(%q), but the event is named %q", raw, name)
 	}
 }
 

@@ -13,8 +13,10 @@
 //   - Accumulators (Anthropic, OpenAI, Gemini) are fed complete events and
 //     keep a provider-neutral Usage. They parse only events that can carry
 //     usage, errors or the stop reason; content deltas are rejected by a byte
-//     pre-filter. A malformed usage event is ignored rather than breaking the
-//     stream, and leaves Usage.Complete false if no later event completes it.
+//     pre-filter (prefilter.go): Anthropic's on the event line alone, before
+//     the event is parsed, OpenAI's and Gemini's on the keys of the data. A
+//     malformed usage event is ignored rather than breaking the stream, and
+//     leaves Usage.Complete false if no later event completes it.
 //   - Events are decoded exactly as encoding/json would decode them into
 //     the documented struct shapes (case-insensitive keys, escapes, last
 //     duplicate wins or merges, a wrong type rejects the event), but by
@@ -28,7 +30,10 @@
 //     proxy loop: each Write forwards the events it completes and flushes
 //     once (one socket write per upstream read, not per event), optionally
 //     dropping the OpenAI usage-only chunk that the gateway itself
-//     requested.
+//     requested. A run of consecutive events of one Write that pass
+//     unchanged goes to the client as one write, not one per event; the
+//     bytes and flushes are exactly those of a write per event
+//     (TestTeeBatchingMatchesPerEvent, FuzzSSE).
 //   - FromBody extracts the same Usage from a whole non-streaming response.
 //
 // Nothing here does I/O of its own or starts goroutines.

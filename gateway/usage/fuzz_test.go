@@ -12,9 +12,12 @@ const fuzzMaxEvent = 256 // small, so random inputs reach the bound
 // FuzzSSE feeds the same bytes whole, one byte at a time and in chunks
 // chosen by cuts, and checks that every way yields the same events, rest,
 // error and usage as an independent whole-input reference; that nothing is
-// lost or invented; and that no event or buffer exceeds the bound.
+// lost or invented; that no event or buffer exceeds the bound; and that the
+// Tee's runs of events reach the client as a Write per event would.
 func FuzzSSE(f *testing.F) {
 	f.Add([]byte(anthropicStream), []byte{7, 200, 3})
+	f.Add([]byte(openaiStreamWithUsage), []byte{0, 255, 40})
+	f.Add([]byte("data: 1\r\r\ndata: 2\r\rdata: "+string(make([]byte, 300))+"\n\n"), []byte{9, 2})
 	f.Fuzz(func(t *testing.T, data, cuts []byte) {
 		want := refSplit(data, fuzzMaxEvent)
 		ways := map[string][][]byte{"whole": {data}, "bytes": nil, "cuts": nil}
@@ -43,8 +46,33 @@ func FuzzSSE(f *testing.F) {
 			if got.usage != want.usage || !slices.Equal(got.infos, want.infos) {
 				t.Fatalf("%s: usage %+v\nwant  %+v", how, got.usage, want.usage)
 			}
+			checkTeeBatching(t, how, chunks)
 		}
 	})
+}
+
+// checkTeeBatching: the Tee, writing runs of events, and the per-event
+// reference (refTee) send the client the same bytes with the same flushes
+// and results, for each accumulator, dropping the usage-only chunk or not.
+func checkTeeBatching(t *testing.T, how string, chunks [][]byte) {
+	t.Helper()
+	for _, acc := range []func() Accumulator{
+		nil,
+		func() Accumulator { return new(Anthropic) },
+		func() Accumulator { return new(OpenAI) },
+		func() Accumulator { return new(Gemini) },
+	} {
+		for _, drop := range []bool{false, true} {
+			opt := TeeOptions{MaxEventSize: fuzzMaxEvent, DropUsageOnly: drop}
+			got := runTee(newBatching(acc, opt), chunks, -1)
+			want := runTee(newPerEvent(acc, opt), chunks, -1)
+			if got.out != want.out || !slices.Equal(got.flushedAt, want.flushedAt) || !slices.Equal(got.results, want.results) ||
+				!slices.Equal(got.infos, want.infos) || got.usage != want.usage || got.forwarded != want.forwarded {
+				t.Fatalf("%s, drop %v: Tee differs from per-event\nout   %q\nwant  %q\nflush %v want %v\nres %v want %v",
+					how, drop, got.out, want.out, got.flushedAt, want.flushedAt, got.results, want.results)
+			}
+		}
+	}
 }
 
 type splitResult struct {

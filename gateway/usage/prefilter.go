@@ -68,6 +68,50 @@ func anyKey(data []byte, keys []keySpec) bool {
 	return false
 }
 
+// anthropicIgnored reports whether Anthropic.Observe would do nothing with
+// raw because of its name alone, without parsing it: raw starts with an
+// "event" field whose value is not empty (an empty name defers to
+// data.type) and not one of anthropicEventNames, and no later line before
+// the blank line that ends the event (where ParseEvent stops) starts with
+// "event" (the last such field wins). Anthropic ends lines in "\n" alone:
+// an event with a "\r" anywhere is left to the full parse, so lines are
+// found with one vectorised search for "\r" and one for "\n" per line
+// (there are three). The events Observe acts on are told apart before the
+// search for "\r": they pay for this check on top of their parse. A false
+// answer only means the full parse decides; a true one is exact on any
+// input (TestAnthropicIgnored, FuzzObserveDifferential).
+func anthropicIgnored(raw []byte) bool {
+	const field = "event:"
+	if len(raw) < len(field) || string(raw[:len(field)]) != field {
+		return false
+	}
+	i := len(field)
+	if i < len(raw) && raw[i] == ' ' {
+		i++
+	}
+	j := indexFrom(raw, i, '\n') // raw[i:j] is the name, unless it has a '\r'
+	if j == i {
+		return false
+	}
+	switch string(raw[i:j]) { // anthropicEventNames, as a switch
+	case "message_start", "message_delta", "message_stop", "error":
+		return false // before the search for '\r': these are parsed anyway
+	}
+	if bytes.IndexByte(raw, '\r') >= 0 {
+		return false
+	}
+	// raw[j] ends a line; stop at the end or at a blank line.
+	for j+1 < len(raw) && raw[j+1] != '\n' {
+		if bytes.HasPrefix(raw[j+1:], eventField) {
+			return false
+		}
+		j = indexFrom(raw, j+1, '\n')
+	}
+	return true
+}
+
+var eventField = []byte("event")
+
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
 func skipSpace(b []byte, i int) int {

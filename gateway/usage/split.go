@@ -44,6 +44,16 @@ func NewSplitter(max int) *Splitter {
 // an *EventTooLargeError, stops processing and is returned by this and every
 // later call.
 func (s *Splitter) Feed(chunk []byte, yield func(event []byte) error) error {
+	return s.feed(chunk, func(ev []byte, _ int) error { return yield(ev) })
+}
+
+// feed is Feed, telling yield also where in chunk the event ends. An event
+// that lies wholly in chunk is exactly chunk[end-len(event):end], and the
+// events of chunk follow one another there without gaps; only the first
+// event of a chunk can instead be the Splitter's buffer (the start that
+// earlier chunks left, then chunk[:end]), and then end-len(event) < 0. The
+// Tee relies on this to forward a run of events with one write.
+func (s *Splitter) feed(chunk []byte, yield func(event []byte, end int) error) error {
 	if s.err != nil {
 		return s.err
 	}
@@ -53,7 +63,7 @@ func (s *Splitter) Feed(chunk []byte, yield func(event []byte) error) error {
 		if chunk[0] == '\n' {
 			i = 1
 		}
-		if err := s.emit(chunk[:i], yield); err != nil {
+		if err := s.emit(chunk[:i], i, yield); err != nil {
 			return err
 		}
 		start = i
@@ -84,7 +94,7 @@ func (s *Splitter) Feed(chunk []byte, yield func(event []byte) error) error {
 		case s.midLine:
 			s.midLine, s.cr = false, chunk[i-1] == '\r'
 		case chunk[i-1] == '\n':
-			if err := s.emit(chunk[start:i], yield); err != nil {
+			if err := s.emit(chunk[start:i], i, yield); err != nil {
 				return err
 			}
 			start = i
@@ -94,7 +104,7 @@ func (s *Splitter) Feed(chunk []byte, yield func(event []byte) error) error {
 			if chunk[i] == '\n' {
 				i++
 			}
-			if err := s.emit(chunk[start:i], yield); err != nil {
+			if err := s.emit(chunk[start:i], i, yield); err != nil {
 				return err
 			}
 			start = i
@@ -129,7 +139,7 @@ func (s *Splitter) End(yield func(event []byte) error) (rest []byte, err error) 
 	}
 	if s.pending {
 		s.pending = false
-		if err := s.emit(nil, yield); err != nil {
+		if err := s.emit(nil, 0, func(ev []byte, _ int) error { return yield(ev) }); err != nil {
 			return nil, err
 		}
 	}
@@ -149,9 +159,10 @@ func (s *Splitter) limit() int {
 // Buffered returns the number of bytes held for an incomplete event.
 func (s *Splitter) Buffered() int { return len(s.buf) }
 
-// emit yields the buffered start of the event followed by tail, then resets
-// the line state for the next event.
-func (s *Splitter) emit(tail []byte, yield func([]byte) error) error {
+// emit yields the buffered start of the event followed by tail, which ends
+// at end in the chunk being fed, then resets the line state for the next
+// event.
+func (s *Splitter) emit(tail []byte, end int, yield func([]byte, int) error) error {
 	ev := tail
 	if len(s.buf) > 0 {
 		s.buf = append(s.buf, tail...)
@@ -161,7 +172,7 @@ func (s *Splitter) emit(tail []byte, yield func([]byte) error) error {
 		return s.fail(&EventTooLargeError{Limit: s.limit()})
 	}
 	s.midLine, s.cr = false, false
-	err := yield(ev)
+	err := yield(ev, end)
 	// Reuse the buffer across events, but do not let one large event pin
 	// its memory for the rest of a long stream.
 	if cap(s.buf) > 64<<10 {

@@ -2,17 +2,31 @@ package usage
 
 import "io"
 
-// Tee forwards an SSE response to the client event by event while an
-// Accumulator reads usage from the same bytes. Write it the upstream body
-// as it arrives (io.Copy works): each Write forwards to W, unchanged and
-// in order, every event that p completes, then calls Flush once if it
-// forwarded anything. A flush per upstream read rather than per event is
-// what nginx does with proxy_buffering off: an event never waits for
-// later upstream bytes (it is flushed before the proxy reads again), but
-// the events of one read share one write to the socket, where a flush per
-// event cost a system call each. Only the start of an event whose end has
-// not arrived stays behind, in the Splitter. It is not safe for
-// concurrent use.
+// Tee forwards an SSE response to the client, whole events at a time,
+// while an Accumulator reads usage from the same bytes. Write it the
+// upstream body as it arrives (io.Copy works): each Write forwards to W,
+// unchanged and in order, every event that p completes, then calls Flush
+// once if it forwarded anything. A flush per upstream read rather than
+// per event is what nginx does with proxy_buffering off: an event never
+// waits for later upstream bytes (it is flushed before the proxy reads
+// again), but the events of one read share one write to the socket, where
+// a flush per event cost a system call each. Only the start of an event
+// whose end has not arrived stays behind, in the Splitter. It is not safe
+// for concurrent use.
+//
+// The events of one Write also share writes to W: a run of consecutive
+// events that lie in p and pass unchanged goes to W as one sub-slice of
+// p, not one Write per event (each a pass through net/http's response
+// writer, with its lock and buffers). A Write therefore calls W once for a
+// read of whole events, and a few times when an event straddles reads
+// (the one completed from the Splitter's buffer is written on its own) or
+// an event is dropped (the run is cut around it). The bytes, the flushes
+// and the results are those of a Write per event; only how W's bytes
+// fall into its Write calls differs (for net/http: into chunks of the
+// chunked encoding, which the client does not see). Every complete event
+// of p is observed before the run that holds it is written, so when W
+// fails the accumulator may have seen events of that read that never
+// reached the client, as when the failure only surfaces at the flush.
 type Tee struct {
 	w     io.Writer
 	flush func() error
@@ -23,6 +37,13 @@ type Tee struct {
 	info          EventInfo
 	// unflushed: an event went to W since the last flush.
 	unflushed bool
+	// During a Write: chunk is its p; chunk[runStart:next] is the run of
+	// complete, unchanged events not yet written to W, and next is where
+	// the last event yielded ended.
+	chunk          []byte
+	runStart, next int
+	// forwarded counts the events handed to W (see Forwarded).
+	forwarded int
 }
 
 // TeeOptions configures a Tee. The zero value is usable.
@@ -53,7 +74,15 @@ func NewTee(w io.Writer, acc Accumulator, opt TeeOptions) *Tee {
 // (*EventTooLargeError). The events before an oversized one are still
 // flushed: they were complete.
 func (t *Tee) Write(p []byte) (int, error) {
-	err := t.split.Feed(p, t.event)
+	t.chunk, t.runStart, t.next = p, 0, 0
+	err := t.split.feed(p, t.event)
+	// After an oversized event the run before it is still written; after
+	// a failed write to W the run is empty (event emptied it). A failed
+	// write stops the Tee for good, as a failed yield stops the Splitter.
+	if werr := t.writeRun(); werr != nil {
+		err = t.split.fail(werr)
+	}
+	t.chunk, t.runStart, t.next = nil, 0, 0
 	if ferr := t.flushForwarded(); err == nil {
 		err = ferr
 	}
@@ -67,11 +96,9 @@ func (t *Tee) Write(p []byte) (int, error) {
 // (an event cut off by EOF is passed on as it is, never invented or
 // dropped) and flushes. It does not close W.
 func (t *Tee) Close() error {
-	rest, err := t.split.End(t.event)
+	rest, err := t.split.End(t.single)
 	if err == nil && len(rest) > 0 {
-		if _, err = t.w.Write(rest); err == nil {
-			t.unflushed = true
-		}
+		err = t.forward(rest)
 	}
 	if ferr := t.flushForwarded(); err == nil {
 		err = ferr
@@ -83,6 +110,12 @@ func (t *Tee) Close() error {
 // proxy can stop reading after a terminal one.
 func (t *Tee) Last() EventInfo { return t.info }
 
+// Forwarded returns the number of events handed to W, counting an
+// unterminated tail forwarded by Close as one (a dropped usage-only chunk
+// is not counted). Writes to W are no measure of it: a run of events
+// shares one.
+func (t *Tee) Forwarded() int { return t.forwarded }
+
 // Usage returns the accumulated usage (zero without an accumulator).
 func (t *Tee) Usage() Usage {
 	if t.acc == nil {
@@ -91,14 +124,62 @@ func (t *Tee) Usage() Usage {
 	return t.acc.Usage()
 }
 
-func (t *Tee) event(ev []byte) error {
-	if t.acc != nil {
-		t.info = t.acc.Observe(ev)
-		if t.dropUsageOnly && t.info.UsageOnly {
-			return nil
-		}
+// event observes one event completed by a Write and either extends the
+// run of events to write (it lies in the chunk right after the run and is
+// forwarded unchanged) or ends the run: the run is written, then the event
+// on its own (it came from the Splitter's buffer) or not at all (dropped).
+func (t *Tee) event(ev []byte, end int) error {
+	inChunk := end-len(ev) == t.next
+	drop := t.observe(ev)
+	if inChunk && !drop {
+		t.next = end
+		t.forwarded++
+		return nil
 	}
-	if _, err := t.w.Write(ev); err != nil {
+	err := t.writeRun()
+	t.runStart, t.next = end, end
+	if err != nil || drop {
+		return err
+	}
+	return t.forward(ev)
+}
+
+// single observes and forwards one event on its own: the one that End
+// yields.
+func (t *Tee) single(ev []byte) error {
+	if t.observe(ev) {
+		return nil
+	}
+	return t.forward(ev)
+}
+
+// observe feeds ev to the accumulator and reports whether to drop it.
+func (t *Tee) observe(ev []byte) (drop bool) {
+	if t.acc == nil {
+		return false
+	}
+	t.info = t.acc.Observe(ev)
+	return t.dropUsageOnly && t.info.UsageOnly
+}
+
+// writeRun writes the pending run of the current Write, if any.
+func (t *Tee) writeRun() error {
+	if t.runStart >= t.next {
+		return nil
+	}
+	run := t.chunk[t.runStart:t.next]
+	t.runStart = t.next
+	if _, err := t.w.Write(run); err != nil {
+		return err
+	}
+	t.unflushed = true
+	return nil
+}
+
+// forward writes b, one event or the tail, to W.
+func (t *Tee) forward(b []byte) error {
+	t.forwarded++
+	if _, err := t.w.Write(b); err != nil {
 		return err
 	}
 	t.unflushed = true
