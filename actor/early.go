@@ -43,14 +43,52 @@ func (openGate) Resolved() bool             { return true }
 // through the output gate already (a call forwarded to another node).
 var OpenGate OutputGate = openGate{}
 
+// failedGate is the gate of a turn whose output gate failed before
+// CallEarly returned: Wait returns that error at once.
+type failedGate struct{ err error }
+
+func (g failedGate) Wait(context.Context) error { return g.err }
+func (failedGate) Hurry()                       {}
+func (failedGate) Resolved() bool               { return true }
+
+// gateWait is what the output gate of one CallEarly turn waits for, and
+// what it releases: plain fields, not closures, so that an admit whose
+// gate opens at once costs no allocation, and one that must wait costs
+// one (its earlyGate).
+type gateWait struct {
+	r       *Runtime
+	out     pendingOutput
+	id      ID
+	reqID   string
+	outcome int
+	turnErr error
+	gated   bool // Config.Gate: p, epoch and done are the cluster's
+	p       int
+	epoch   uint64
+	done    func()
+}
+
+// wait runs the output gate and releases the call: the runtime's count
+// of calls in flight and, in a cluster, the partition's turn gate.
+func (w *gateWait) wait(ctx context.Context) error {
+	defer w.r.leave()
+	if w.done != nil {
+		defer w.done()
+	}
+	if werr := w.r.outputGate(ctx, &w.out); werr != nil || !w.gated {
+		return werr
+	}
+	return w.r.lostAfterTurn(w.p, w.epoch, w.id, w.reqID, w.outcome, w.turnErr)
+}
+
 // earlyGate is the pending output gate of one turn of this runtime.
 type earlyGate struct {
-	once  sync.Once
-	err   error
-	wait  func(ctx context.Context) error
-	hurry func() // nil unless the turn's writes were deferred
-	// resolved: Wait has returned (in CallEarly itself when there was
-	// nothing to wait for).
+	once sync.Once
+	err  error
+	w    gateWait
+	// hurry: the turn's writes were deferred; Hurry demands w.out.target.
+	hurry bool
+	// resolved: Wait has returned.
 	resolved atomic.Bool
 }
 
@@ -58,15 +96,15 @@ func (g *earlyGate) Resolved() bool { return g.resolved.Load() }
 
 func (g *earlyGate) Wait(ctx context.Context) error {
 	g.once.Do(func() {
-		g.err = g.wait(ctx)
+		g.err = g.w.wait(ctx)
 		g.resolved.Store(true)
 	})
 	return g.err
 }
 
 func (g *earlyGate) Hurry() {
-	if g.hurry != nil {
-		g.hurry()
+	if g.hurry {
+		g.w.r.committer.demand(g.w.out.target)
 	}
 }
 
@@ -104,8 +142,12 @@ func CommitDeferred(ctx context.Context) bool {
 // An error returned by CallEarly itself comes with a gate too (wait on it
 // before answering with the error: the turn may have observed writes that
 // are not durable yet).
+//
+// A turn with nothing to wait for (it wrote and read nothing pending) has
+// its gate resolved before CallEarly returns, and that costs no
+// allocation: OpenGate, or a gate holding the error.
 func (r *Runtime) CallEarly(ctx context.Context, id ID, msg proto.Message) (proto.Message, OutputGate, error) {
-	reqID, body := r.callBody(msg)
+	reqID := requestID(msg)
 	var (
 		p     int
 		epoch uint64
@@ -127,30 +169,17 @@ func (r *Runtime) CallEarly(ctx context.Context, id ID, msg proto.Message) (prot
 		}
 		return nil, OpenGate, err
 	}
-	if CommitDeferred(ctx) {
-		run := body
-		body = func(t *Turn, c *cell) (proto.Message, error) {
+	deferred := CommitDeferred(ctx)
+	// A literal here, not a constructor's result: it stays on the stack.
+	body := func(t *Turn, c *cell) (proto.Message, error) {
+		if deferred {
 			t.DeferCommit()
-			return run(t, c)
 		}
+		return r.receive(t, c, msg)
 	}
 	resp, outcome, out, err := r.runUngated(ctx, id, reqID, body)
-	g := &earlyGate{wait: func(wctx context.Context) error {
-		defer r.leave()
-		if done != nil {
-			defer done()
-		}
-		if werr := r.outputGate(wctx, &out); werr != nil || !gated {
-			return werr
-		}
-		return r.lostAfterTurn(p, epoch, id, reqID, outcome, err)
-	}}
-	switch {
-	case out.ns != nil && out.deferred:
-		// Its commit starts when the caller hurries it, or is due.
-		target := out.target
-		g.hurry = func() { r.committer.demand(target) }
-	case out.ns != nil:
+	w := gateWait{r: r, out: out, id: id, reqID: reqID, outcome: outcome, turnErr: err, gated: gated, p: p, epoch: epoch, done: done}
+	if out.ns != nil && !out.deferred {
 		// A turn that read deferred writes needs them now, not when its
 		// gate is waited on: start the commit while the caller acts.
 		r.committer.demand(out.target)
@@ -159,7 +188,11 @@ func (r *Runtime) CallEarly(ctx context.Context, id ID, msg proto.Message) (prot
 		// Nothing to wait for (the turn wrote and read nothing pending):
 		// open the gate now, sparing the caller a goroutine, and release
 		// the runtime and, in a cluster, the partition's turn gate at once.
-		_ = g.Wait(ctx)
+		if werr := w.wait(ctx); werr != nil {
+			return resp, failedGate{werr}, err
+		}
+		return resp, OpenGate, err
 	}
-	return resp, g, err
+	// Its commit starts when the caller hurries it (deferred), or is due.
+	return resp, &earlyGate{w: w, hurry: out.deferred}, err
 }

@@ -101,12 +101,19 @@ func TestCallEarlyCountsInFlightUntilWait(t *testing.T) {
 // In a cluster the gate's done comes after Wait, and a Valid false after
 // the commit turns the reply into an unknown outcome, as Call does.
 func TestCallEarlyThroughClusterGate(t *testing.T) {
-	e, g := gatedEnv(t, openBolt(t, t.TempDir()))
+	gs := actor.NewGatedStore(openBolt(t, t.TempDir()))
+	e, g := gatedEnv(t, gs)
+	// Held, so that the commit cannot finish before CallEarly looks (it
+	// would open the gate at once, and release the partition with it).
+	gs.Hold()
 	gate, err := earlyPut(t, e, "a", "k", "v", "r1")
 	if err != nil {
+		gs.Open()
 		t.Fatal(err)
 	}
-	if d, n := g.done.Load(), g.enteredTotal(); d != 0 || n != 1 {
+	d, n := g.done.Load(), g.enteredTotal()
+	gs.Open()
+	if d != 0 || n != 1 {
 		t.Fatalf("before Wait: done %d, entered %d; want 0 and 1 (the partition is held until Wait)", d, n)
 	}
 	if err := gate.Wait(context.Background()); err != nil {
@@ -173,4 +180,26 @@ func TestCallEarlyResolvesAGateWithNothingToWaitFor(t *testing.T) {
 	if err := gate.Wait(context.Background()); err != nil || !gate.Resolved() {
 		t.Fatalf("after Wait: err %v, resolved %v", err, gate.Resolved())
 	}
+}
+
+// A turn with nothing to wait for whose ownership was lost meanwhile: its
+// gate, resolved when CallEarly returns, reports the loss on every Wait,
+// and the cluster gate's done was called exactly once.
+func TestCallEarlyResolvedGateReportsOwnershipLost(t *testing.T) {
+	e, g := gatedEnv(t, openBolt(t, t.TempDir()))
+	g.valid.Store(false)
+	_, gate, err := e.rt.CallEarly(context.Background(), ref("kv", "c"), &holdfastv1.KvGetRequest{Keys: []string{"k"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !gate.Resolved() {
+		t.Fatal("the gate of a read of nothing pending is not resolved")
+	}
+	for range 2 {
+		if err := gate.Wait(context.Background()); !errors.Is(err, actor.ErrOwnershipLost) {
+			t.Fatalf("Wait: %v, want ErrOwnershipLost", err)
+		}
+	}
+	gate.Hurry() // does nothing, never blocks
+	g.balanced(t)
 }

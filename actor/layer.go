@@ -2,6 +2,7 @@ package actor
 
 import (
 	"bytes"
+	"slices"
 	"sort"
 )
 
@@ -226,9 +227,14 @@ func (l *layer) appendOps(ops []Op) []Op {
 	} else if l.clearedData {
 		ops = append(ops, Op{Kind: OpDeletePrefix, Key: []byte{prefixData}})
 	}
-	sorted := make([]layerKV, 0, n)
+	var buf [4]layerKV // a turn's few writes sort on the stack
+	sorted := buf[:0]
+	if n > len(buf) {
+		sorted = make([]layerKV, 0, n)
+	}
 	l.each(func(k []byte, e layerEntry) { sorted = append(sorted, layerKV{key: k, layerEntry: e}) })
-	sort.Slice(sorted, func(i, j int) bool { return bytes.Compare(sorted[i].key, sorted[j].key) < 0 })
+	// slices.SortFunc, unlike sort.Slice, allocates nothing.
+	slices.SortFunc(sorted, func(a, b layerKV) int { return bytes.Compare(a.key, b.key) })
 	for _, kv := range sorted {
 		if kv.del {
 			if !l.clearedAll {

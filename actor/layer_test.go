@@ -33,3 +33,23 @@ func TestOverlayPruneKeepsNewerWrites(t *testing.T) {
 		t.Fatalf("overlay not empty after everything is durable: %d entries, %d in order", o.count(), len(o.order))
 	}
 }
+
+// appendOps lists a turn's writes in key order, whether they fit its
+// stack buffer or not.
+func TestAppendOpsSorted(t *testing.T) {
+	for _, keys := range []string{"cab", "fbdaec", "ba"} {
+		l := newLayer()
+		for _, k := range keys {
+			l.put([]byte{byte(k)}, []byte("v"), 0)
+		}
+		ops := l.appendOps(nil)
+		if len(ops) != len(keys) {
+			t.Fatalf("%s: %d ops", keys, len(ops))
+		}
+		for i := 1; i < len(ops); i++ {
+			if string(ops[i-1].Key) >= string(ops[i].Key) {
+				t.Fatalf("%s: ops out of order: %q before %q", keys, ops[i-1].Key, ops[i].Key)
+			}
+		}
+	}
+}

@@ -163,7 +163,9 @@ func (r *Runtime) Inline(id ID) bool {
 // A call for an actor on this node runs in-process on the caller's
 // goroutine.
 func (r *Runtime) Call(ctx context.Context, id ID, msg proto.Message) (proto.Message, error) {
-	reqID, body := r.callBody(msg)
+	reqID := requestID(msg)
+	// A literal here, not a constructor's result: it stays on the stack.
+	body := func(t *Turn, c *cell) (proto.Message, error) { return r.receive(t, c, msg) }
 	if r.cfg.Gate != nil {
 		return r.gatedTurn(ctx, id, reqID, nil, body)
 	}
@@ -173,18 +175,20 @@ func (r *Runtime) Call(ctx context.Context, id ID, msg proto.Message) (proto.Mes
 
 type turnBody func(t *Turn, c *cell) (proto.Message, error)
 
-// callBody is the turn of a call carrying msg, and msg's request ID.
-func (r *Runtime) callBody(msg proto.Message) (string, turnBody) {
-	reqID := ""
+// requestID is msg's request ID ("" if its message has none).
+func requestID(msg proto.Message) string {
 	if m, ok := msg.(requestIDer); ok {
-		reqID = m.GetRequestId()
+		return m.GetRequestId()
 	}
-	return reqID, func(t *Turn, c *cell) (proto.Message, error) {
-		if resp, ok, err := r.alarmOp(t, msg); ok {
-			return resp, err
-		}
-		return c.handler.Receive(t, msg)
+	return ""
+}
+
+// receive is the turn of a call carrying msg.
+func (r *Runtime) receive(t *Turn, c *cell, msg proto.Message) (proto.Message, error) {
+	if resp, ok, err := r.alarmOp(t, msg); ok {
+		return resp, err
 	}
+	return c.handler.Receive(t, msg)
 }
 
 // turnOpts adjust an internal turn (an alarm fire); calls pass nil.

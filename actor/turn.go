@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 )
 
@@ -62,7 +63,9 @@ func (t *Turn) DeferCommit() { t.deferCommit = true }
 // reply waits only for the pending writes it read (through Get, GetMany,
 // List, Alarm or AlarmInfo on this Turn), not for every pending write of
 // the actor. A handler may call it only when its replies depend on
-// nothing else: no state kept in its own fields from an earlier turn.
+// nothing else: no state kept in its own fields from an earlier turn (a
+// memo keyed by what this turn read, such as a decoding of the value it
+// got, is not such state: the read still happens and decides).
 // Then a read that does not touch the actor's pending bookkeeping (the
 // gateway's admit with its settles still committing) answers at once,
 // and a crash can lose nothing the reply showed. A turn that writes still
@@ -171,7 +174,9 @@ func (t *Turn) Put(key string, value []byte) error {
 		return err
 	}
 	if len(value) > t.limits.MaxValueBytes {
-		return &LimitError{Limit: "max_value_bytes", Max: int64(t.limits.MaxValueBytes), Got: int64(len(value)), What: fmt.Sprintf("the value of key %q", truncate(key, 64))}
+		// A copy of the key: key itself then does not escape, and a
+		// caller's key built on its stack stays there.
+		return &LimitError{Limit: "max_value_bytes", Max: int64(t.limits.MaxValueBytes), Got: int64(len(value)), What: fmt.Sprintf("the value of key %q", strings.Clone(truncate(key, 64)))}
 	}
 	if value == nil {
 		value = []byte{}

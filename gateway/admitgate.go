@@ -29,11 +29,12 @@ type pendingAdmit struct {
 }
 
 // callAdmit runs the admit turn: with gateway.speculative_upstream and an
-// EarlyCaller, returning before the turn is durable. Its gate is waited on
-// at once, on a goroutine of its own: the runtime counts the call in
-// flight, and in a cluster holds the partition's turn gate, until then,
-// and the provider's first byte may be seconds away; waitAdmit collects
-// the result.
+// EarlyCaller, returning before the turn is durable. A gate that is open
+// already (an admit that wrote nothing) costs nothing more; any other is
+// waited on at once, on a goroutine of its own: the runtime counts the
+// call in flight, and in a cluster holds the partition's turn gate, until
+// then, and the provider's first byte may be seconds away; waitAdmit
+// collects the result.
 func (c *call) callAdmit(ctx context.Context, req proto.Message) (proto.Message, error) {
 	g := c.g
 	if g.early == nil || !g.cfg.SpeculativeUpstream {
@@ -49,24 +50,35 @@ func (c *call) callAdmit(ctx context.Context, req proto.Message) (proto.Message,
 		// (it came back durable), nor one that wrote nothing.
 		g.m.admitsDeferred.Inc()
 	}
+	if gate.Resolved() {
+		// Open already (the admit wrote nothing, nor read anything
+		// pending): no goroutine, channel or record, unless it failed
+		// (waitAdmit reports that).
+		if werr := gate.Wait(ctx); werr != nil {
+			c.admitGate = &pendingAdmit{gate: gate, done: closedDone, err: werr}
+		}
+		return resp, err
+	}
 	p := &pendingAdmit{gate: gate, done: make(chan struct{})}
 	// Not the client's context: a client that left must not cut the wait
 	// short, or a durable admit would go unsettled. The turn deadline
 	// bounds it.
-	wctx := context.WithoutCancel(ctx)
-	wait := func() {
-		p.err = gate.Wait(wctx)
-		close(p.done)
-	}
-	if gate.Resolved() {
-		// Open already (the admit wrote nothing, nor read anything
-		// pending): no goroutine to wait on it.
-		wait()
-	} else {
-		go wait()
-	}
+	go p.wait(context.WithoutCancel(ctx))
 	c.admitGate = p
 	return resp, err
+}
+
+// closedDone is the done of a pendingAdmit resolved before it was made.
+var closedDone = func() chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return ch
+}()
+
+// wait waits on the gate and records its result.
+func (p *pendingAdmit) wait(ctx context.Context) {
+	p.err = p.gate.Wait(ctx)
+	close(p.done)
 }
 
 // hurryAdmit starts a deferred admit's commit: the provider's answer has

@@ -49,7 +49,20 @@ type earlyCaller struct {
 	err      error // the gates' Wait result
 	calls    atomic.Int32
 	deferred atomic.Int32 // calls marked actor.WithCommitDeferred
+	// resolved: hand out gates open already (resolvedGate), as the
+	// runtime does for an admit with nothing to wait for.
+	resolved *resolvedGate
 }
+
+// resolvedGate is a gate that has opened (or failed) already.
+type resolvedGate struct {
+	err   error
+	waits atomic.Int32
+}
+
+func (g *resolvedGate) Wait(context.Context) error { g.waits.Add(1); return g.err }
+func (g *resolvedGate) Hurry()                     {}
+func (g *resolvedGate) Resolved() bool             { return true }
 
 func (e *earlyCaller) CallEarly(ctx context.Context, id actor.ID, msg proto.Message) (proto.Message, actor.OutputGate, error) {
 	e.calls.Add(1)
@@ -57,6 +70,9 @@ func (e *earlyCaller) CallEarly(ctx context.Context, id actor.ID, msg proto.Mess
 		e.deferred.Add(1)
 	}
 	resp, err := e.f.Call(ctx, id, msg)
+	if e.resolved != nil {
+		return resp, e.resolved, err
+	}
 	g := newHeldGate(e.err)
 	e.gates <- g
 	return resp, g, err
@@ -151,6 +167,42 @@ func TestSpeculativeUpstreamAdmitNotDurable(t *testing.T) {
 	}
 	if v := e.metric("holdfast_gateway_failures_total", "failure", "admit_unavailable"); v != 1 {
 		t.Fatalf("admit_unavailable failures = %v, want 1", v)
+	}
+}
+
+// A gate open already when the admit returns is waited on at once, on
+// the call's goroutine, and its result counts as a pending one's: nil
+// lets the answer through, an error stops it (admit_unavailable, no
+// settle).
+func TestSpeculativeResolvedGate(t *testing.T) {
+	for _, gateErr := range []error{nil, actor.ErrStorage} {
+		e, ec := speculativeEnv(t, nil)
+		g := &resolvedGate{err: gateErr}
+		ec.resolved = g
+		r := <-postAsync(t, e, "/v1/messages", streamBody)
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		if n := g.waits.Load(); n != 1 {
+			t.Fatalf("gate error %v: waited on %d times, want once", gateErr, n)
+		}
+		if gateErr == nil {
+			if r.resp.StatusCode != http.StatusOK || !bytes.Contains(r.body, []byte("message_stop")) {
+				t.Fatalf("status %d body %q", r.resp.StatusCode, r.body)
+			}
+			e.caller.waitSettle(t)
+			continue
+		}
+		if want := envelope.Status(envelope.Anthropic, envelope.Unavailable); r.resp.StatusCode != want || bytes.Contains(r.body, []byte("message_start")) {
+			t.Fatalf("status %d body %s, want %d and none of the provider's bytes", r.resp.StatusCode, r.body, want)
+		}
+		e.quiesce()
+		if n := len(e.caller.settles); n != 0 {
+			t.Fatalf("%d settles for a call whose admit was not durable", n)
+		}
+		if v := e.metric("holdfast_gateway_failures_total", "failure", "admit_unavailable"); v != 1 {
+			t.Fatalf("admit_unavailable failures = %v, want 1", v)
+		}
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync/atomic"
 	"time"
 )
 
@@ -36,10 +37,32 @@ var (
 type Ledger map[string]int64
 
 // DayKey returns the ledger key of the UTC calendar day containing now
-// (Unix nanoseconds), e.g. "2026-11-27".
+// (Unix nanoseconds), e.g. "2026-11-27". The key of the last day asked
+// for is kept (formatting one cost more than the rest of a gateway
+// admit's budget check): a now of that day is answered from it, any
+// other day (the next, after midnight; an earlier one, from a clock set
+// back) is formatted and kept instead. The key is a function of the day
+// alone, so the cache changes no answer.
 func DayKey(now int64) string {
-	return time.Unix(0, now).UTC().Format(time.DateOnly)
+	d := floorDiv(now, nanosPerDay)
+	if e := lastDay.Load(); e != nil && e.day == d {
+		return e.key
+	}
+	e := &dayEntry{day: d, key: time.Unix(0, now).UTC().Format(time.DateOnly)}
+	lastDay.Store(e)
+	return e.key
 }
+
+// dayEntry is a day (days since 1970-01-01 UTC) and its DayKey.
+type dayEntry struct {
+	day int64
+	key string
+}
+
+// lastDay is the day DayKey formatted last: one per process, read and
+// replaced atomically (an entry is never modified), so concurrent callers
+// on different days at midnight only format again.
+var lastDay atomic.Pointer[dayEntry]
 
 // Remaining returns what is left of budget for the day containing now:
 // Unlimited when budget is 0, and 0, not a negative number, when actual
@@ -124,6 +147,9 @@ func (l Ledger) Tidy(now int64, keepDays int) []string {
 // DayKey. Re-formatting rejects keys time.Parse accepts loosely, so each
 // day has exactly one key.
 func parseDay(key string) (int64, error) {
+	if e := lastDay.Load(); e != nil && e.key == key {
+		return e.day, nil // canonical: DayKey formatted it
+	}
 	t, err := time.Parse(time.DateOnly, key)
 	if err != nil || t.Format(time.DateOnly) != key {
 		return 0, fmt.Errorf("ratelimit: day %q: %w: want YYYY-MM-DD", key, ErrInvalidDay)

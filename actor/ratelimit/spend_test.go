@@ -36,6 +36,63 @@ func TestDayKey(t *testing.T) {
 	}
 }
 
+// DayKey keeps the key of the last day it formatted: every instant of
+// that day is answered from it, and the first instant of the next day (or
+// of an earlier one: a clock set back) is formatted afresh, never given
+// the kept key. Each answer is checked against formatting it directly.
+func TestDayKeyCacheAcrossMidnight(t *testing.T) {
+	midnight := at(t, "2026-11-28T00:00:00Z")
+	seq := []int64{
+		midnight - 12*int64(time.Hour), // noon: formatted
+		midnight - 1,                   // the same day's last nanosecond: kept
+		midnight,                       // the next day: formatted
+		midnight + 1,
+		midnight - 1, // back a nanosecond: the day before again
+		midnight,
+		midnight + nanosPerDay - 1,
+		midnight + nanosPerDay,
+		0, -1, 0, // 1970 and the nanosecond before it (floor, not truncation)
+	}
+	for i, now := range seq {
+		want := time.Unix(0, now).UTC().Format(time.DateOnly)
+		if got := DayKey(now); got != want {
+			t.Fatalf("step %d: DayKey(%d) = %s, want %s", i, now, got, want)
+		}
+		// The key just kept parses to its day, and its neighbours are
+		// not taken for it.
+		if d, err := parseDay(want); err != nil || d != floorDiv(now, nanosPerDay) {
+			t.Fatalf("step %d: parseDay(%s) = %d, %v; want %d", i, want, d, err, floorDiv(now, nanosPerDay))
+		}
+		other := time.Unix(0, now+nanosPerDay).UTC().Format(time.DateOnly)
+		if d, err := parseDay(other); err != nil || d != floorDiv(now, nanosPerDay)+1 {
+			t.Fatalf("step %d: parseDay(%s) = %d, %v; want %d", i, other, d, err, floorDiv(now, nanosPerDay)+1)
+		}
+	}
+}
+
+// Callers on both sides of midnight at once each get their own day's key.
+func TestDayKeyConcurrentDays(t *testing.T) {
+	midnight := at(t, "2026-11-28T00:00:00Z")
+	done := make(chan string, 2)
+	for _, now := range []int64{midnight - 1, midnight} {
+		go func() {
+			want := time.Unix(0, now).UTC().Format(time.DateOnly)
+			for range 2000 {
+				if got := DayKey(now); got != want {
+					done <- "DayKey(" + want + ") = " + got
+					return
+				}
+			}
+			done <- ""
+		}()
+	}
+	for range 2 {
+		if msg := <-done; msg != "" {
+			t.Fatal(msg)
+		}
+	}
+}
+
 func TestCheck(t *testing.T) {
 	const dollar = 1_000_000_000
 	ledger := Ledger{"2026-11-27": 7 * dollar, "2026-11-26": 100 * dollar}

@@ -68,11 +68,10 @@ func (h *handler) admit(t *actor.Turn, m *holdfastv1.AccountAdmitRequest) (proto
 		key = k
 	}
 
-	own, _, err := h.ownLimits(t)
+	_, eff, err := h.limits(t)
 	if err != nil {
 		return nil, err
 	}
-	eff := h.effective(own)
 	amounts := map[string]int64{
 		RequestsPerMinute:     1,
 		InputTokensPerMinute:  m.GetInputTokensEstimate(),
@@ -80,25 +79,35 @@ func (h *handler) admit(t *actor.Turn, m *holdfastv1.AccountAdmitRequest) (proto
 	}
 	var ref refusal
 
-	// The user's buckets, and the key's on top.
+	// The user's buckets, and the key's on top. A scope with no
+	// per-minute limit has no bucket to read, take from or write.
 	type scope struct {
 		prefix string
-		set    *ratelimit.Set
+		lim    *holdfastv1.AccountLimits
+		set    ratelimit.Set
 		res    ratelimit.Result
 	}
-	scopes := []*scope{{prefix: keyBucketPrefix}}
-	if key != nil && key.GetLimits() != nil {
-		scopes = append(scopes, &scope{prefix: keyBucketPrefixOf(key.GetKeyId())})
+	// On the stack, sets and their maps too (made outside the loop below,
+	// and not through append, for that).
+	var scopeBuf [2]scope
+	n := 0
+	if hasPerMinute(eff) {
+		scopeBuf[n] = scope{prefix: keyBucketPrefix, lim: eff, set: ratelimit.Set{
+			Limits: make(map[string]ratelimit.Limit, numPerMinute), Buckets: make(map[string]ratelimit.Bucket, numPerMinute)}}
+		n++
 	}
-	for i, sc := range scopes {
-		lim := eff
-		if i == 1 {
-			lim = key.GetLimits()
-		}
-		if sc.set, err = loadSet(t, sc.prefix, lim); err != nil {
+	if key != nil && key.GetLimits() != nil && hasPerMinute(key.GetLimits()) {
+		scopeBuf[n] = scope{prefix: keyBucketPrefixOf(key.GetKeyId()), lim: key.GetLimits(), set: ratelimit.Set{
+			Limits: make(map[string]ratelimit.Limit, numPerMinute), Buckets: make(map[string]ratelimit.Bucket, numPerMinute)}}
+		n++
+	}
+	scopes := scopeBuf[:n]
+	for i := range scopes {
+		sc := &scopes[i]
+		if err := fillSet(t, sc.prefix, sc.lim, &sc.set); err != nil {
 			return nil, err
 		}
-		res, never, err := takeAll(sc.set, now, amounts)
+		res, never, err := takeAll(&sc.set, now, amounts)
 		if err != nil {
 			return nil, err
 		}
@@ -118,22 +127,28 @@ func (h *handler) admit(t *actor.Turn, m *holdfastv1.AccountAdmitRequest) (proto
 		}
 	}
 
-	// The daily budgets: the user's and the key's.
-	day := ratelimit.DayKey(now)
+	// The daily budgets: the user's and the key's. The spend counter's
+	// key is built only for a budget that is set.
 	type budget struct {
 		nanos int64
-		key   string // spend counter
+		key   bool // the key's, not the user's
 	}
-	budgets := []budget{{eff.GetDailyBudgetNanos(), keySpendPrefix + day}}
+	var budgetBuf [2]budget // on the stack
+	budgets := append(budgetBuf[:0], budget{nanos: eff.GetDailyBudgetNanos()})
 	if key != nil {
-		budgets = append(budgets, budget{key.GetLimits().GetDailyBudgetNanos(), keySpendKey(key.GetKeyId(), day)})
+		budgets = append(budgets, budget{key.GetLimits().GetDailyBudgetNanos(), true})
 	}
 	est := m.GetSpendEstimateNanos()
 	for _, b := range budgets {
 		if b.nanos <= 0 {
 			continue
 		}
-		spent, err := getCounter(t, b.key)
+		day := ratelimit.DayKey(now)
+		counter := keySpendPrefix + day
+		if b.key {
+			counter = keySpendKey(key.GetKeyId(), day)
+		}
+		spent, err := getCounter(t, counter)
 		if err != nil {
 			return nil, err
 		}
@@ -156,8 +171,8 @@ func (h *handler) admit(t *actor.Turn, m *holdfastv1.AccountAdmitRequest) (proto
 	if ref.by != "" {
 		return refuse(ref.by, ref.wait)
 	}
-	for _, sc := range scopes {
-		if err := saveSet(t, sc.prefix, sc.set); err != nil {
+	for i := range scopes {
+		if err := saveSet(t, scopes[i].prefix, &scopes[i].set); err != nil {
 			return nil, err
 		}
 	}
@@ -169,7 +184,7 @@ func (h *handler) admit(t *actor.Turn, m *holdfastv1.AccountAdmitRequest) (proto
 // bucket whose capacity is below the amount (no wait can help); res then
 // holds the levels as they stand.
 func takeAll(s *ratelimit.Set, now int64, want map[string]int64) (res ratelimit.Result, never string, err error) {
-	amounts := make(map[string]int64, len(s.Limits))
+	amounts := make(map[string]int64, numPerMinute) // constant size: on the stack
 	for name := range s.Limits {
 		amounts[name] = want[name]
 	}
@@ -177,7 +192,10 @@ func takeAll(s *ratelimit.Set, now int64, want map[string]int64) (res ratelimit.
 		return ratelimit.Result{Allowed: true, Remaining: map[string]int64{}}, "", nil
 	}
 	res, err = s.Take(now, amounts)
-	var ce *ratelimit.CapacityError
+	if err == nil {
+		return res, "", nil
+	}
+	var ce *ratelimit.CapacityError // escapes: only on this path
 	if errors.As(err, &ce) {
 		for name := range amounts {
 			amounts[name] = 0
@@ -189,10 +207,7 @@ func takeAll(s *ratelimit.Set, now int64, want map[string]int64) (res ratelimit.
 		look.Allowed = false
 		return look, ce.Name, nil
 	}
-	if err != nil {
-		return res, "", invalid(ErrInvalidLimit, err.Error())
-	}
-	return res, "", nil
+	return res, "", invalid(ErrInvalidLimit, err.Error())
 }
 
 // checkKey returns the key record when id names a key whose stored hash is

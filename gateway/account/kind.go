@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -66,8 +67,10 @@ const (
 	nanosPerDay        = 24 * int64(time.Hour)
 )
 
-// perMinuteNames are the bucket names, sorted.
+// perMinuteNames are the bucket names, sorted; numPerMinute of them.
 var perMinuteNames = []string{InputTokensPerMinute, OutputTokensPerMinute, RequestsPerMinute}
+
+const numPerMinute = 3
 
 // Storage keys; see the package documentation.
 const (
@@ -141,17 +144,20 @@ func New(d Defaults) func(actor.ID) actor.Handler {
 	return func(actor.ID) actor.Handler { return &handler{d: d} }
 }
 
-// handler is one account actor. It caches nothing: every turn loads the
+// handler is one account actor. It caches no state: every turn loads the
 // keys it needs, so an evicted, reset or rolled-back actor can never act on
-// stale state.
+// stale state. Its one other field, memo, only spares decoding the user's
+// limits again when the turn read the same source (see limitsMemo).
 type handler struct {
-	d Defaults
+	d    Defaults
+	memo limitsMemo
 }
 
 // Receive implements actor.Handler.
 func (h *handler) Receive(t *actor.Turn, msg proto.Message) (proto.Message, error) {
 	// Every reply is computed from what the turn reads (the handler keeps
-	// no state of its own), so a turn that writes nothing, such as an
+	// no state of its own; its limits memo is keyed by what the turn
+	// read), so a turn that writes nothing, such as an
 	// admit with no limits to take from, need not wait for the settles
 	// still committing in the background.
 	t.GateOnReads()
@@ -295,10 +301,13 @@ func (h *handler) defaults() *holdfastv1.AccountLimits {
 	}
 }
 
+// limitNames are the names of every AccountLimits field.
+var limitNames = append(slices.Clone(perMinuteNames), DailyBudgetNanos)
+
 // effective is own over the defaults, field by field.
 func (h *handler) effective(own *holdfastv1.AccountLimits) *holdfastv1.AccountLimits {
 	eff := h.defaults()
-	for _, name := range append(slices.Clone(perMinuteNames), DailyBudgetNanos) {
+	for _, name := range limitNames {
 		if v := limitValue(own, name); v != 0 {
 			setLimitValue(eff, name, v)
 		}
@@ -306,10 +315,25 @@ func (h *handler) effective(own *holdfastv1.AccountLimits) *holdfastv1.AccountLi
 	return eff
 }
 
+// hasPerMinute reports whether l sets any per-minute limit: without one,
+// loadSet reads nothing and its set takes nothing.
+func hasPerMinute(l *holdfastv1.AccountLimits) bool {
+	return l.GetRequestsPerMinute() != 0 || l.GetInputTokensPerMinute() != 0 || l.GetOutputTokensPerMinute() != 0
+}
+
 // loadSet reads the buckets under prefix for the per-minute limits of l
 // that are set (0: no bucket).
 func loadSet(t *actor.Turn, prefix string, l *holdfastv1.AccountLimits) (*ratelimit.Set, error) {
 	s := &ratelimit.Set{Limits: map[string]ratelimit.Limit{}, Buckets: map[string]ratelimit.Bucket{}}
+	if err := fillSet(t, prefix, l, s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// fillSet is loadSet into s, whose maps the caller made (and may keep on
+// its stack).
+func fillSet(t *actor.Turn, prefix string, l *holdfastv1.AccountLimits, s *ratelimit.Set) error {
 	for _, name := range perMinuteNames {
 		n := limitValue(l, name)
 		if n == 0 {
@@ -317,36 +341,46 @@ func loadSet(t *actor.Turn, prefix string, l *holdfastv1.AccountLimits) (*rateli
 		}
 		lim, err := perMinuteLimit(n)
 		if err != nil {
-			return nil, invalid(ErrInvalidLimit, fmt.Sprintf("%s %d: %v", name, n, err), "field", name)
+			return invalid(ErrInvalidLimit, fmt.Sprintf("%s %d: %v", name, n, err), "field", name)
 		}
 		s.Limits[name] = lim
 		v, ok, err := t.Get(prefix + name)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if ok {
 			var b ratelimit.Bucket
 			if err := b.UnmarshalBinary(v); err != nil {
-				return nil, storageErr(prefix+name, err)
+				return storageErr(prefix+name, err)
 			}
 			s.Buckets[name] = b
 		}
 	}
-	return s, nil
+	return nil
 }
 
-// saveSet writes the buckets of s under prefix.
+// bucketBytes bounds a bucket's encoding (Bucket.MarshalBinary's).
+const bucketBytes = 1 + 3*binary.MaxVarintLen64
+
+// saveSet writes the buckets of s under prefix: their encodings share one
+// allocation (each value is its own full slice of it, never written
+// again, as Turn.Put requires).
 func saveSet(t *actor.Turn, prefix string, s *ratelimit.Set) error {
+	var buf []byte
 	for _, name := range perMinuteNames {
 		b, ok := s.Buckets[name]
 		if !ok {
 			continue
 		}
-		v, err := b.MarshalBinary()
-		if err != nil {
+		if buf == nil {
+			buf = make([]byte, 0, numPerMinute*bucketBytes)
+		}
+		start := len(buf)
+		var err error
+		if buf, err = b.AppendBinary(buf); err != nil {
 			return fmt.Errorf("%w: account: bucket %s: %v", actor.ErrInternal, name, err)
 		}
-		if err := t.Put(prefix+name, v); err != nil {
+		if err := t.Put(prefix+name, buf[start:len(buf):len(buf)]); err != nil {
 			return err
 		}
 	}
@@ -465,7 +499,8 @@ func getCounter(t *actor.Turn, key string) (int64, error) {
 		return 0, err
 	}
 	if len(v) != 8 {
-		return 0, storageErr(key, fmt.Errorf("%d bytes, want 8", len(v)))
+		// A copy: key itself then stays on the caller's stack.
+		return 0, storageErr(strings.Clone(key), fmt.Errorf("%d bytes, want 8", len(v)))
 	}
 	return int64(binary.BigEndian.Uint64(v)), nil
 }

@@ -1,6 +1,7 @@
 package account
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"time"
@@ -58,6 +59,66 @@ func (h *handler) ownLimits(t *actor.Turn) (*holdfastv1.AccountLimits, uint64, e
 		return nil, 0, err
 	}
 	return l, 0, nil
+}
+
+// limitsMemo is the user's own and effective limits as last decoded, with
+// what they were decoded from: the `limits` key's bytes as a turn read
+// them (absent reads as empty, and decodes the same), or the Settings
+// entry (its pointer — Settings' results are shared and never modified,
+// so the same pointer is the same limits — and found). It is the
+// handler's one field that outlives a turn, and no reply depends on it:
+// every turn still reads the source (through the Turn, so GateOnReads
+// counts a pending write of it, and a set is seen by the very next turn),
+// and only an unchanged source skips the decode and the merge over the
+// defaults. Eviction, a reset or a rolled-back set therefore needs no
+// invalidation: the next read differs, or it does not and the memo is
+// right.
+type limitsMemo struct {
+	ok bool
+	// fromSettings: src and found are the source; else raw (the key's
+	// bytes, a copy).
+	fromSettings bool
+	src          *holdfastv1.AccountLimits
+	found        bool
+	raw          []byte
+	own, eff     *holdfastv1.AccountLimits
+}
+
+// limits returns the user's own and effective limits for a turn that only
+// reads them (admit, settle): ownLimits and effective, memoized (see
+// limitsMemo). Both may be shared with later turns: callers must not
+// modify them, nor put them in a reply.
+func (h *handler) limits(t *actor.Turn) (own, eff *holdfastv1.AccountLimits, err error) {
+	m := &h.memo
+	if h.d.Settings != nil {
+		id := t.ID()
+		if l, rev, found := h.d.Settings.Get(id.Namespace, id.Key); rev > 0 {
+			if m.ok && m.fromSettings && m.src == l && m.found == found {
+				return m.own, m.eff, nil
+			}
+			own := l
+			if !found || l == nil {
+				own = &holdfastv1.AccountLimits{}
+			}
+			*m = limitsMemo{ok: true, fromSettings: true, src: l, found: found, own: own, eff: h.effective(own)}
+			return m.own, m.eff, nil
+		}
+	}
+	v, present, err := t.Get(keyLimits)
+	if err != nil {
+		return nil, nil, err
+	}
+	if m.ok && !m.fromSettings && bytes.Equal(m.raw, v) {
+		return m.own, m.eff, nil
+	}
+	own = &holdfastv1.AccountLimits{}
+	if present {
+		if err := proto.Unmarshal(v, own); err != nil {
+			return nil, nil, storageErr(keyLimits, err)
+		}
+	}
+	*m = limitsMemo{ok: true, raw: bytes.Clone(v), own: own, eff: h.effective(own)}
+	return m.own, m.eff, nil
 }
 
 // saveOwnLimits stores own: with Settings by a compare-and-set at rev

@@ -40,11 +40,11 @@ func newSettleCache(h *handler, t *actor.Turn) *settleCache {
 // modify them).
 func (c *settleCache) effective() (*holdfastv1.AccountLimits, error) {
 	if c.eff == nil {
-		own, _, err := c.h.ownLimits(c.t)
+		_, eff, err := c.h.limits(c.t)
 		if err != nil {
 			return nil, err
 		}
-		c.eff = c.h.effective(own)
+		c.eff = eff
 	}
 	return c.eff, nil
 }
