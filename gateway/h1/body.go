@@ -17,7 +17,7 @@ const (
 // socket, which unblocks the Read.
 type body struct {
 	pc   *pconn
-	rc   io.ReadCloser // net/http's framing reader over pc.br
+	f    framing // Content-Length, chunked or close-delimited, over pc.br
 	stop func() bool
 	ctx  context.Context
 	keep bool // the connection may be pooled after EOF
@@ -40,7 +40,7 @@ func (b *body) Read(p []byte) (int, error) {
 	}
 	b.mu.Unlock()
 
-	n, err := b.rc.Read(p)
+	n, err := b.f.Read(p)
 	if err == nil {
 		return n, nil
 	}
@@ -64,13 +64,15 @@ func (b *body) Read(p []byte) (int, error) {
 	return n, b.err
 }
 
-// readError names the stage and drops parser text (a bad trailer line would
-// be quoted by net/http).
+// readError names the stage and drops parser text (a bad chunk header or
+// trailer line would be quoted by net/http's readers).
 func (b *body) readError(err error) error {
 	pc := b.pc
 	switch {
 	case b.ctx.Err() != nil:
 		err = b.ctx.Err()
+	case err == errMalformed:
+		err = ErrMalformedResponse
 	case pc.rerr != nil:
 		err = ioError(err, pc.rerr)
 	default:
@@ -80,7 +82,7 @@ func (b *body) readError(err error) error {
 }
 
 // Close before EOF closes the connection rather than draining it: streams
-// can be long. The inner reader's Close is not called because it drains.
+// can be long.
 func (b *body) Close() error {
 	b.mu.Lock()
 	prev := b.state

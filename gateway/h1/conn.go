@@ -3,6 +3,7 @@ package h1
 import (
 	"bufio"
 	"errors"
+	"io"
 	"net"
 	"syscall"
 	"time"
@@ -41,6 +42,8 @@ type pconn struct {
 	probeFn func(fd uintptr) bool
 	probeOK bool
 	cancel  func() // the context.AfterFunc hook, allocated once
+
+	lr io.LimitedReader // writeRequest's body limiter, kept off the heap per request
 }
 
 func newPconn(t *Transport, addr string, c net.Conn) *pconn {

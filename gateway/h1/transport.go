@@ -170,7 +170,7 @@ func (t *Transport) roundTrip(ctx context.Context, pc *pconn, r, orig *http.Requ
 		return nil, false, &Error{Op: op, Addr: pc.addr, Reused: pc.reused, Err: cause}
 	}
 
-	werr := r.Write(pc.bw)
+	werr := pc.writeRequest(r)
 	if werr == nil {
 		werr = pc.bw.Flush()
 	}
@@ -178,8 +178,8 @@ func (t *Transport) roundTrip(ctx context.Context, pc *pconn, r, orig *http.Requ
 		if ctx.Err() == nil && pc.werr != nil && pc.nwritten > 0 {
 			// The upstream may have answered early (413, 401) and closed
 			// without reading the rest: return that answer if it is there.
-			if resp, rerr := t.readHeaders(pc, r); rerr == nil {
-				return t.finish(ctx, pc, stop, resp, orig, false), false, nil
+			if resp, f, rerr := t.readHeaders(pc, r); rerr == nil {
+				return t.finish(ctx, pc, stop, resp, f, orig, false), false, nil
 			}
 		}
 		resp, _, err = fail(OpWrite, werr)
@@ -188,7 +188,7 @@ func (t *Transport) roundTrip(ctx context.Context, pc *pconn, r, orig *http.Requ
 		return resp, retry, err
 	}
 
-	resp, rerr := t.readHeaders(pc, r)
+	resp, f, rerr := t.readHeaders(pc, r)
 	if rerr != nil {
 		nothingRead := pc.nread == 0 && pc.rerr != nil
 		resp, _, err = fail(OpReadHeaders, rerr)
@@ -196,47 +196,50 @@ func (t *Transport) roundTrip(ctx context.Context, pc *pconn, r, orig *http.Requ
 		return resp, retry, err
 	}
 	keep := !r.Close && !httpguts.HeaderValuesContainsToken(r.Header["Connection"], "close")
-	return t.finish(ctx, pc, stop, resp, orig, keep), false, nil
+	return t.finish(ctx, pc, stop, resp, f, orig, keep), false, nil
 }
 
 // readHeaders reads the final response's status line and headers, skipping
 // informational answers, on the calling goroutine.
-func (t *Transport) readHeaders(pc *pconn, r *http.Request) (*http.Response, error) {
+func (t *Transport) readHeaders(pc *pconn, r *http.Request) (*http.Response, framing, error) {
 	for {
-		resp, err := http.ReadResponse(pc.br, r)
+		resp, f, err := readResponse(pc.br, r.Method)
 		if err != nil {
 			switch {
 			case pc.limitHit:
-				return nil, &LimitError{Limit: "max_response_header_bytes", Max: t.cfg.MaxResponseHeaderBytes}
+				return nil, f, &LimitError{Limit: "max_response_header_bytes", Max: t.cfg.MaxResponseHeaderBytes}
+			case err == errMalformed:
+				return nil, f, ErrMalformedResponse
 			case pc.rerr != nil:
 				// A socket error or EOF, possibly turned into
 				// io.ErrUnexpectedEOF: no response bytes in the text.
-				return nil, ioError(err, pc.rerr)
+				return nil, f, ioError(err, pc.rerr)
 			default:
-				// A parse error quotes the offending line: drop it.
-				return nil, ErrMalformedResponse
+				// No socket error, no parse error (io.ErrNoProgress from
+				// a connection that reads nothing): nothing to quote.
+				return nil, f, ErrMalformedResponse
 			}
 		}
 		switch {
 		case resp.StatusCode == http.StatusSwitchingProtocols:
-			return nil, ErrUnsupportedUpgrade
+			return nil, f, ErrUnsupportedUpgrade
 		case resp.StatusCode >= 100 && resp.StatusCode < 200:
 			continue // 100 Continue, 103 Early Hints: the final answer follows
 		}
 		pc.limit = -1 // the body is unbounded
-		return resp, nil
+		return resp, f, nil
 	}
 }
 
 // finish wires the body to pc, or releases pc at once when there is none.
-func (t *Transport) finish(ctx context.Context, pc *pconn, stop func() bool, resp *http.Response, orig *http.Request, keep bool) *http.Response {
+func (t *Transport) finish(ctx context.Context, pc *pconn, stop func() bool, resp *http.Response, f framing, orig *http.Request, keep bool) *http.Response {
 	resp.Request = orig
 	keep = keep && !resp.Close
 	if resp.Body == http.NoBody {
 		t.release(pc, stop, keep)
 		return resp
 	}
-	resp.Body = &body{pc: pc, rc: resp.Body, stop: stop, ctx: ctx, keep: keep}
+	resp.Body = &body{pc: pc, f: f, stop: stop, ctx: ctx, keep: keep}
 	return resp
 }
 
