@@ -50,16 +50,17 @@ type committer struct {
 		// hurryUntil: deferred writes queued before it are urgent
 		// (hurryWindow: a handoff holds a partition).
 		hurryUntil time.Time
-		// demands records, in rising seq, when a demand made queued
-		// deferred writes urgent: those up to seq, at at. Only for
-		// holdfast_commit_wait_seconds; pruned as batches commit.
+		// demands records, in rising seq, the demands of queued deferred
+		// writes (a gate's Hurry, a reader of a pending deferred write):
+		// each is a wait for holdfast_commit_wait_seconds, from at to
+		// the commit that makes seq durable. Pruned as batches are taken.
 		demands []demandMark
 		err     error // sticky failure
 		notify  chan struct{}
 		closed  bool
 	}
-	// marks is the committer goroutine's copy of the demands that cover
-	// the batch being committed (owned by it, reused).
+	// marks is the committer goroutine's copy of the demands of writes
+	// in the batch being committed (owned by it, reused).
 	marks []demandMark
 	wake  chan struct{} // cap 1: "queue is not empty"
 	// spare is the queue array not in use, swapped with mu.queue when a
@@ -70,7 +71,7 @@ type committer struct {
 	done    chan struct{}
 }
 
-// demandMark: the queued writes up to seq became urgent at at.
+// demandMark: the deferred write seq was demanded at at.
 type demandMark struct {
 	seq uint64
 	at  time.Time
@@ -258,7 +259,7 @@ func (c *committer) run(stop <-chan struct{}) {
 			// keeps the older time: it is due no later.
 			c.mu.deferredSince = time.Time{}
 		}
-		c.marks = c.takeMarksLocked(upTo)
+		c.marks = c.takeMarksLocked(upTo-uint64(n)+1, upTo)
 		failed := c.mu.err
 		c.mu.Unlock()
 
@@ -284,7 +285,7 @@ func (c *committer) run(stop <-chan struct{}) {
 
 		// Metrics after the waiters are released.
 		if err == nil {
-			c.observeWaits(batch, upTo, end)
+			c.observeWaits(batch, end)
 		}
 		c.recycle(queue)
 		c.metrics.commitSeconds.Observe(end.Sub(start).Seconds())
@@ -336,7 +337,13 @@ func (c *committer) demand(seq uint64) {
 	raise := seq > c.mu.urgent
 	if raise {
 		c.mu.urgent = seq
-		if n := len(c.mu.demands); n == 0 || c.mu.demands[n-1].seq < seq {
+	}
+	// A demand of a queued deferred write is a wait to count, even when a
+	// later urgent write had already made it urgent. Demands of urgent
+	// writes are not: those count from their queueing.
+	if n := len(c.mu.demands); c.deferMax > 0 && (n == 0 || c.mu.demands[n-1].seq < seq) {
+		first := c.mu.lastSeq - uint64(len(c.mu.queue)) + 1
+		if seq >= first && seq <= c.mu.lastSeq && c.mu.queue[seq-first].urgentAt.IsZero() {
 			c.mu.demands = append(c.mu.demands, demandMark{seq: seq, at: now})
 		}
 	}
@@ -382,43 +389,34 @@ func (c *committer) wait(ctx context.Context, seq uint64, deadline time.Time) er
 	}
 }
 
-// takeMarksLocked copies into c.marks the demands that cover writes up to
-// upTo (the batch being taken) and drops from c.mu.demands those the batch
-// covers entirely. c.mu is held.
-func (c *committer) takeMarksLocked(upTo uint64) []demandMark {
+// takeMarksLocked copies into c.marks the demands of writes first..upTo
+// (the batch being taken) and drops from c.mu.demands every demand up to
+// upTo (one of a write already committing when it came is not counted).
+// c.mu is held.
+func (c *committer) takeMarksLocked(first, upTo uint64) []demandMark {
 	marks := c.marks[:0]
 	d := c.mu.demands
 	i := 0
 	for ; i < len(d) && d[i].seq <= upTo; i++ {
-	}
-	marks = append(marks, d[:i]...)
-	if i < len(d) {
-		// The first demand past the batch covers its tail too.
-		marks = append(marks, d[i])
+		if d[i].seq >= first {
+			marks = append(marks, d[i])
+		}
 	}
 	c.mu.demands = append(d[:0], d[i:]...)
 	return marks
 }
 
-// observeWaits records holdfast_commit_wait_seconds for the writes of a
-// committed batch (the last has sequence upTo) that were waited for:
-// urgent when queued, from then; deferred and then demanded, from the
-// first demand that covered them. Deferred writes nobody demanded (they
-// rode along, or their deadline passed) are not counted.
-func (c *committer) observeWaits(batch []*Write, upTo uint64, end time.Time) {
-	first := upTo - uint64(len(batch)) + 1
-	m := 0
-	for i, w := range batch {
-		at := w.urgentAt
-		seq := first + uint64(i)
-		for m < len(c.marks) && c.marks[m].seq < seq {
-			m++
+// observeWaits records holdfast_commit_wait_seconds for a committed batch:
+// each write urgent when queued, from
+// its queueing, and each demand of a deferred write in it, from the
+// demand. Deferred writes nobody demanded rode along and are not counted.
+func (c *committer) observeWaits(batch []*Write, end time.Time) {
+	for _, w := range batch {
+		if !w.urgentAt.IsZero() {
+			c.metrics.commitWait.Observe(end.Sub(w.urgentAt).Seconds())
 		}
-		if m < len(c.marks) && (at.IsZero() || c.marks[m].at.Before(at)) {
-			at = c.marks[m].at
-		}
-		if !at.IsZero() {
-			c.metrics.commitWait.Observe(end.Sub(at).Seconds())
-		}
+	}
+	for _, m := range c.marks {
+		c.metrics.commitWait.Observe(end.Sub(m.at).Seconds())
 	}
 }

@@ -145,7 +145,7 @@ func CommitDeferred(ctx context.Context) bool {
 //
 // A turn with nothing to wait for (it wrote and read nothing pending) has
 // its gate resolved before CallEarly returns, and that costs no
-// allocation: OpenGate, or a gate holding the error.
+// allocation (OpenGate) unless the gate failed (a gate holding the error).
 func (r *Runtime) CallEarly(ctx context.Context, id ID, msg proto.Message) (proto.Message, OutputGate, error) {
 	reqID := requestID(msg)
 	var (

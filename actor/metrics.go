@@ -44,7 +44,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		commitWait: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "holdfast_commit_wait_seconds",
-			Help:    "Time from a turn write becoming urgent to its being durable: the rest of the commit in flight, if any, then its own group commit. What a writing turn's reply waits. Urgent from when it was queued, or, for a deferred write (Turn.DeferCommit, actor.WithCommitDeferred), from when something demanded it (OutputGate.Hurry, a handoff); deferred writes nobody demanded ride along uncounted.",
+			Help:    "Time from a turn write becoming urgent to its being durable: the rest of the commit in flight, if any, then its own group commit. What a writing turn's reply waits. An urgent write counts from its queueing; a demand of a deferred write (Turn.DeferCommit, actor.WithCommitDeferred) by OutputGate.Hurry or a reader of it counts from the demand; deferred writes nobody demanded ride along uncounted.",
 			Buckets: prometheus.ExponentialBuckets(25e-6, 1.5, 22),
 		}),
 		commitFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "holdfast_commit_failures_total", Help: "Failed group commits (each stops the node's writes)."}),

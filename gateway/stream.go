@@ -220,6 +220,7 @@ func (c *call) relay(ctx context.Context, cancel context.CancelCauseFunc, resp *
 			if err := tee.Close(); err != nil && cw.err != nil {
 				c.failure = "client_cancelled"
 			}
+			c.eventsOut = tee.Forwarded() // with an unterminated tail Close forwarded
 		}
 		if !cw.wrote && cw.err == nil {
 			cw.commit() // an empty body
