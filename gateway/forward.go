@@ -299,11 +299,19 @@ func (c *call) attempt() attemptResult {
 		}
 		return attemptResult{retryable: true, failure: "upstream_connection", err: err}
 	}
+	if resp.StatusCode < 100 || resp.StatusCode > 999 {
+		// A status line net/http's parser takes ("099") that no answer may
+		// carry (WriteHeader panics on it): a broken upstream.
+		resp.Body.Close()
+		return attemptResult{retryable: true, failure: "upstream_protocol", err: errBadUpstreamStatus}
+	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return c.upstreamError(cancel, resp, start)
 	}
 	return c.relay(ctx, cancel, resp, start)
 }
+
+var errBadUpstreamStatus = errors.New("the upstream answered with a status code outside 100-999")
 
 // minNonStreamHeaderTimeout: a non-streaming answer has its headers only
 // once the whole generation is done, which for long outputs takes

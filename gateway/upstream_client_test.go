@@ -5,9 +5,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -113,5 +115,50 @@ func TestEarlyAnswerToLargeBody(t *testing.T) {
 	resp := e.postCtx(ctx, "/v1/messages", body, nil)
 	if resp.StatusCode != http.StatusRequestEntityTooLarge {
 		t.Fatalf("status %d, want the upstream's 413", resp.StatusCode)
+	}
+}
+
+// An upstream whose status line parses but carries a code no answer may
+// have (below 100): the gateway must not pass it to WriteHeader (which
+// panics) but treat it as a broken upstream, retried, then given up in the
+// envelope.
+func TestUpstreamStatusBelow100(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var answered atomic.Int32
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				req, err := http.ReadRequest(bufio.NewReader(c))
+				if err != nil {
+					return
+				}
+				io.Copy(io.Discard, req.Body)
+				answered.Add(1)
+				io.WriteString(c, "HTTP/1.1 099 Odd\r\nContent-Length: 0\r\n\r\n")
+			}()
+		}
+	}()
+	e := newEnv(t, withConfig(func(c *Config) { c.MaxRetries = 1 }), func(o *envOpts) {
+		o.providers = func(string) map[string]ProviderConfig {
+			return map[string]ProviderConfig{"anthropic": {Type: TypeAnthropic, BaseURL: "http://" + ln.Addr().String(), APIKeyEnv: "ANTHROPIC_KEY"}}
+		}
+	})
+	resp := e.post("/v1/messages", streamBody, nil)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode < 500 || !strings.Contains(string(b), `"type":"error"`) {
+		t.Fatalf("status %d, body %s: want a 5xx in the Anthropic envelope", resp.StatusCode, b)
+	}
+	if n := answered.Load(); n != 2 {
+		t.Fatalf("the upstream was asked %d times, want 2 (one retry)", n)
 	}
 }

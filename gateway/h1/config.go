@@ -17,7 +17,8 @@ type Config struct {
 	// DialTimeout bounds one dial; the request context bounds it too.
 	DialTimeout time.Duration
 	// MaxResponseHeaderBytes bounds the status lines and header blocks of a
-	// response, informational answers included.
+	// response, informational answers included; at most MaxHeaderLimit
+	// (the parser keeps 32-bit offsets into the head).
 	MaxResponseHeaderBytes int64
 	// WriteBufferSize and ReadBufferSize size the per-connection buffers.
 	WriteBufferSize int
@@ -41,6 +42,9 @@ func DefaultConfig() Config {
 	}
 }
 
+// MaxHeaderLimit is the largest Config.MaxResponseHeaderBytes (1 GiB).
+const MaxHeaderLimit = 1 << 30
+
 // Validate reports the first field that is out of range, by name.
 func (c Config) Validate() error {
 	switch {
@@ -50,8 +54,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("h1: config: IdleConnTimeout must be > 0, got %v", c.IdleConnTimeout)
 	case c.DialTimeout <= 0:
 		return fmt.Errorf("h1: config: DialTimeout must be > 0, got %v", c.DialTimeout)
-	case c.MaxResponseHeaderBytes <= 0:
-		return fmt.Errorf("h1: config: MaxResponseHeaderBytes must be > 0, got %d", c.MaxResponseHeaderBytes)
+	case c.MaxResponseHeaderBytes <= 0 || c.MaxResponseHeaderBytes > MaxHeaderLimit:
+		return fmt.Errorf("h1: config: MaxResponseHeaderBytes must be in [1, %d], got %d", int64(MaxHeaderLimit), c.MaxResponseHeaderBytes)
 	case c.WriteBufferSize < 512:
 		return fmt.Errorf("h1: config: WriteBufferSize must be >= 512, got %d", c.WriteBufferSize)
 	case c.ReadBufferSize < 512:

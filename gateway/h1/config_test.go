@@ -19,6 +19,7 @@ func TestConfigValidate(t *testing.T) {
 		{"IdleConnTimeout", func(c *Config) { c.IdleConnTimeout = 0 }},
 		{"DialTimeout", func(c *Config) { c.DialTimeout = -1 }},
 		{"MaxResponseHeaderBytes", func(c *Config) { c.MaxResponseHeaderBytes = 0 }},
+		{"MaxResponseHeaderBytes", func(c *Config) { c.MaxResponseHeaderBytes = MaxHeaderLimit + 1 }},
 		{"WriteBufferSize", func(c *Config) { c.WriteBufferSize = 10 }},
 		{"ReadBufferSize", func(c *Config) { c.ReadBufferSize = 0 }},
 		{"Dial", func(c *Config) { c.Dial = nil }},

@@ -75,13 +75,15 @@
 // host:port, at most MaxIdleConnsPerHost, the oldest dropped first) only
 // when the response body was read to EOF without error, neither the request
 // nor the response asked for Connection: close, the body was not
-// close-delimited, the request context had not ended, and no unread bytes
-// follow the response. Closing a body before EOF closes the connection: a
-// stream is never drained. Before an idle connection is reused it is probed
-// with one non-blocking MSG_PEEK recvfrom (Linux, macOS and the BSDs, when
-// the connection exposes its socket; elsewhere only the retry helps): a
-// connection the upstream has closed, reset or written to is discarded and
-// the next one, or a new dial, is tried.
+// close-delimited, the request context had not ended, no socket read
+// failed (not even with the upstream's EOF arriving with the last bytes),
+// and no unread bytes follow the response. Closing a body before EOF
+// closes the connection: a stream is never drained. Before an idle
+// connection is reused it is probed with one non-blocking MSG_PEEK recvfrom
+// (Linux, macOS and the BSDs, when the connection exposes its socket;
+// elsewhere only the retry helps): a connection the upstream has closed,
+// reset or written to is discarded and the next one, or a new dial, is
+// tried.
 //
 // Retries: at most one, always on a freshly dialed connection, and only when
 // the failed attempt ran on a reused connection and the request body can be

@@ -586,11 +586,14 @@ func (f *framing) Read(p []byte) (int, error) {
 		if int64(len(p)) > f.n {
 			p = p[:f.n]
 		}
+		// bufio reads a large p straight from the socket, which may
+		// return the last bytes together with io.EOF: only an EOF
+		// before f.n bytes is a short body.
 		n, err := f.br.Read(p)
 		f.n -= int64(n)
 		switch {
-		case err == io.EOF:
-			err = io.ErrUnexpectedEOF // f.n > 0: the body was cut short
+		case err == io.EOF && f.n > 0:
+			err = io.ErrUnexpectedEOF
 		case err == nil && n > 0 && f.n == 0:
 			err = io.EOF
 		}

@@ -45,6 +45,8 @@ var respCases = []string{
 	"HTTP/1.1 200 OK\r\nTrailer: X-A\r\nContent-Length: 0\r\n\r\n",
 	"HTTP/1.1 200 OK\r\nTransfer-Encoding: CHUNKED\r\n\r\n0\r\n\r\n",
 	"HTTP/1.1 200 Fine\r\nContent-Length: 10\r\n\r\nshort",
+	"HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\n0123456789012345678901234567890123456789",
+	"HTTP/1.1 200 OK\r\nContent-Length: 41\r\n\r\n0123456789012345678901234567890123456789",
 	"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel",
 	"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n",
 	"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
@@ -131,7 +133,13 @@ func bodyErrClass(err error) string {
 	return "error"
 }
 
-func summarise(resp *http.Response, br *bufio.Reader) respResult {
+// readSizes are the body read sizes the differential tests use: small
+// reads come from bufio's buffer; a read at least as large as the buffer
+// (the fuzz's largest is 4096) goes straight to the source when the buffer
+// is empty, and may get the last bytes together with io.EOF.
+var readSizes = []int{7, 8192}
+
+func summarise(resp *http.Response, br *bufio.Reader, readSize int) respResult {
 	r := respResult{
 		Status: resp.Status, Proto: resp.Proto, StatusCode: resp.StatusCode,
 		Major: resp.ProtoMajor, Minor: resp.ProtoMinor, Header: resp.Header,
@@ -143,10 +151,10 @@ func summarise(resp *http.Response, br *bufio.Reader) respResult {
 	// Content-Length framing EOF always comes with the last bytes, as
 	// net/http's body returns it: the transport then releases the
 	// connection without one more call.
-	var buf [7]byte
+	buf := make([]byte, readSize)
 	var body []byte
 	for {
-		n, err := resp.Body.Read(buf[:])
+		n, err := resp.Body.Read(buf)
 		body = append(body, buf[:n]...)
 		if err != nil {
 			r.BodyErr = bodyErrClass(err)
@@ -165,7 +173,7 @@ func summarise(resp *http.Response, br *bufio.Reader) respResult {
 // parseBoth runs http.ReadResponse and readResponse over the same bytes;
 // dataEOF has the source return its last bytes together with io.EOF, as a
 // socket may.
-func parseBoth(data []byte, method string, bufSize int, dataEOF bool) (std, mine respResult, stdErr, mineErr error) {
+func parseBoth(data []byte, method string, bufSize, readSize int, dataEOF bool) (std, mine respResult, stdErr, mineErr error) {
 	src := func() io.Reader {
 		if dataEOF {
 			return iotest.DataErrReader(bytes.NewReader(data))
@@ -177,7 +185,7 @@ func parseBoth(data []byte, method string, bufSize int, dataEOF bool) (std, mine
 	if resp, err := http.ReadResponse(br, req); err != nil {
 		stdErr = err
 	} else {
-		std = summarise(resp, br)
+		std = summarise(resp, br, readSize)
 	}
 	br = bufio.NewReaderSize(src(), bufSize)
 	resp, f, err := readResponse(br, method)
@@ -187,17 +195,19 @@ func parseBoth(data []byte, method string, bufSize int, dataEOF bool) (std, mine
 	if resp.Body == nil {
 		resp.Body = io.NopCloser(&f)
 	}
-	return std, summarise(resp, br), stdErr, nil
+	return std, summarise(resp, br, readSize), stdErr, nil
 }
 
 func checkSame(t *testing.T, data []byte, method string, bufSize int, dataEOF bool) {
 	t.Helper()
-	std, mine, stdErr, mineErr := parseBoth(data, method, bufSize, dataEOF)
-	if (stdErr == nil) != (mineErr == nil) {
-		t.Fatalf("%s, buffer %d, data+EOF %v, %q:\nnet/http error: %v\nh1 error: %v", method, bufSize, dataEOF, data, stdErr, mineErr)
-	}
-	if stdErr == nil && !reflect.DeepEqual(std, mine) {
-		t.Fatalf("%s, buffer %d, data+EOF %v, %q:\nnet/http: %+v\nh1:       %+v", method, bufSize, dataEOF, data, std, mine)
+	for _, rs := range readSizes {
+		std, mine, stdErr, mineErr := parseBoth(data, method, bufSize, rs, dataEOF)
+		if (stdErr == nil) != (mineErr == nil) {
+			t.Fatalf("%s, buffer %d, data+EOF %v, %q:\nnet/http error: %v\nh1 error: %v", method, bufSize, dataEOF, data, stdErr, mineErr)
+		}
+		if stdErr == nil && !reflect.DeepEqual(std, mine) {
+			t.Fatalf("%s, buffer %d, reads of %d, data+EOF %v, %q:\nnet/http: %+v\nh1:       %+v", method, bufSize, rs, dataEOF, data, std, mine)
+		}
 	}
 }
 
@@ -347,6 +357,26 @@ func TestMalformedReportedWithEOF(t *testing.T) {
 				t.Fatalf("got %v, want ErrMalformedResponse", err)
 			}
 		})
+	}
+}
+
+// TestNotPooledAfterEOF: a connection whose last response bytes came with
+// the upstream's EOF is closed, not pooled, although its body ended cleanly.
+func TestNotPooledAfterEOF(t *testing.T) {
+	tr := newTransport(t, func(c *Config) {
+		c.Dial = func(context.Context, string, string) (net.Conn, error) {
+			return &scriptConn{script: []byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")}, nil
+		}
+	})
+	resp, err := tr.RoundTrip(mustReq(t, context.Background(), "GET", "http://up/", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := io.ReadAll(resp.Body); err != nil || string(b) != "ok" {
+		t.Fatalf("body %q, %v", b, err)
+	}
+	if n := tr.idleCount("up:80"); n != 0 {
+		t.Fatalf("%d idle connections after the upstream's EOF, want 0", n)
 	}
 }
 

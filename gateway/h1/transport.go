@@ -244,10 +244,13 @@ func (t *Transport) finish(ctx context.Context, pc *pconn, stop func() bool, res
 }
 
 // release ends a round trip: pc returns to the pool only if it may be kept,
-// its cancel hook had not fired and no stray bytes follow the response.
+// its cancel hook had not fired, no socket read failed and no stray bytes
+// follow the response.
 func (t *Transport) release(pc *pconn, stop func() bool, keep bool) {
 	fired := !stop()
-	if !keep || fired || pc.br.Buffered() > 0 {
+	// A socket read error (the peer's EOF with the last bytes, say)
+	// leaves nothing to reuse, as net/http's sawEOF.
+	if !keep || fired || pc.rerr != nil || pc.br.Buffered() > 0 {
 		pc.close()
 		return
 	}

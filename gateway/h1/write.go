@@ -102,12 +102,12 @@ func (pc *pconn) writeRequest(r *http.Request) (err error) {
 	if vv, ok := r.Header["User-Agent"]; ok {
 		ua = ""
 		if len(vv) > 0 {
-			ua = trimSpace(vv[0])
+			ua = vv[0]
 		}
 	}
-	if ua != "" {
+	if ua != "" { // trimmed after the test: all blanks still send the field, as Write does
 		bw.WriteString("User-Agent: ")
-		bw.WriteString(ua)
+		bw.WriteString(trimSpace(ua))
 		bw.WriteString("\r\n")
 	}
 

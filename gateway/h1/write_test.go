@@ -161,6 +161,7 @@ func TestWriteRequestMatchesWrite(t *testing.T) {
 			r.Header.Set("User-Agent", " holdfast/1 ")
 			return r
 		}},
+		{"User-Agent spaces", func() *http.Request { r := mk("GET", "http://h/", nil); r.Header.Set("User-Agent", " \t "); return r }},
 		{"User-Agent blank", func() *http.Request { r := mk("GET", "http://h/", nil); r.Header.Set("User-Agent", ""); return r }},
 		{"User-Agent empty list", func() *http.Request { r := mk("GET", "http://h/", nil); r.Header["User-Agent"] = nil; return r }},
 		{"Close", func() *http.Request { r := mk("GET", "http://h/", nil); r.Close = true; return r }},
