@@ -53,8 +53,11 @@ func (c census) names() []string {
 var perfLine = regexp.MustCompile(`^\s+([a-z_0-9]+)\s+(\d+)\s+(\d+)\s+[\d.]+\s`)
 
 // countSyscalls runs phase with `perf trace -s -p pid` attached and returns
-// the system calls of pid's threads during it. perf is given a second to
-// attach before the phase starts (it prints nothing when it has).
+// the system calls of pid's threads during it. perf is given three
+// seconds to attach before the phase starts (it prints nothing when it
+// has; on a busy machine one second was not always enough, and the first
+// second's streams went uncounted). The idle process's calls in that time
+// are counted too: a few hundred, against tens of thousands in the phase.
 func countSyscalls(dir string, pid int, phase func() (streams int64, err error)) (census, error) {
 	c := census{calls: map[string]int64{}, errs: map[string]int64{}}
 	perf, err := exec.LookPath("perf")
@@ -75,7 +78,7 @@ func countSyscalls(dir string, pid int, phase func() (streams int64, err error))
 	case err := <-exited:
 		c.skipped = fmt.Sprintf("perf trace exited at once (%v): kernel.perf_event_paranoid or tracefs not available", err)
 		return c, nil
-	case <-time.After(time.Second):
+	case <-time.After(3 * time.Second):
 	}
 	c.streams, err = phase()
 	_ = cmd.Process.Signal(syscall.SIGINT)
