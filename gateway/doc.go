@@ -89,7 +89,9 @@
 //     are named by the taxonomy (overload_529, in_stream_overloaded,
 //     rate_limit_429, sse_stall, key_rotation_401, model_retired,
 //     upstream_5xx, client_cancelled, budget_exhausted, cache_silent_miss,
-//     and upstream_connection, upstream_timeout, upstream_401,
+//     and upstream_connection, upstream_timeout, upstream_protocol (an
+//     event over the size limit, a status code outside 100-999),
+//     upstream_401,
 //     upstream_4xx, in_stream_error, rate_limited, unauthenticated,
 //     forbidden, no_route, no_price, too_large, bad_request,
 //     admit_unavailable, provider_key, not_found).
