@@ -8,6 +8,7 @@ import (
 	"net/textproto"
 	"net/url"
 	"os"
+	"runtime/trace"
 	"strconv"
 	"strings"
 	"time"
@@ -288,7 +289,9 @@ func (c *call) attempt() attemptResult {
 
 	start := g.clk.Now()
 	ht := g.clk.AfterFunc(c.headerTimeout(), func() { cancel(errHeaderTimeout) })
+	reg := trace.StartRegion(ctx, "gateway.upstream_headers")
 	resp, err := g.do(p, req)
+	reg.End()
 	ht.Stop()
 	if err != nil {
 		if c.r.Context().Err() != nil {

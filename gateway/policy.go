@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"runtime/trace"
 	"strings"
 	"time"
 
@@ -409,7 +410,9 @@ func (c *call) admit() *refusal {
 		OutputTokensEstimate: c.outEst,
 		SpendEstimateNanos:   c.spendEst,
 	}
+	reg := trace.StartRegion(c.r.Context(), "gateway.admit")
 	resp, err := c.callAdmit(c.r.Context(), req)
+	reg.End()
 	if err != nil {
 		if c.r.Context().Err() != nil {
 			c.failure, c.status = "client_cancelled", 499

@@ -29,6 +29,10 @@ type ttfbPath struct {
 	answer    []time.Duration // running → the first write to the client begins
 	answerSys []time.Duration // of answer: in system calls
 	total     []time.Duration // request bytes arrived → first write to the client
+	// regions holds, per runtime/trace region the gateway marks (its
+	// steps: gateway.read_body, gateway.admit, ...), the time spent in it
+	// by each counted request that entered it.
+	regions map[string][]time.Duration
 }
 
 // goTrack follows one goroutine through one request.
@@ -39,6 +43,10 @@ type goTrack struct {
 	ready1, run1, upw      trace.Time
 	ready2, run2, sysStart trace.Time
 	sys1, sys2             time.Duration
+	// Regions of the request under way: open ones by name, and the
+	// time in each that ended.
+	open     map[string]trace.Time
+	inRegion map[string]time.Duration
 }
 
 const (
@@ -62,7 +70,7 @@ func analyzeTTFB(r io.Reader) (*ttfbPath, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &ttfbPath{}
+	p := &ttfbPath{regions: map[string][]time.Duration{}}
 	gs := map[trace.GoID]*goTrack{}
 	for {
 		ev, err := tr.ReadEvent()
@@ -71,6 +79,12 @@ func analyzeTTFB(r io.Reader) (*ttfbPath, error) {
 		}
 		if err != nil {
 			return nil, err
+		}
+		if k := ev.Kind(); k == trace.EventRegionBegin || k == trace.EventRegionEnd {
+			if g := gs[ev.Goroutine()]; g != nil && g.stage != 0 {
+				g.region(k == trace.EventRegionBegin, ev.Region().Type, ev.Time())
+			}
+			continue
 		}
 		if ev.Kind() != trace.EventStateTransition {
 			continue
@@ -103,6 +117,7 @@ func analyzeTTFB(r io.Reader) (*ttfbPath, error) {
 			switch {
 			case g.blockedOn == blockedClient:
 				g.stage, g.ready1, g.run1, g.sys1, g.sys2 = 1, g.unblocked, t, 0, 0
+				g.open, g.inRegion = map[string]trace.Time{}, map[string]time.Duration{}
 			case g.blockedOn == blockedUpstream && g.stage == 2:
 				g.stage, g.ready2, g.run2 = 3, g.unblocked, t
 			}
@@ -121,6 +136,9 @@ func analyzeTTFB(r io.Reader) (*ttfbPath, error) {
 				p.answer = append(p.answer, t.Sub(g.run2))
 				p.answerSys = append(p.answerSys, g.sys2)
 				p.total = append(p.total, t.Sub(g.ready1))
+				for name, d := range g.inRegion {
+					p.regions[name] = append(p.regions[name], d)
+				}
 				g.stage = 0
 			}
 		case from == trace.GoSyscall && to == trace.GoRunning:
@@ -131,6 +149,19 @@ func analyzeTTFB(r io.Reader) (*ttfbPath, error) {
 				g.sys2 += t.Sub(g.sysStart)
 			}
 		}
+	}
+}
+
+// region notes a region's begin or end on the request under way; the time
+// in it accumulates (a region entered twice, as on a retry, counts both).
+func (g *goTrack) region(begin bool, name string, t trace.Time) {
+	if begin {
+		g.open[name] = t
+		return
+	}
+	if b, ok := g.open[name]; ok {
+		g.inRegion[name] += t.Sub(b)
+		delete(g.open, name)
 	}
 }
 
@@ -157,4 +188,17 @@ func (p *ttfbPath) markdown(w io.Writer) {
 	row("→ the first write to the client begins (read, parse, relay)", p.answer)
 	row("… of which in system calls", p.answerSys)
 	row("**request arrived → first write to the client**", p.total)
+	if len(p.regions) == 0 {
+		return
+	}
+	names := make([]string, 0, len(p.regions))
+	for name := range p.regions {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	fmt.Fprintf(w, "\nThe gateway's steps (runtime/trace regions) in the same requests:\n\n| region | requests | p50 | p99 |\n|---|---|---|---|\n")
+	for _, name := range names {
+		d := p.regions[name]
+		fmt.Fprintf(w, "| %s | %d | %.1fµs | %.1fµs |\n", name, len(d), float64(quantile(d, .5))/1e3, float64(quantile(d, .99))/1e3)
+	}
 }

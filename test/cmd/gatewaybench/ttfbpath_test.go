@@ -51,7 +51,9 @@ func TestAnalyzeTTFBFollowsEachRequest(t *testing.T) {
 	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		req, _ := http.NewRequestWithContext(r.Context(), http.MethodPost, up.URL+"/v1/messages", bytes.NewReader(body))
+		reg := trace.StartRegion(r.Context(), "test.upstream_headers")
 		resp, err := tr.RoundTrip(req)
+		reg.End()
 		if err != nil {
 			http.Error(w, "upstream", http.StatusBadGateway)
 			return
@@ -105,9 +107,20 @@ func TestAnalyzeTTFBFollowsEachRequest(t *testing.T) {
 			t.Fatalf("request %d: implausible segments %v %v %v %v", i, p.request[i], p.upstream[i], p.reqSys[i], p.answerSys[i])
 		}
 	}
+	// The handler's region (the upstream round trip to the answer's head)
+	// is in every counted request, within its total.
+	reg := p.regions["test.upstream_headers"]
+	if len(reg) != len(p.total) {
+		t.Fatalf("region seen in %d of %d requests", len(reg), len(p.total))
+	}
+	for i, d := range reg {
+		if d <= 0 || d > p.total[i] {
+			t.Fatalf("request %d: %v in the region, %v in all", i, d, p.total[i])
+		}
+	}
 	var md bytes.Buffer
 	p.markdown(&md)
-	if !strings.Contains(md.String(), "request arrived → first write to the client") {
+	if !strings.Contains(md.String(), "request arrived → first write to the client") || !strings.Contains(md.String(), "| test.upstream_headers |") {
 		t.Fatalf("table:\n%s", md.String())
 	}
 }
