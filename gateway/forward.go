@@ -275,11 +275,13 @@ func (c *call) giveUp(res attemptResult) {
 // attempt sends the request once. On a 2xx it relays the response.
 func (c *call) attempt() attemptResult {
 	g, p := c.g, c.p
+	build := trace.StartRegion(c.r.Context(), "gateway.build_request")
 	ctx, cancel := context.WithCancelCause(c.r.Context())
 	defer cancel(nil)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost,
 		p.upstreamURL(c.rt, c.model, forwardQuery(c.r.URL.RawQuery)), c.body.Reader())
 	if err != nil {
+		build.End()
 		return attemptResult{failure: "internal", err: err}
 	}
 	req.ContentLength = c.body.Len()
@@ -289,6 +291,7 @@ func (c *call) attempt() attemptResult {
 
 	start := g.clk.Now()
 	ht := g.clk.AfterFunc(c.headerTimeout(), func() { cancel(errHeaderTimeout) })
+	build.End()
 	reg := trace.StartRegion(ctx, "gateway.upstream_headers")
 	resp, err := g.do(p, req)
 	reg.End()

@@ -273,10 +273,12 @@ type call struct {
 }
 
 func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	route := trace.StartRegion(r.Context(), "gateway.route")
 	g.inflight.add(1)
 	c := &call{g: g, w: w, r: r, id: api.NewRequestID(), start: g.clk.Now()}
 	w.Header().Set(HeaderRequestID, c.id)
 	if !g.adm.enter() {
+		route.End()
 		if fam, known := envelope.FamilyForPath(r.URL.Path); known {
 			c.fam = fam
 		} else {
@@ -288,6 +290,7 @@ func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer g.adm.leave()
 	rt, ok := matchRoute(r)
+	route.End()
 	if !ok {
 		fam, known := envelope.FamilyForPath(r.URL.Path)
 		if !known {
