@@ -253,7 +253,7 @@ func (c *committer) run(stop <-chan struct{}) {
 		// while batches are taken whole (maxBatch caps them otherwise).
 		c.mu.queue = append(c.spare[:0], queue[n:]...)
 		// Every write before the remaining queue is in this batch.
-		upTo := c.mu.lastSeq - uint64(len(c.mu.queue))
+		upTo := c.firstQueuedLocked() - 1
 		if len(c.mu.queue) == 0 {
 			// The deferred writes ride along. What remains past maxBatch
 			// keeps the older time: it is due no later.
@@ -342,7 +342,7 @@ func (c *committer) demand(seq uint64) {
 	// later urgent write had already made it urgent. Demands of urgent
 	// writes are not: those count from their queueing.
 	if n := len(c.mu.demands); c.deferMax > 0 && (n == 0 || c.mu.demands[n-1].seq < seq) {
-		first := c.mu.lastSeq - uint64(len(c.mu.queue)) + 1
+		first := c.firstQueuedLocked()
 		if seq >= first && seq <= c.mu.lastSeq && c.mu.queue[seq-first].urgentAt.IsZero() {
 			c.mu.demands = append(c.mu.demands, demandMark{seq: seq, at: now})
 		}
@@ -389,6 +389,12 @@ func (c *committer) wait(ctx context.Context, seq uint64, deadline time.Time) er
 	}
 }
 
+// firstQueuedLocked is the sequence number of c.mu.queue[0] (lastSeq+1
+// when the queue is empty). c.mu is held.
+func (c *committer) firstQueuedLocked() uint64 {
+	return c.mu.lastSeq - uint64(len(c.mu.queue)) + 1
+}
+
 // takeMarksLocked copies into c.marks the demands of writes first..upTo
 // (the batch being taken) and drops from c.mu.demands every demand up to
 // upTo (one of a write already committing when it came is not counted).
@@ -407,9 +413,8 @@ func (c *committer) takeMarksLocked(first, upTo uint64) []demandMark {
 }
 
 // observeWaits records holdfast_commit_wait_seconds for a committed batch:
-// each write urgent when queued, from
-// its queueing, and each demand of a deferred write in it, from the
-// demand. Deferred writes nobody demanded rode along and are not counted.
+// each write urgent when queued, from its queueing, and each demand of a
+// deferred write in it, from the demand. Deferred writes nobody demanded rode along and are not counted.
 func (c *committer) observeWaits(batch []*Write, end time.Time) {
 	for _, w := range batch {
 		if !w.urgentAt.IsZero() {

@@ -324,25 +324,27 @@ func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request) {
 // Its steps are runtime/trace regions (a few nanoseconds when no trace
 // runs), which gatewaybench -trace reports per request.
 func (c *call) serve() {
-	ctx := c.r.Context()
-	reg := trace.StartRegion(ctx, "gateway.authenticate")
-	ref := c.authenticate()
-	reg.End()
-	if ref == nil {
-		reg = trace.StartRegion(ctx, "gateway.read_body")
-		ref = c.readRequest()
+	for _, step := range policySteps {
+		reg := trace.StartRegion(c.r.Context(), step.region)
+		ref := step.run(c)
 		reg.End()
-	}
-	if ref == nil {
-		reg = trace.StartRegion(ctx, "gateway.preflight")
-		ref = c.preflight()
-		reg.End()
-	}
-	if ref != nil {
-		c.refuse(*ref)
-		return
+		if ref != nil {
+			c.refuse(*ref)
+			return
+		}
 	}
 	c.forward()
+}
+
+// policySteps run in order before a call is forwarded; the first refusal
+// answers it.
+var policySteps = [...]struct {
+	region string
+	run    func(*call) *refusal
+}{
+	{"gateway.authenticate", (*call).authenticate},
+	{"gateway.read_body", (*call).readRequest},
+	{"gateway.preflight", (*call).preflight},
 }
 
 // refusal is an answer the gateway gives itself, in the family's envelope.
