@@ -77,36 +77,18 @@ func typeName(v any) string {
 // call stuck writing (gateway/h1 writes whole bodies before reading, so
 // bodies above h1MaxBody go through net/http, which reads while writing).
 func TestEarlyAnswerToLargeBody(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
+	e := rawUpstreamEnv(t, 0, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for { // the request headers, then nothing more is read
+			line, err := br.ReadString('\n')
+			if err != nil || line == "\r\n" {
+				break
 			}
-			go func() {
-				br := bufio.NewReader(c)
-				for { // the request headers, then nothing more is read
-					line, err := br.ReadString('\n')
-					if err != nil || line == "\r\n" {
-						break
-					}
-				}
-				body := `{"type":"error","error":{"type":"request_too_large","message":"too large"}}`
-				fmt.Fprintf(c, "HTTP/1.1 413 Request Entity Too Large\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
-				<-t.Context().Done() // holds the connection open, unread
-				c.Close()
-			}()
 		}
-	}()
-	e := newEnv(t, withConfig(func(c *Config) { c.MaxRetries = 0 }), func(o *envOpts) {
-		o.providers = func(string) map[string]ProviderConfig {
-			return map[string]ProviderConfig{"anthropic": {Type: TypeAnthropic, BaseURL: "http://" + ln.Addr().String(), APIKeyEnv: "ANTHROPIC_KEY"}}
-		}
+		body := `{"type":"error","error":{"type":"request_too_large","message":"too large"}}`
+		fmt.Fprintf(c, "HTTP/1.1 413 Request Entity Too Large\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+		<-t.Context().Done() // holds the connection open, unread
+		c.Close()
 	})
 	big := bytes.Repeat([]byte("x"), 16<<20)
 	body := append(append([]byte(`{"model":"claude-sonnet-4-5","max_tokens":10,"stream":true,"messages":[{"role":"user","content":"`), big...), `"}]}`...)
@@ -123,34 +105,16 @@ func TestEarlyAnswerToLargeBody(t *testing.T) {
 // panics) but treat it as a broken upstream, retried, then given up in the
 // envelope.
 func TestUpstreamStatusBelow100(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
 	var answered atomic.Int32
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				req, err := http.ReadRequest(bufio.NewReader(c))
-				if err != nil {
-					return
-				}
-				io.Copy(io.Discard, req.Body)
-				answered.Add(1)
-				io.WriteString(c, "HTTP/1.1 099 Odd\r\nContent-Length: 0\r\n\r\n")
-			}()
+	e := rawUpstreamEnv(t, 1, func(c net.Conn) {
+		defer c.Close()
+		req, err := http.ReadRequest(bufio.NewReader(c))
+		if err != nil {
+			return
 		}
-	}()
-	e := newEnv(t, withConfig(func(c *Config) { c.MaxRetries = 1 }), func(o *envOpts) {
-		o.providers = func(string) map[string]ProviderConfig {
-			return map[string]ProviderConfig{"anthropic": {Type: TypeAnthropic, BaseURL: "http://" + ln.Addr().String(), APIKeyEnv: "ANTHROPIC_KEY"}}
-		}
+		io.Copy(io.Discard, req.Body)
+		answered.Add(1)
+		io.WriteString(c, "HTTP/1.1 099 Odd\r\nContent-Length: 0\r\n\r\n")
 	})
 	resp := e.post("/v1/messages", streamBody, nil)
 	b, _ := io.ReadAll(resp.Body)
@@ -161,4 +125,30 @@ func TestUpstreamStatusBelow100(t *testing.T) {
 	if n := answered.Load(); n != 2 {
 		t.Fatalf("the upstream was asked %d times, want 2 (one retry)", n)
 	}
+}
+
+// rawUpstreamEnv is a gateway with gateway.max_retries retries whose one
+// provider (anthropic) is a plain TCP listener: handle gets each
+// connection, on a goroutine of its own, and closes it.
+func rawUpstreamEnv(t *testing.T, retries int, handle func(net.Conn)) *env {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go handle(c)
+		}
+	}()
+	return newEnv(t, withConfig(func(c *Config) { c.MaxRetries = retries }), func(o *envOpts) {
+		o.providers = func(string) map[string]ProviderConfig {
+			return map[string]ProviderConfig{"anthropic": {Type: TypeAnthropic, BaseURL: "http://" + ln.Addr().String(), APIKeyEnv: "ANTHROPIC_KEY"}}
+		}
+	})
 }
